@@ -1,0 +1,43 @@
+"""A stratified random classifier: the lower reference of the forgetting ratio (seed_spec §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dwa_core.approaches import register
+from dwa_core.approaches.base import Approach
+
+
+@dataclass(frozen=True)
+class RandomParams:
+    # The seed predicts every earlier task with the *latest* task's labels; True reproduces that.
+    latest_task_labels: bool = False
+
+
+@register("random")
+class Random(Approach):
+    """No training: predict shuffled copies of each task's own training labels (loss 0)."""
+
+    Params = RandomParams
+
+    def fit(self, t, task):
+        self.labels = getattr(self, "labels", {})
+        self.labels[t] = task.train.y.clone()
+        self.latest = t
+        return []
+
+    def test(self, u, task):
+        source = self.labels[self.latest if self.params.latest_task_labels else u]
+        n = len(task.test)
+        order = torch.randperm(len(source), generator=self.generator).to(source.device)
+        repeats = -(-n // len(source))
+        predictions = source[order].repeat(repeats)[:n]
+        return 0.0, (predictions == task.test.y).float().mean().item()
+
+    def extra_state(self):
+        return {"labels": getattr(self, "labels", {}), "latest": getattr(self, "latest", 0)}
+
+    def load_extra_state(self, state):
+        self.labels, self.latest = state["labels"], state["latest"]

@@ -1,0 +1,58 @@
+"""The SGD-family baselines of seed_spec §4: fine-tuning, frozen trunk, restart per task."""
+
+from __future__ import annotations
+
+import copy
+
+from dwa_core.approaches import register
+from dwa_core.approaches.base import Approach
+
+
+@register("sgd")
+class SGD(Approach):
+    """Fine-tune the shared network and the current head on each task in turn (lower bound)."""
+
+
+@register("sgd-frozen")
+class SGDFrozen(Approach):
+    """Train everything on task 0, then only the heads of later tasks (the trunk is frozen)."""
+
+    def before_task(self, t, task):
+        if t > 0:
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(name.startswith("last."))
+
+
+@register("sgd-restart")
+class SGDRestart(Approach):
+    """An independent model per task: restart from the initial weights before every task."""
+
+    def __init__(self, model, train, params=None, *, seed=0):
+        super().__init__(model, train, params, seed=seed)
+        self.initial = copy.deepcopy(model.state_dict())
+
+    def before_task(self, t, task):
+        # Heads of earlier tasks keep their trained weights: each task's model is (trunk_t, head_t).
+        # Evaluating an old task after restarting would use the new trunk, so we keep one trunk
+        # per task and swap it in at test time.
+        trunk = {k: v for k, v in self.initial.items() if not k.startswith("last.")}
+        self.model.load_state_dict(trunk, strict=False)
+
+    def after_task(self, t, task):
+        self.trunks = getattr(self, "trunks", {})
+        self.trunks[t] = {k: v.clone() for k, v in self.model.state_dict().items()
+                          if not k.startswith("last.")}
+
+    def test(self, u, task):
+        current = copy.deepcopy(self.model.state_dict())
+        self.model.load_state_dict(self.trunks[u], strict=False)
+        try:
+            return super().test(u, task)
+        finally:
+            self.model.load_state_dict(current)
+
+    def extra_state(self):
+        return {"trunks": getattr(self, "trunks", {})}
+
+    def load_extra_state(self, state):
+        self.trunks = state["trunks"]

@@ -1,0 +1,188 @@
+"""Frozen, validated configuration: ExperimentConfig holds a TrainConfig and the parameters of
+the benchmark and of the approach (each validated by that component's own dataclass)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value: the message names the field and what is allowed."""
+
+
+def check(condition: bool, field_name: str, allowed: str, value: Any) -> None:
+    """Raise a ConfigError naming the field, the allowed values and the value given."""
+    if not condition:
+        raise ConfigError(f"{field_name}: must be {allowed}, got {value!r}")
+
+
+def _coerce(value: Any, annotation: Any, name: str) -> Any:
+    """Coerce strings from the CLI / JSON lists into the annotated type (bool, int, float, tuple)."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, vars(typing) | {"Literal": Literal})  # noqa: S307 (own annotations)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, name)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{name}: invalid value {value!r}")
+    if origin is Literal:
+        check(value in args, name, "one of " + ", ".join(map(repr, args)), value)
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.strip("[]()").split(",") if v.strip()]
+        check(isinstance(value, (list, tuple)), name, "a list", value)
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, name) for v in value)
+    if annotation is bool:
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        check(isinstance(value, bool), name, "true or false", value)
+        return value
+    if annotation is int:
+        if isinstance(value, str):
+            try:
+                value = int(value)
+            except ValueError:
+                pass
+        check(isinstance(value, int) and not isinstance(value, bool), name, "an integer", value)
+        return value
+    if annotation is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        check(isinstance(value, (int, float)) and not isinstance(value, bool), name, "a number", value)
+        return float(value)
+    if annotation is str:
+        check(isinstance(value, str), name, "a string", value)
+        return value
+    return value
+
+
+def build_params(cls: type, values: dict | None, owner: str) -> Any:
+    """Instantiate the hyper-parameter dataclass `cls` from a dict; unknown keys are an error."""
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{owner}: unknown parameter(s) {', '.join(unknown)}; "
+                          f"valid: {', '.join(fields) or '(none)'}")
+    hints = typing.get_type_hints(cls)
+    coerced = {k: _coerce(v, hints[k], f"{owner}.{k}") for k, v in values.items()}
+    return cls(**coerced)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """For components without hyper-parameters."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The paper's training protocol (seed_spec §3): plain SGD, lr decay on a plateau, early stop."""
+
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 0.05
+    lr_min: float = 1e-4
+    lr_factor: float = 3.0
+    lr_patience: int = 5
+    clip_grad: float | None = None  # None: the approach's own default (10000, 100, ...)
+    warmup_epochs: int = 0
+    warmup_divisor: float = 1.0
+    # "paper": divide the lr after `lr_patience` epochs without improvement and stop below lr_min.
+    # "original-code": the seed's condition, which never decays (constant lr, all epochs).
+    lr_schedule: Literal["paper", "original-code"] = "paper"
+    eval_batch_size: int = 1024
+
+    def __post_init__(self):
+        check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
+        check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
+        check(self.lr > 0, "train.lr", "> 0", self.lr)
+        check(self.lr_min >= 0, "train.lr_min", ">= 0", self.lr_min)
+        check(self.lr_factor > 1, "train.lr_factor", "> 1", self.lr_factor)
+        check(self.lr_patience >= 1, "train.lr_patience", "an integer >= 1", self.lr_patience)
+        check(self.clip_grad is None or self.clip_grad > 0, "train.clip_grad", "> 0 or None",
+              self.clip_grad)
+        check(self.warmup_epochs >= 0, "train.warmup_epochs", "an integer >= 0", self.warmup_epochs)
+        check(self.warmup_divisor >= 1, "train.warmup_divisor", ">= 1", self.warmup_divisor)
+        check(self.lr_schedule in ("paper", "original-code"), "train.lr_schedule",
+              "'paper' or 'original-code'", self.lr_schedule)
+        check(self.eval_batch_size >= 1, "train.eval_batch_size", "an integer >= 1",
+              self.eval_batch_size)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One run: a benchmark, an approach, a network, a seed. `approach_params` and
+    `benchmark_params` are validated against the component's own parameter dataclass."""
+
+    benchmark: str = "split-digits"
+    approach: str = "sgd"
+    network: str = "auto"  # "auto": the benchmark's network (mlp or alexnet)
+    seed: int = 0
+    device: str = "auto"
+    data_dir: str | None = None
+    download: bool = False
+    train: TrainConfig = field(default_factory=TrainConfig)
+    approach_params: dict = field(default_factory=dict)
+    benchmark_params: dict = field(default_factory=dict)
+    network_params: dict = field(default_factory=dict)
+    weight_init: str = "kaiming:xavier"  # "CONV[,CONVBIAS]:LINEAR[,LINEARBIAS]" (seed_spec §2)
+    output_dir: str = "results"
+    name: str = ""
+    max_tasks: int | None = None  # stop after this many tasks (the seed's test_mode)
+
+    def __post_init__(self):
+        if isinstance(self.train, dict):
+            object.__setattr__(self, "train", build_params(TrainConfig, self.train, "train"))
+        check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0", self.seed)
+        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+              "device", "'auto', 'cpu', 'cuda[:N]' or 'mps'", self.device)
+        check(self.max_tasks is None or self.max_tasks >= 1, "max_tasks", "None or >= 1",
+              self.max_tasks)
+        for name in ("approach_params", "benchmark_params", "network_params"):
+            check(isinstance(getattr(self, name), dict), name, "a dict", getattr(self, name))
+        from dwa_core.models.init import parse_weight_init  # validates the scheme string
+
+        parse_weight_init(self.weight_init)
+
+    def replace(self, **changes) -> "ExperimentConfig":
+        """A copy with some fields changed; `train` may be given as a dict of changes."""
+        if isinstance(changes.get("train"), dict):
+            changes["train"] = dataclasses.replace(self.train, **changes["train"])
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ExperimentConfig":
+        return build_params(cls, values, "config")
+
+    def key(self) -> str:
+        """A short stable hash of everything that changes the numbers (not paths)."""
+        values = self.to_dict()
+        for ignored in ("output_dir", "device", "data_dir", "download"):
+            values.pop(ignored)
+        text = json.dumps(values, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def run_name(self) -> str:
+        suffix = f"_{self.name}" if self.name else ""
+        return f"{self.benchmark}_{self.approach}_{self.seed}{suffix}_{self.key()}"

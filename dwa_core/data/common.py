@@ -1,0 +1,58 @@
+"""Helpers shared by every benchmark builder: seeded splits, subsampling, reshaping."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dwa_core.config import ConfigError
+from dwa_core.data.types import Split
+
+SHAPES = {"native": None, "1x28x28": (1, 28, 28), "3x32x32": (3, 32, 32)}
+
+
+def seeded_order(n: int, seed: int) -> np.ndarray:
+    """The seed's rule `sklearn.utils.shuffle(arange(n), random_state=seed)`."""
+    order = np.arange(n)
+    np.random.RandomState(seed).shuffle(order)
+    return order
+
+
+def validation_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Hold out the first floor(fraction*N) rows of a seeded shuffle as validation (seed_spec §8)."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"valid_fraction: must be in (0, 1), got {fraction!r}")
+    order = torch.from_numpy(seeded_order(len(split), seed))
+    n_valid = int(fraction * len(split))
+    valid, train = order[:n_valid], order[n_valid:]
+    return Split(split.x[train], split.y[train]), Split(split.x[valid], split.y[valid])
+
+
+def subsample_per_class(split: Split, per_class: int | None, seed: int) -> Split:
+    """Keep at most `per_class` samples of every class (seeded), in their original order."""
+    if per_class is None:
+        return split
+    if per_class < 1:
+        raise ConfigError(f"per_class: must be None or >= 1, got {per_class!r}")
+    rng = np.random.RandomState(seed)
+    y = split.y.cpu().numpy()
+    keep = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)])
+    keep = torch.from_numpy(np.sort(keep))
+    return Split(split.x[keep], split.y[keep])
+
+
+def to_shape(x: torch.Tensor, shape: str) -> torch.Tensor:
+    """Bring (N, C, H, W) images to a named network shape: "native", "1x28x28" (bilinear resize)
+    or "3x32x32" (resize to 28 if needed, zero-pad to 32, grey copied to 3 channels)."""
+    if shape not in SHAPES:
+        raise ConfigError(f"shape: must be one of {', '.join(SHAPES)}, got {shape!r}")
+    if shape == "native":
+        return x
+    if x.shape[-1] not in (28, 32):
+        x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+    if shape == "1x28x28":
+        return x.mean(1, keepdim=True) if x.shape[1] != 1 else x
+    if x.shape[-1] == 28:
+        x = F.pad(x, (2, 2, 2, 2))
+    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x

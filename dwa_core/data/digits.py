@@ -1,0 +1,92 @@
+"""Offline benchmarks on scikit-learn's handwritten digits (1,797 real 8x8 images, 10 classes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dwa_core.config import check
+from dwa_core.data.common import SHAPES, seeded_order, subsample_per_class, to_shape, validation_split
+from dwa_core.data.registry import register_benchmark
+from dwa_core.data.types import Benchmark, Split, Task
+
+TEST_FRACTION = 0.2  # digits ship without a test split: a fixed 20 % (the same for every seed)
+
+
+def load_digits_splits() -> tuple[Split, Split]:
+    """(train, test) of the digits as float (N, 1, 8, 8) in [0, 1], fixed split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    order = torch.from_numpy(seeded_order(len(y), 12345))
+    n_test = int(TEST_FRACTION * len(y))
+    test, train = order[:n_test], order[n_test:]
+    return Split(x[train], y[train]), Split(x[test], y[test])
+
+
+def _normalise(train: Split, *others: Split) -> list[Split]:
+    mean, std = train.x.mean(), train.x.std()
+    return [Split((s.x - mean) / std, s.y) for s in (train, *others)]
+
+
+@dataclass(frozen=True)
+class DigitsParams:
+    shape: str = "native"  # "native" (1x8x8), "1x28x28" (MLP experiments) or "3x32x32" (AlexNet)
+    per_class: int | None = None  # training samples kept per class (smoke profiles)
+    valid_fraction: float = 0.15
+    n_tasks: int = 5
+
+    def __post_init__(self):
+        check(self.shape in SHAPES, "benchmark_params.shape", f"one of {', '.join(SHAPES)}", self.shape)
+        check(0 < self.valid_fraction < 1, "benchmark_params.valid_fraction", "in (0, 1)",
+              self.valid_fraction)
+
+
+def _make_task(name, n_classes, train, test, params, seed) -> Task:
+    train, valid = validation_split(train, params.valid_fraction, seed)
+    train = subsample_per_class(train, params.per_class, seed)
+    train, valid, test = _normalise(train, valid, test)
+    shaped = [Split(to_shape(s.x, params.shape), s.y) for s in (train, valid, test)]
+    return Task(name, n_classes, *shaped)
+
+
+def _network_for(shape: str) -> str:
+    return "alexnet" if shape == "3x32x32" else "mlp"
+
+
+@register_benchmark("split-digits", DigitsParams)
+def split_digits(params: DigitsParams, seed: int = 0, **_) -> Benchmark:
+    """Digits split into 5 two-class tasks {0,1}, {2,3}, ...; task order drawn from the seed."""
+    check(params.n_tasks == 5, "benchmark_params.n_tasks", "5 for split-digits", params.n_tasks)
+    train, test = load_digits_splits()
+    tasks = []
+    for k in seeded_order(5, seed):
+        pick = lambda s: Split(s.x[(s.y // 2) == k], s.y[(s.y // 2) == k] % 2)  # noqa: E731
+        tasks.append(_make_task(f"digits-{2 * k}-{2 * k + 1}", 2, pick(train), pick(test), params, seed))
+    shape = tuple(tasks[0].train.x.shape[1:])
+    return Benchmark("split-digits", tasks, shape, _network_for(params.shape))
+
+
+def pixel_permutation(n_pixels: int, seed: int, task: int) -> torch.Tensor:
+    """The permutation of a task is a function of (seed, task) alone."""
+    return torch.from_numpy(np.random.RandomState(seed * 1000 + task).permutation(n_pixels))
+
+
+@register_benchmark("permuted-digits", DigitsParams)
+def permuted_digits(params: DigitsParams, seed: int = 0, **_) -> Benchmark:
+    """Digits under a different fixed pixel permutation per task (10 classes each)."""
+    check(params.n_tasks >= 1, "benchmark_params.n_tasks", ">= 1", params.n_tasks)
+    train, test = load_digits_splits()
+    tasks = []
+    for k in range(params.n_tasks):
+        task = _make_task(f"permuted-digits-{k}", 10, train, test, params, seed)
+        n_pixels = task.train.x[0].numel()
+        perm = pixel_permutation(n_pixels, seed, k)
+        permute = lambda s: Split(s.x.flatten(1)[:, perm].view_as(s.x), s.y)  # noqa: E731
+        tasks.append(Task(task.name, 10, permute(task.train), permute(task.valid), permute(task.test)))
+    shape = tuple(tasks[0].train.x.shape[1:])
+    return Benchmark("permuted-digits", tasks, shape, _network_for(params.shape))

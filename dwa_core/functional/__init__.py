@@ -1,0 +1,1 @@
+"""Pure tensor maths of the approaches (penalties, gates, merges), tested alone."""

@@ -1,0 +1,58 @@
+"""Weight initialisation schemes selectable per layer kind (seed_spec §2, `--weight_init`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dwa_core.config import ConfigError
+
+SCHEMES = {
+    "kaiming": lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"),
+    "xavier": lambda w: nn.init.xavier_uniform_(w, gain=1.0),
+    "normal": lambda w: nn.init.normal_(w, 0.0, 1.0),
+    "uniform": lambda w: nn.init.uniform_(w, 0.0, 1.0),
+    "ones": nn.init.ones_,
+    "zeros": nn.init.zeros_,
+}
+
+
+def parse_weight_init(spec: str) -> dict[str, str]:
+    """"CONV[,CONVBIAS]:LINEAR[,LINEARBIAS]" -> {conv, conv_bias, linear, linear_bias}."""
+    parts = spec.split(":") if isinstance(spec, str) else []
+    if len(parts) != 2:
+        raise ConfigError(f"weight_init: must look like 'kaiming:xavier' or "
+                          f"'kaiming,zeros:xavier,zeros', got {spec!r}")
+    out = {}
+    for kind, part in zip(("conv", "linear"), parts):
+        weight, _, bias = part.partition(",")
+        for key, name in ((kind, weight), (f"{kind}_bias", bias or "zeros")):
+            if name not in SCHEMES:
+                raise ConfigError(f"weight_init: unknown scheme {name!r}; valid: {', '.join(SCHEMES)}")
+            out[key] = name
+    return out
+
+
+def _init_bias(bias: torch.Tensor, scheme: str) -> None:
+    # kaiming/xavier are undefined on 1-d tensors: treat them as zeros, like the seed's default.
+    if scheme in ("kaiming", "xavier"):
+        nn.init.zeros_(bias)
+    else:
+        SCHEMES[scheme](bias)
+
+
+@torch.no_grad()
+def apply_weight_init(model: nn.Module, spec: str) -> nn.Module:
+    """Initialise every conv and linear layer of `model` (including the heads) by `spec`.
+    Layers opt in by being Conv2d/Linear or by setting `init_kind = "conv" | "linear"`."""
+    schemes = parse_weight_init(spec)
+    for module in model.modules():
+        kind = getattr(module, "init_kind", None)
+        if kind is None:
+            kind = "conv" if isinstance(module, nn.Conv2d) else "linear" if isinstance(module, nn.Linear) else None
+        if kind is None or getattr(module, "weight", None) is None:
+            continue
+        SCHEMES[schemes[kind]](module.weight)
+        if getattr(module, "bias", None) is not None:
+            _init_bias(module.bias, schemes[f"{kind}_bias"])
+    return model
