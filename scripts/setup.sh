@@ -25,8 +25,9 @@ if [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$cache"
   "$PYTHON" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r requirements.lock
+  quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }; }  # mirror noise
+  quiet "$venv/bin/python" -m pip install -q --upgrade pip
+  quiet "$venv/bin/python" -m pip install -q -r requirements.lock
   touch "$venv/.complete"
 fi
 # Point the environment at this clone (a .pth file: no build step, safe to share the venv).
