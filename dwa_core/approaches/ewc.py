@@ -1,0 +1,73 @@
+"""Elastic Weight Consolidation (Kirkpatrick et al. 2017), as in the seed (seed_spec §6.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from dwa_core.approaches import register
+from dwa_core.approaches.base import Approach
+from dwa_core.config import check
+from dwa_core.functional.fisher import fisher_diagonal, iterate_batches, merge_fisher
+from dwa_core.functional.regularizers import ewc_penalty, parameters_of
+
+# The HAT paper's search grid for lamb; 5000 is the published comparison's value.
+GRID = {"lamb": (500, 1000, 2000, 5000, 10000, 20000, 50000)}
+
+
+@dataclass(frozen=True)
+class EWCParams:
+    lamb: float = 5000.0  # weight of the quadratic penalty
+    fisher_batch_size: int = 20  # the seed's batches for the Fisher
+    accumulate_gradients: bool = False  # True: never zero gradients in the Fisher loop (seed DWA bug)
+
+    def __post_init__(self):
+        check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
+        check(self.fisher_batch_size >= 1, "approach_params.fisher_batch_size", ">= 1",
+              self.fisher_batch_size)
+
+
+def task_fisher(approach: Approach, t: int, task, batch_size: int, accumulate: bool) -> dict:
+    """Empirical Fisher of task t's training set under the approach's own criterion (seed: train mode,
+    batches of 20, the regulariser included for t >= 1)."""
+    return fisher_diagonal(
+        approach.model, iterate_batches(task.train.x, task.train.y, batch_size),
+        lambda x, y: approach.loss(approach.forward(x, t), y, t), accumulate_gradients=accumulate)
+
+
+@register("ewc")
+class EWC(Approach):
+    """CE(head t) + lamb * sum_k 1/2 F_k (theta_k - theta*_k)^2 for t >= 1, F a running mean over tasks."""
+
+    Params = EWCParams
+    clip_grad = 100.0
+
+    def __init__(self, model, train, params=None, *, seed=0):
+        super().__init__(model, train, params, seed=seed)
+        self.anchor: dict | None = None  # theta*: the weights after the previous task
+        self.fisher: dict | None = None
+
+    def penalty(self):
+        if self.fisher is None:  # task 0: nothing to protect yet
+            return None
+        return ewc_penalty(self.model.named_parameters(), self.anchor, self.fisher)
+
+    def loss(self, outputs, y, t):
+        ce = F.cross_entropy(outputs, y)
+        penalty = self.penalty()
+        return ce if penalty is None else ce + self.params.lamb * penalty
+
+    def after_task(self, t, task):
+        # Seed order: theta* is stored before the Fisher, whose criterion includes the penalty; at
+        # theta = theta* the penalty's gradient is 0, so this is the Fisher of the CE alone.
+        self.anchor = parameters_of(self.model)
+        p = self.params
+        new = task_fisher(self, t, task, p.fisher_batch_size, p.accumulate_gradients)
+        self.fisher = merge_fisher(self.fisher, new, t)
+
+    def extra_state(self):
+        return {"anchor": self.anchor, "fisher": self.fisher}
+
+    def load_extra_state(self, state):
+        self.anchor, self.fisher = state["anchor"], state["fisher"]

@@ -1,0 +1,82 @@
+"""Learning without Forgetting (Li & Hoiem 2016), as in the seed (seed_spec §4)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dwa_core.approaches import register
+from dwa_core.approaches.base import Approach
+from dwa_core.config import check
+from dwa_core.functional.regularizers import distillation_ce
+
+# The HAT paper's search grid; lamb=2, T=1 are the defaults used in the comparison.
+GRID = {"lamb": (0.1, 0.5, 1, 2, 4, 8, 10), "temperature": (0.5, 1, 2, 4)}
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """The reference model of lwf / lfl / ewc / imm: a deep copy, eval mode, no gradients."""
+    old = copy.deepcopy(model).eval()
+    for p in old.parameters():
+        p.requires_grad_(False)
+    return old
+
+
+@dataclass(frozen=True)
+class LwFParams:
+    lamb: float = 2.0  # weight of the distillation terms
+    temperature: float = 1.0  # T
+    eps: float = 1e-5  # the seed's smoothing of the student's distribution (eps / n_classes)
+
+    def __post_init__(self):
+        check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
+        check(self.temperature > 0, "approach_params.temperature", "> 0", self.temperature)
+        check(self.eps >= 0, "approach_params.eps", ">= 0", self.eps)
+
+
+@register("lwf")
+class LwF(Approach):
+    """CE(head t) + lamb * sum_{u<t} distillation-CE(head u, frozen old model's head u)."""
+
+    Params = LwFParams
+    clip_grad = 100.0
+
+    def __init__(self, model, train, params=None, *, seed=0):
+        super().__init__(model, train, params, seed=seed)
+        self.old: nn.Module | None = None  # the model after the previous task
+        self._x = self._h = None
+
+    def forward(self, x, t):
+        self._x, self._h = x, self.model.features(x)  # kept for the old heads in loss()
+        return self.model.last(self._h, t)
+
+    def distillation(self, t: int) -> torch.Tensor | None:
+        """Sum over the previous tasks' heads of the distillation-CE on the current batch."""
+        if self.old is None or t == 0:
+            return None
+        with torch.no_grad():
+            h_old = self.old.features(self._x)
+        p = self.params
+        return sum(distillation_ce(self.model.last(self._h, u), self.old.last(h_old, u),
+                                   p.temperature, p.eps) for u in range(t))
+
+    def loss(self, outputs, y, t):
+        ce = F.cross_entropy(outputs, y)
+        dist = self.distillation(t)
+        return ce if dist is None else ce + self.params.lamb * dist
+
+    def after_task(self, t, task):
+        self.old = frozen_copy(self.model)
+
+    def extra_state(self):
+        return {"old": None if self.old is None else self.old.state_dict()}
+
+    def load_extra_state(self, state):
+        self.old = None
+        if state["old"] is not None:
+            self.old = frozen_copy(self.model)
+            self.old.load_state_dict(state["old"])
