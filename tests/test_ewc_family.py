@@ -1,0 +1,189 @@
+"""EWC, LwF, LFL, IMM-mean and IMM-mode on small split-digits runs: invariants, merges, resume."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dwa_core import ExperimentConfig, TrainConfig, data, run_experiment
+from dwa_core.approaches import get
+from dwa_core.config import ConfigError
+from dwa_core.experiment import build_approach, validate
+from dwa_core.functional.regularizers import parameters_of
+
+NAMES = ("ewc", "lwf", "lfl", "imm-mean", "imm-mode")
+CFG = ExperimentConfig(train=TrainConfig(epochs=1, batch_size=32, lr=0.1), max_tasks=2,
+                       benchmark_params={"per_class": 30}, network_params={"hidden": 32, "layers": 2})
+
+
+def make(name, **params):
+    cfg = CFG.replace(approach=name, approach_params=params)
+    bench = data.load_benchmark(cfg, "cpu")
+    return build_approach(cfg, validate(cfg), bench, torch.device("cpu")), bench.tasks
+
+
+def batch(task, n=40):
+    return task.train.x[:n], task.train.y[:n]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_two_tasks_one_epoch_have_finite_losses(name):
+    results = run_experiment(CFG.replace(approach=name), save=False)
+    assert np.isfinite(results.loss_matrix()[np.tril_indices(2)]).all()
+    assert all(np.isfinite(row["train_loss"]) for task in results.history for row in task)
+    assert results.acc[1][1] > 0.5
+
+
+@pytest.mark.parametrize("name, bad", [("ewc", {"lamb": -1}), ("lwf", {"temperature": 0}),
+                                       ("lfl", {"lamb": -0.1}), ("imm-mean", {"regularizer": -1}),
+                                       ("imm-mode", {"lamb": -1})])
+def test_invalid_parameters_are_config_errors(name, bad):
+    with pytest.raises(ConfigError):
+        validate(CFG.replace(approach=name, approach_params=bad))
+
+
+def test_clip_defaults_follow_the_seed():
+    assert [get(n).clip_grad for n in NAMES] == [100.0, 100.0, 200.0, 10000.0, 1000.0]
+
+
+def test_ewc_penalty_is_zero_on_task_0_positive_after_and_scales_with_lambda():
+    approach, tasks = make("ewc")
+    x, y = batch(tasks[0])
+    approach.model.eval()
+    assert approach.penalty() is None
+    assert torch.equal(approach.loss(approach.forward(x, 0), y, 0), F.cross_entropy(approach.model(x, 0), y))
+    approach.fit(0, tasks[0])
+    assert approach.penalty().item() == 0.0  # at theta = theta*
+    assert all((f >= 0).all() for f in approach.fisher.values())
+    assert approach.fisher["last.heads.0.weight"].sum() > 0 and approach.fisher["last.heads.1.weight"].sum() == 0
+    approach.after_task = lambda t, task: None  # keep theta* and F of task 0 for the check
+    approach.fit(1, tasks[1])
+    penalty = approach.penalty()
+    assert penalty.item() > 0
+    approach.model.eval()
+    out = approach.forward(*batch(tasks[1])[:1], 1)
+    ce = F.cross_entropy(out, batch(tasks[1])[1])
+    total = approach.loss(out, batch(tasks[1])[1], 1)
+    torch.testing.assert_close(total - ce, 5000.0 * penalty)
+
+
+def test_ewc_larger_lambda_keeps_the_fisher_weighted_distance_smaller():
+    # lamb up to 1000 keeps lr * lamb * F near the stable range on this small MLP (Fisher entries
+    # up to about 0.06); the paper's 5000 suits AlexNet-size networks with much smaller entries.
+    penalties = []
+    for lamb in (0.0, 300.0, 1000.0):
+        approach, tasks = make("ewc", lamb=lamb)
+        approach.fit(0, tasks[0])
+        approach.after_task = lambda t, task: None  # keep theta* and F of task 0
+        approach.fit(1, tasks[1])
+        penalties.append(approach.penalty().item())
+    assert penalties[0] > penalties[1] > penalties[2] > 0
+
+
+def test_ewc_accumulated_gradient_fisher_differs():
+    fishers = []
+    for accumulate in (False, True):
+        approach, tasks = make("ewc", accumulate_gradients=accumulate)
+        approach.fit(0, tasks[0])
+        fishers.append(approach.fisher["features.1.weight"])
+    assert not torch.allclose(*fishers)
+
+
+@pytest.mark.parametrize("name", ["lwf", "lfl"])
+def test_lwf_and_lfl_terms_are_zero_on_task_0_and_positive_after(name):
+    approach, tasks = make(name)
+    x, y = batch(tasks[0])
+    approach.model.eval()
+    assert torch.equal(approach.loss(approach.forward(x, 0), y, 0), F.cross_entropy(approach.model(x, 0), y))
+    approach.fit(0, tasks[0])
+    assert not approach.old.training and not any(p.requires_grad for p in approach.old.parameters())
+    approach.after_task = lambda t, task: None  # keep the old model of task 0 for the check
+    approach.fit(1, tasks[1])
+    approach.model.eval()
+    x, y = batch(tasks[1])
+    out = approach.forward(x, 1)
+    term = approach.distillation(1) if name == "lwf" else approach.penalty()
+    assert term.item() > 0
+    lamb = approach.params.lamb
+    torch.testing.assert_close(approach.loss(out, y, 1), F.cross_entropy(out, y) + lamb * term)
+
+
+def test_lfl_uses_the_penultimate_activation_without_its_dropout():
+    from dwa_core.approaches.lfl import penultimate
+
+    approach, tasks = make("lfl")
+    approach.model.train()
+    x = batch(tasks[0])[0]
+    torch.manual_seed(0)
+    h = penultimate(approach.model, x)
+    torch.manual_seed(0)
+    torch.testing.assert_close(h, approach.model.features[:-1](x))
+    assert (h >= 0).all() and h.shape == (len(x), 32)
+    assert (h > 0).float().mean() > 0.2  # dropout would zero about half of the units
+
+
+def fit_and_spy(approach, tasks):
+    """Fit tasks 0 and 1; return the weights just before each after_task (the trained solution)."""
+    trained, original = {}, approach.after_task
+
+    def spy(t, task):
+        trained[t] = parameters_of(approach.model)
+        original(t, task)
+    approach.after_task = spy
+    for t in range(2):
+        approach.fit(t, tasks[t])
+    return trained
+
+
+@pytest.mark.parametrize("merge_heads", [True, False])
+def test_imm_mean_merges_as_the_formula_says(merge_heads):
+    approach, tasks = make("imm-mean", merge_heads=merge_heads)
+    trained = fit_and_spy(approach, tasks)
+    after = parameters_of(approach.model)
+    for name, value in after.items():
+        expected = (trained[1][name] + 1 * trained[0][name]) / 2
+        if name.startswith("last.") and not merge_heads:
+            expected = trained[1][name]
+        torch.testing.assert_close(value, expected)
+    assert not torch.equal(after["features.1.weight"], trained[1]["features.1.weight"])
+    assert all(torch.equal(approach.anchor[k], v) for k, v in after.items())
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_imm_mode_merges_as_the_formula_says(merge, monkeypatch):
+    import dwa_core.approaches.imm as imm
+
+    fishers, compute = [], imm.task_fisher
+    monkeypatch.setattr(imm, "task_fisher", lambda *a: fishers.append(compute(*a)) or fishers[-1])
+    approach, tasks = make("imm-mode", merge=merge)
+    trained = fit_and_spy(approach, tasks)
+    after, eps = parameters_of(approach.model), 1e-12
+    for name, value in after.items():
+        f_old, f_new = fishers[0][name] + eps, fishers[1][name] + eps
+        expected = (f_new * trained[1][name] + f_old * trained[0][name]) / (f_new + f_old)
+        torch.testing.assert_close(value, expected if merge else trained[1][name])
+        torch.testing.assert_close(approach.fisher[name], fishers[0][name] + fishers[1][name])
+    changed = not torch.equal(after["features.1.weight"], trained[1]["features.1.weight"])
+    assert changed == merge
+    # The current head had no Fisher in task 0: it keeps its trained value.
+    torch.testing.assert_close(after["last.heads.1.weight"], trained[1]["last.heads.1.weight"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resume_after_an_interruption_gives_the_same_matrix(name, tmp_path):
+    cfg = CFG.replace(approach=name, max_tasks=3, output_dir=str(tmp_path),
+                      train=dataclasses.replace(CFG.train, epochs=2))
+    reference = run_experiment(cfg, save=False).acc_matrix()
+
+    def stop_after_task_1(t, results):
+        if t == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, on_task=stop_after_task_1)
+    trained = []
+    results = run_experiment(cfg, on_epoch=lambda t, e, row: trained.append(t))
+    assert min(trained) == 2
+    np.testing.assert_array_equal(results.acc_matrix(), reference)
