@@ -1,0 +1,124 @@
+"""DWA loss terms on the masks (seed_spec §5.5 items 3-4; paper Eqs. 5-6).
+
+Both are sums over masked layers of per-sample reductions of H_b. For rank-1 dense masks
+(H_b = gate(u_b v_bᵀ), up to 2048x2048 per sample) the reduction is a custom autograd Function that
+walks the batch in chunks and recomputes H in the backward, so no (B, out, in) tensor is kept.
+Full masks (conv; dense without combination) exist anyway and are reduced directly."""
+
+from __future__ import annotations
+
+import torch
+
+from dwa_core.models.masked import FullMask, RankOneMask, chunk_size, gate_fn, gate_grad
+
+PLASTICITY_FORMS = ("paper", "original-code")
+SPARSITY_FORMS = ("paper", "original-code", "binary")
+
+
+def _phi(kind: str, h: torch.Tensor, eta: float) -> torch.Tensor:
+    return h.abs() if kind == "abs" else torch.relu(h * eta)
+
+
+def _phi_grad(kind: str, h: torch.Tensor, eta: float) -> torch.Tensor:
+    return h.sign() if kind == "abs" else (h > 0).to(h.dtype) * eta
+
+
+class _RankOneWeightedSum(torch.autograd.Function):
+    """S_b = Σ_i w_i · φ(gate(u_b v_bᵀ))_i, per sample b; w (b, a) or None (= ones)."""
+
+    @staticmethod
+    def forward(ctx, u, v, w, gate, kind, eta):
+        ctx.save_for_backward(u, v, w)
+        ctx.conf = gate, kind, eta
+        out, act = u.new_empty(u.shape[0]), gate_fn(gate)
+        step = chunk_size(u.shape[1] * v.shape[1], u.shape[0])
+        for s in range(0, u.shape[0], step):
+            val = _phi(kind, act(u[s:s + step, :, None] * v[s:s + step, None, :]), eta)  # (c, b, a)
+            out[s:s + step] = (val if w is None else val * w).sum((1, 2))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, v, w = ctx.saved_tensors
+        gate, kind, eta = ctx.conf
+        gu, gv, act = torch.empty_like(u), torch.empty_like(v), gate_fn(gate)
+        step = chunk_size(u.shape[1] * v.shape[1], u.shape[0])
+        for s in range(0, u.shape[0], step):
+            us, vs = u[s:s + step], v[s:s + step]
+            h = act(us[:, :, None] * vs[:, None, :])
+            gm = _phi_grad(kind, h, eta).mul_(gate_grad(gate, h)).mul_(grad[s:s + step, None, None])
+            if w is not None:
+                gm.mul_(w)
+            gu[s:s + step] = torch.bmm(gm, vs[:, :, None]).squeeze(-1)
+            gv[s:s + step] = torch.bmm(gm.transpose(1, 2), us[:, :, None]).squeeze(-1)
+        return gu, gv, None, None, None, None
+
+
+def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0) -> torch.Tensor:
+    """(B,) Σ_i weight_i · φ(H_bi) with φ = |.| ("abs") or relu(η·) ("relu")."""
+    if isinstance(mask, RankOneMask):
+        w = None if weight is None else weight.reshape(mask.u.shape[1], mask.v.shape[1])
+        return _RankOneWeightedSum.apply(mask.u, mask.v, w, mask.gate, kind, eta)
+    val = _phi(kind, mask.materialise(), eta)
+    return (val if weight is None else val * weight).flatten(1).sum(1)
+
+
+def _scales(names, scale) -> list[float]:
+    """κ_j per masked layer: None -> 1; a sequence -> one per layer in order (§5.5 scale_att_loss)."""
+    return [1.0] * len(names) if scale is None else [float(k) for k in scale]
+
+
+def plasticity_loss(state, fisher: dict, form: str = "paper", eta: float = 10.0, scale=None) -> torch.Tensor:
+    """Plasticity (attention) loss, summed over masked layers j (layers without Fisher are skipped).
+    paper (Eq. 5): per sample Σ_i F_i·relu(κ_j·η·H_bi), averaged over the batch (the paper writes one
+      sample; we average the per-sample sums so the term does not grow with the batch size).
+    original-code: mean over the batch and all positions of |κ_j·H_bi|·F_i."""
+    if form not in PLASTICITY_FORMS:
+        raise ValueError(f"plasticity form: must be one of {', '.join(PLASTICITY_FORMS)}, got {form!r}")
+    names = list(state.masks)
+    total = state.embedding.new_zeros(())
+    for name, kappa in zip(names, _scales(names, scale)):
+        if name not in fisher:
+            continue
+        mask, f = state.masks[name], fisher[name].to(state.embedding.dtype)
+        if form == "paper":
+            total = total + weighted_sum(mask, f, "relu", eta * kappa).mean()
+        else:
+            total = total + kappa * weighted_sum(mask, f, "abs").mean() / f.numel()
+    return total
+
+
+def sparsity_loss(state, mu: float = 0.2, form: str = "paper") -> torch.Tensor:
+    """Sparsity regulariser R = Σ_j Σ_b relu(r_bj − μ) with, per sample b and layer j:
+    original-code: r = mean_i (1 − |H_bi|) (pushes |H| towards 1, i.e. dense: the seed's quirk);
+    binary (Eq. 6 literally): r = fraction of H_bi ≠ 0, no gradient;
+    paper: r = mean_i |H_bi|, a differentiable surrogate of Eq. 6's non-zero fraction that pushes
+      masks towards 0 (sparse) once their mean magnitude exceeds μ."""
+    if form not in SPARSITY_FORMS:
+        raise ValueError(f"sparsity form: must be one of {', '.join(SPARSITY_FORMS)}, got {form!r}")
+    total = state.embedding.new_zeros(())
+    for mask in state.masks.values():
+        n = _numel(mask)
+        if form == "binary":
+            r = _nonzero_fraction(mask).to(total.dtype)
+        else:
+            mean_abs = weighted_sum(mask, None, "abs") / n
+            r = 1 - mean_abs if form == "original-code" else mean_abs
+        total = total + torch.relu(r - mu).sum()
+    return total
+
+
+@torch.no_grad()
+def _nonzero_fraction(mask) -> torch.Tensor:
+    """(B,) fraction of H_bi != 0, batch-chunked for rank-1 masks."""
+    if isinstance(mask, FullMask):
+        return (mask.h != 0).flatten(1).float().mean(1)
+    step, act = chunk_size(_numel(mask), mask.u.shape[0]), gate_fn(mask.gate)
+    return torch.cat([(act(mask.u[s:s + step, :, None] * mask.v[s:s + step, None, :]) != 0).flatten(1)
+                      .float().mean(1) for s in range(0, mask.u.shape[0], step)])
+
+
+def _numel(mask) -> int:
+    if isinstance(mask, FullMask):
+        return mask.h[0].numel()
+    return mask.u.shape[1] * mask.v.shape[1]

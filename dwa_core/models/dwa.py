@@ -1,0 +1,228 @@
+"""DWA networks (seed_spec §5.1, §5.3-5.4; paper §3-4, Fig. 3).
+
+A context processor turns the output of the plain "stem" layers into a per-sample embedding
+E (B, d); mask generators turn E into one mask H_j per masked layer; masked layer j uses
+W_j ⊙ H_j for each sample. After each forward, `model.state` holds E and the masks (for the losses
+in dwa_core/functional/dwa_masks.py, the anchors and introspection, §5.10).
+
+Departures from the seed, each a fix of a crash or an undefined value:
+* masked layers are initialised by the project's weight init (`init_kind`); the seed never was;
+* `use_concat`: the running concatenation is adaptive-max-pooled to the new stem output's size
+  before each concatenation (the seed max-pooled by 2: 16x16 vs 14x14 crashed);
+* `use_processor=False`: the one-hot task vector (d = T) is broadcast over the batch;
+* an unknown gate is an error (the seed fell back to sigmoid).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dwa_core.config import ConfigError
+from dwa_core.models import NETWORKS
+from dwa_core.models.heads import MultiHead
+from dwa_core.models.masked import GATES, IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask, gate_fn
+from dwa_core.models.plain import alexnet_kernel_sizes
+
+
+@dataclass
+class DWAState:
+    """What the last forward produced: E (B, d) and {weight name -> mask} in layer order."""
+    embedding: torch.Tensor
+    masks: dict
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    kind: str  # "conv" | "linear"
+    c_in: int
+    c_out: int
+    kernel: int = 0
+    dropout: float = 0.0  # used only with use_dropout
+
+
+def combination_sizes(s: int) -> tuple[int, int]:
+    """(a, b): a = the largest divisor of s not above floor(sqrt(s)) + 1, b = s / a (§5.3)."""
+    a = max(d for d in range(1, math.isqrt(s) + 2) if s % d == 0)
+    return a, s // a
+
+
+class FullGenerator(nn.Module):
+    """One Linear(d -> prod(shape)); H = gate(.) (conv masks, dense without combination)."""
+
+    def __init__(self, d: int, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = shape
+        self.linear = nn.Linear(d, math.prod(shape))
+
+    def forward(self, e: torch.Tensor, gate: str) -> FullMask:
+        return FullMask(gate_fn(gate)(self.linear(e)).view(-1, *self.shape))
+
+
+class RankOneGenerator(nn.Module):
+    """H = gate(g2(E) g1(E)ᵀ) reshaped row-major to (out, in): the gate acts on the product."""
+
+    def __init__(self, d: int, shape: tuple[int, int]):
+        super().__init__()
+        self.shape = shape
+        a, b = combination_sizes(math.prod(shape))
+        self.g1, self.g2 = nn.Linear(d, a), nn.Linear(d, b)
+
+    def forward(self, e: torch.Tensor, gate: str) -> RankOneMask:
+        return RankOneMask(self.g2(e), self.g1(e), gate, self.shape)
+
+
+def conv_processor(channels: int, size: int, feats: tuple[int, int], d: int) -> nn.Sequential:
+    """[maxpool2 if S >= 14] -> 1x1 conv F_B -> ReLU -> 3x3/s2/p1 conv F_E -> ReLU -> Linear(d)."""
+    pooled = size // 2 if size >= 14 else size
+    return nn.Sequential(
+        nn.MaxPool2d(2) if size >= 14 else nn.Identity(),
+        nn.Conv2d(channels, feats[0], 1), nn.ReLU(),
+        nn.Conv2d(feats[0], feats[1], 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+        nn.Linear(feats[1] * math.ceil(pooled / 2) ** 2, d))
+
+
+def linear_processor(dim: int, feats: tuple[int, int], d: int) -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Linear(dim, feats[0]), nn.ReLU(),
+                         nn.Linear(feats[0], feats[1]), nn.ReLU(), nn.Linear(feats[1], d))
+
+
+class DWANet(nn.Module):
+    """Layers `specs` (conv blocks: layer -> ReLU -> dropout -> maxpool2; dense: layer -> ReLU ->
+    dropout); the first `use_stem` are plain, the rest masked; heads under `last`."""
+
+    def __init__(self, input_shape, task_classes, specs, *, use_processor=True, processor_feats=(32, 128),
+                 emb_size=100, use_stem=1, use_concat=False, use_combination=True, use_dropout=False,
+                 gate="tanh", masked_impl="fast"):
+        super().__init__()
+        if gate not in GATES:
+            raise ConfigError(f"gate: must be one of {', '.join(GATES)}, got {gate!r}")
+        if masked_impl not in IMPLS:
+            raise ConfigError(f"masked_impl: must be one of {', '.join(IMPLS)}, got {masked_impl!r}")
+        stem = 0 if use_stem is None else int(use_stem)
+        if not 0 <= stem < len(specs):
+            raise ConfigError(f"use_stem: must be in 0..{len(specs) - 1} (at least one masked layer), "
+                              f"got {use_stem!r}")
+        self.specs, self.stem, self.gate = list(specs), stem, gate
+        self.use_processor, self.use_concat, self.use_dropout = bool(use_processor), use_concat, use_dropout
+        self.n_tasks = len(task_classes)
+        self.embedding_size = int(emb_size) if self.use_processor and emb_size else self.n_tasks
+        for i, spec in enumerate(self.specs):
+            setattr(self, spec.name, self._layer(spec, masked=i >= stem, impl=masked_impl))
+        self.generators = nn.ModuleDict({
+            s.name: self._generator(s, use_combination) for s in self.specs[stem:]})
+        if self.use_processor:
+            self.processor = self._processor(input_shape, tuple(processor_feats))
+        self.last = MultiHead(self.specs[-1].c_out, task_classes)
+        self.state: DWAState | None = None
+
+    @staticmethod
+    def _layer(spec: LayerSpec, masked: bool, impl: str) -> nn.Module:
+        if spec.kind == "conv":
+            return (MaskedConv2d(spec.c_in, spec.c_out, spec.kernel, impl) if masked
+                    else nn.Conv2d(spec.c_in, spec.c_out, spec.kernel))
+        return MaskedLinear(spec.c_in, spec.c_out, impl) if masked else nn.Linear(spec.c_in, spec.c_out)
+
+    def _generator(self, spec: LayerSpec, use_combination: bool) -> nn.Module:
+        shape = tuple(getattr(self, spec.name).weight.shape)
+        if spec.kind == "linear" and use_combination:
+            return RankOneGenerator(self.embedding_size, shape)
+        return FullGenerator(self.embedding_size, shape)
+
+    @torch.no_grad()
+    def _processor(self, input_shape, feats) -> nn.Sequential:
+        """Size the processor from a dry run of the stem on a zero input."""
+        probe = self._stem_forward(torch.zeros(1, *input_shape))[1]
+        if probe.dim() == 4:
+            return conv_processor(probe.shape[1], probe.shape[-1], feats, self.embedding_size)
+        return linear_processor(probe[0].numel(), feats, self.embedding_size)
+
+    def masked_weight_names(self) -> list[str]:
+        return [f"{s.name}.weight" for s in self.specs[self.stem:]]
+
+    def _block(self, spec: LayerSpec, h: torch.Tensor, mask=None) -> torch.Tensor:
+        if spec.kind == "linear" and h.dim() > 2:
+            h = h.flatten(1)  # channel-major, as the seed
+        layer = getattr(self, spec.name)
+        h = F.relu(layer(h) if mask is None else layer(h, mask))
+        if self.use_dropout:
+            h = F.dropout(h, spec.dropout, self.training)
+        return F.max_pool2d(h, 2) if spec.kind == "conv" else h
+
+    def _stem_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Plain layers -> (their output, the processor input). With use_concat the processor reads
+        the input and every stem output, concatenated."""
+        h, trail = x, x
+        for spec in self.specs[: self.stem]:
+            h = self._block(spec, h)
+            if not self.use_concat:
+                trail = h
+            elif h.dim() == 4:  # pool the running concatenation to the new size (the seed crashed)
+                trail = torch.cat([F.adaptive_max_pool2d(trail, h.shape[-2:]), h], dim=1)
+            else:
+                trail = torch.cat([trail.flatten(1), h], dim=1)
+        return h, trail
+
+    def _embedding(self, proc_in, x, t, embedding) -> torch.Tensor:
+        batch = x.shape[0]
+        if embedding is not None:  # anchor search: one ungated vector for every sample (§5.4)
+            return embedding.to(x.dtype).expand(batch, -1) if embedding.dim() == 1 else embedding
+        if self.use_processor:
+            return gate_fn(self.gate)(self.processor(proc_in))
+        ids = t if torch.is_tensor(t) else torch.full((batch,), int(t), device=x.device)
+        return F.one_hot(ids.long(), self.n_tasks).to(x.dtype)
+
+    def forward(self, x: torch.Tensor, t, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        x = self._prepare(x)
+        h, proc_in = self._stem_forward(x)
+        e = self._embedding(proc_in, x, t, embedding)  # (B, d)
+        masks = {f"{s.name}.weight": self.generators[s.name](e, self.gate) for s in self.specs[self.stem:]}
+        for spec in self.specs[self.stem:]:
+            h = self._block(spec, h, masks[f"{spec.name}.weight"])
+        self.state = DWAState(e, masks)
+        return self.last(h, t)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class AlexNetDWA(DWANet):
+    """§5.1: c1 4x4 3->64, c2 3x3 64->128, c3 2x2 128->256, fc1 1024->2048, fc2 2048->2048."""
+
+    def __init__(self, input_shape, task_classes, fc_units: int = 2048, **kwargs):
+        channels, size, _ = input_shape
+        kernels, spatial = alexnet_kernel_sizes(size), size
+        for k in kernels:
+            spatial = (spatial - k + 1) // 2
+        specs = [LayerSpec("c1", "conv", channels, 64, kernels[0], 0.2),
+                 LayerSpec("c2", "conv", 64, 128, kernels[1], 0.2),
+                 LayerSpec("c3", "conv", 128, 256, kernels[2], 0.5),
+                 LayerSpec("fc1", "linear", 256 * spatial * spatial, fc_units, dropout=0.5),
+                 LayerSpec("fc2", "linear", fc_units, fc_units, dropout=0.5)]
+        super().__init__(input_shape, task_classes, specs, **kwargs)
+
+
+class MLPDWA(DWANet):
+    """MNIST-style DWA: flatten -> masked fc1, fc2 (hidden units each) -> heads. With the default
+    use_stem=0 the processor is linear and reads the flattened input (our design; the seed has no
+    MLP variant of DWA)."""
+
+    def __init__(self, input_shape, task_classes, hidden: int = 800, layers: int = 2, use_stem: int = 0,
+                 **kwargs):
+        width, specs = math.prod(input_shape), []
+        for i in range(layers):
+            specs.append(LayerSpec(f"fc{i + 1}", "linear", width, hidden, dropout=0.5))
+            width = hidden
+        super().__init__((math.prod(input_shape),), task_classes, specs, use_stem=use_stem, **kwargs)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+NETWORKS.register("alexnet-dwa")(AlexNetDWA)
+NETWORKS.register("mlp-dwa")(MLPDWA)

@@ -1,0 +1,156 @@
+"""Per-sample masked layers of DWA (seed_spec §5.2-5.3; paper §3-4).
+
+Sample b uses the weight W ⊙ H_b, with H_b = gate(·) produced from its embedding. Two mask kinds:
+
+* `FullMask`: the generator emits every entry (conv masks, dense masks without combination):
+  H (B, *weight shape) exists anyway, so both paths use it directly.
+* `RankOneMask`: dense masks with `use_combination`: H_b = gate(u_b v_bᵀ) reshaped row-major to
+  (out, in), u_b ∈ R^b, v_b ∈ R^a. The gate is nonlinear, so y_b = (W ⊙ H_b) x_b does not factor;
+  the fast path never keeps a (B, out, in) tensor: a custom autograd Function walks the batch in
+  chunks in the forward and recomputes H per chunk in the backward (memory O(chunk·out·in)).
+
+`impl="reference"` is the straightforward formulation (materialise W ⊙ H_b for the whole batch,
+grouped conv / bmm), kept for tests and benchmarks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GATES = ("tanh", "sigmoid")
+IMPLS = ("fast", "reference")
+# Elements of one (chunk, out, in) temporary in the fast rank-1 path (~32 MB in float32).
+CHUNK_ELEMENTS = 1 << 23
+
+
+def gate_fn(name: str):
+    if name not in GATES:
+        raise ValueError(f"gate: must be one of {', '.join(GATES)}, got {name!r}")
+    return torch.tanh if name == "tanh" else torch.sigmoid
+
+
+def gate_grad(name: str, h: torch.Tensor) -> torch.Tensor:
+    """d gate / d pre-activation, written with the gate's output h."""
+    return 1 - h * h if name == "tanh" else h * (1 - h)
+
+
+def check_impl(impl: str) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"masked_impl: must be one of {', '.join(IMPLS)}, got {impl!r}")
+    return impl
+
+
+def chunk_size(per_sample: int, batch: int) -> int:
+    return max(1, min(batch, CHUNK_ELEMENTS // max(per_sample, 1)))
+
+
+@dataclass
+class FullMask:
+    """H (B, *shape), already gated."""
+    h: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.h.shape[1:])
+
+    def materialise(self) -> torch.Tensor:
+        return self.h
+
+
+@dataclass
+class RankOneMask:
+    """H_b = gate(u_b v_bᵀ) with u (B, b), v (B, a), reshaped row-major to `shape` = (out, in)."""
+    u: torch.Tensor
+    v: torch.Tensor
+    gate: str
+    shape: tuple[int, ...]
+
+    def materialise(self) -> torch.Tensor:
+        m = self.u[:, :, None] * self.v[:, None, :]  # (B, b, a)
+        return gate_fn(self.gate)(m).reshape(-1, *self.shape)
+
+
+class _RankOneMaskedLinear(torch.autograd.Function):
+    """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, chunked over the batch, H recomputed in the backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, u, v, gate):
+        ctx.save_for_backward(x, weight, u, v)
+        ctx.gate = gate
+        out_f, in_f = weight.shape
+        y = x.new_empty(x.shape[0], out_f)
+        step = chunk_size(weight.numel(), x.shape[0])
+        act = gate_fn(gate)
+        for s in range(0, x.shape[0], step):
+            h = act(u[s:s + step, :, None] * v[s:s + step, None, :]).view(-1, out_f, in_f)
+            y[s:s + step] = torch.bmm(h.mul_(weight), x[s:s + step, :, None]).squeeze(-1)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight, u, v = ctx.saved_tensors
+        out_f, in_f = weight.shape
+        gx, gw = torch.empty_like(x), torch.zeros_like(weight)
+        gu, gv = torch.empty_like(u), torch.empty_like(v)
+        step = chunk_size(weight.numel(), x.shape[0])
+        act = gate_fn(ctx.gate)
+        for s in range(0, x.shape[0], step):
+            xs, gys, us, vs = x[s:s + step], gy[s:s + step], u[s:s + step], v[s:s + step]
+            h = act(us[:, :, None] * vs[:, None, :]).view(-1, out_f, in_f)  # (c, out, in)
+            q = gys[:, :, None] * weight  # (c, out, in): dL/dy_o · W_oi
+            gx[s:s + step] = (q * h).sum(1)
+            gw += torch.einsum("boi,bo->oi", h * xs[:, None, :], gys)
+            gm = q.mul_(xs[:, None, :]).mul_(gate_grad(ctx.gate, h)).view(-1, *us.shape[1:], vs.shape[1])
+            gu[s:s + step] = torch.bmm(gm, vs[:, :, None]).squeeze(-1)
+            gv[s:s + step] = torch.bmm(gm.transpose(1, 2), us[:, :, None]).squeeze(-1)
+        return gx, gw, gu, gv, None
+
+
+def rank_one_masked_linear(x, weight, mask: RankOneMask) -> torch.Tensor:
+    return _RankOneMaskedLinear.apply(x, weight, mask.u, mask.v, mask.gate)
+
+
+class MaskedLinear(nn.Module):
+    """y_b = (W ⊙ H_b) x_b + bias; the bias is not masked (§5.2)."""
+    init_kind = "linear"
+
+    def __init__(self, in_features: int, out_features: int, impl: str = "fast"):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's default; the seed had none
+        self.impl = check_impl(impl)
+
+    def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
+        if self.impl == "fast" and isinstance(mask, RankOneMask):
+            return rank_one_masked_linear(x, self.weight, mask) + self.bias
+        w = self.weight * mask.materialise()  # (B, out, in)
+        return torch.bmm(w, x[:, :, None]).squeeze(-1) + self.bias
+
+
+class MaskedConv2d(nn.Module):
+    """out_b = conv(x_b, W ⊙ H_b) + bias; stride 1, no padding (§5.2)."""
+    init_kind = "conv"
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, impl: str = "fast"):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.impl = check_impl(impl)
+
+    def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
+        w = self.weight * mask.materialise()  # (B, out, in, k, k)
+        batch, out_c = w.shape[:2]
+        rows, cols_out = x.shape[-2] - self.kernel_size + 1, x.shape[-1] - self.kernel_size + 1
+        if self.impl == "reference":  # one grouped convolution, groups = B (as the seed)
+            y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, *w.shape[2:]), groups=batch)
+            return y.view(batch, out_c, rows, cols_out) + self.bias[:, None, None]
+        cols = F.unfold(x, self.kernel_size)  # (B, in·k·k, L): im2col
+        y = torch.bmm(w.reshape(batch, out_c, -1), cols)  # (B, out, L)
+        return y.view(batch, out_c, rows, cols_out) + self.bias[:, None, None]
