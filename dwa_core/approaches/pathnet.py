@@ -1,0 +1,147 @@
+"""PathNet (Fernando et al. 2017) as in the seed (seed_spec §4 `pathnet`), with its crash fixed.
+
+Per task: P paths (an (L, N) table of module ids) compete for `generations` rounds; each path trains
+for epochs // generations epochs with its own lr schedule, the one with the lowest validation loss
+wins and every loser becomes a mutated copy of the winner. Modules on earlier tasks' best paths are
+frozen; at a new task every other module is reset to its initial weights. The seed's constructor
+shifted its positional arguments (clipgrad became None) and crashed on the first batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from dwa_core.approaches import register
+from dwa_core.approaches.base import Approach, DivergedError
+from dwa_core.approaches.schedule import lr_after_epoch, lr_at_start
+from dwa_core.config import check
+
+GRID = {"generations": (5, 10, 20, 50, 100, 200)}  # the seed's search grid
+
+
+@dataclass(frozen=True)
+class PathNetParams:
+    generations: int = 20  # tournament rounds per task
+    paths: int = 2  # P, paths per generation
+
+    def __post_init__(self):
+        check(self.generations >= 1, "approach_params.generations", ">= 1", self.generations)
+        check(self.paths >= 2, "approach_params.paths", ">= 2", self.paths)
+
+
+def random_path(layers: int, active: int, modules: int, generator) -> torch.Tensor:
+    """(L, N) module ids drawn uniformly from [0, M) (repeats allowed, as in the seed)."""
+    return torch.randint(0, modules, (layers, active), generator=generator)
+
+
+def mutate(path: torch.Tensor, modules: int, generator, prob: float | None = None) -> torch.Tensor:
+    """Each entry, with probability 1/(N*L), gets a random integer in [-2, 2] added, mod M."""
+    prob = 1.0 / path.numel() if prob is None else prob
+    hit = torch.rand(path.shape, generator=generator) < prob
+    delta = torch.randint(-2, 3, path.shape, generator=generator)
+    return torch.where(hit, (path + delta) % modules, path)
+
+
+def as_tuple(path: torch.Tensor) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(row) for row in path.tolist())
+
+
+@register("pathnet")
+class PathNet(Approach):
+    """Tournament of paths over a pool of modules; earlier tasks' best paths frozen."""
+
+    Params = PathNetParams
+    family = "pathnet"
+    clip_grad = 1000.0
+
+    def __init__(self, model, train, params=None, *, seed=0):
+        super().__init__(model, train, params, seed=seed)
+        self.initial = copy.deepcopy(model.state_dict())
+        self.best_paths: list[tuple] = []  # best path of each finished task
+        self.path = None  # the path being trained (None: each task's stored path)
+
+    def frozen_modules(self) -> set[tuple[int, int]]:
+        return {(layer, m) for path in self.best_paths for layer, row in enumerate(path) for m in row}
+
+    def before_task(self, t, task):
+        frozen = self.frozen_modules()
+        for layer, mods in enumerate(self.model.layers):
+            for m, module in enumerate(mods):
+                if (layer, m) not in frozen and t > 0:
+                    prefix = f"layers.{layer}.{m}."
+                    module.load_state_dict({k[len(prefix):]: v for k, v in self.initial.items()
+                                            if k.startswith(prefix)})
+                module.requires_grad_((layer, m) not in frozen)
+        for u, head in enumerate(self.model.last.heads):
+            head.requires_grad_(u == t)
+
+    def forward(self, x, t):
+        return self.model(x, t, path=self.path)
+
+    def train_path(self, t, train, head, valid, valid_head, epochs, rows, tag):
+        """Train the current path for `epochs` epochs with a fresh lr schedule (the base loop's pieces);
+        returns (best validation loss, weights at that loss)."""
+        cfg = self.train_cfg
+        state = lr_at_start(cfg.lr, cfg.warmup_epochs, cfg.warmup_divisor, cfg.lr_patience)
+        optimizer = self.make_optimizer(state.lr)
+        best = copy.deepcopy(self.model.state_dict())
+        for epoch in range(epochs):
+            self.train_epoch(t, epoch, train, head, optimizer)
+            train_loss, train_acc = self.evaluate(train, head)
+            valid_loss, valid_acc = self.evaluate(valid, valid_head)
+            if not math.isfinite(train_loss):
+                raise DivergedError(f"task {t}, {tag}: loss is {train_loss}")
+            row = {"epoch": len(rows), **tag, "lr": state.lr, "train_loss": train_loss,
+                   "train_acc": train_acc, "valid_loss": valid_loss, "valid_acc": valid_acc}
+            state, improved = lr_after_epoch(
+                state, epoch, valid_loss, base_lr=cfg.lr, lr_factor=cfg.lr_factor, lr_min=cfg.lr_min,
+                lr_patience=cfg.lr_patience, warmup_epochs=cfg.warmup_epochs, schedule=cfg.lr_schedule)
+            if improved:
+                best = copy.deepcopy(self.model.state_dict())
+            for group in optimizer.param_groups:
+                group["lr"] = state.lr
+            rows.append(row)
+            if self.on_epoch is not None:
+                self.on_epoch(t, row["epoch"], row)
+            if state.stop:
+                break
+        self.model.load_state_dict(best)
+        return state.best_loss, best
+
+    def fit(self, t, task):
+        p, model = self.params, self.model
+        self.before_task(t, task)
+        (train, head), (valid, valid_head) = self.training_data(t, task)
+        paths = [random_path(model.n_layers, model.n_active, model.n_modules, self.generator)
+                 for _ in range(p.paths)]
+        epochs = max(1, self.train_cfg.epochs // p.generations)
+        rows, best = [], (math.inf, paths[0], copy.deepcopy(model.state_dict()))
+        for g in range(p.generations):
+            losses = []
+            for k, path in enumerate(paths):
+                self.path = as_tuple(path)
+                loss, weights = self.train_path(t, train, head, valid, valid_head, epochs, rows,
+                                                {"generation": g, "path": k})
+                losses.append(loss)
+                if loss < best[0]:
+                    best = (loss, path.clone(), weights)
+            winner = min(range(len(paths)), key=losses.__getitem__)
+            paths = [paths[winner] if k == winner else mutate(paths[winner], model.n_modules, self.generator)
+                     for k in range(len(paths))]
+        self.path = None
+        model.load_state_dict(best[2])
+        self.best_paths.append(as_tuple(best[1]))
+        model.task_paths[t] = self.best_paths[t]
+        self.after_task(t, task)
+        return rows
+
+    def extra_state(self):
+        return {"best_paths": [list(map(list, path)) for path in self.best_paths]}
+
+    def load_extra_state(self, state):
+        self.best_paths = [as_tuple(torch.tensor(path)) for path in state["best_paths"]]
+        self.model.task_paths.update(enumerate(self.best_paths))
