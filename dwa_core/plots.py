@@ -1,0 +1,200 @@
+"""Figures of the paper (seed_spec §10.1-10.3) as pure functions of Results objects.
+
+Every function returns a matplotlib Figure and never shows or saves it; `save_figure` writes
+PNG + PDF + a JSON sidecar with the exact config and command that produced the figure.
+
+Introspection dict (dwa_core.introspection, Fig. 7 and the PCA):
+    {task_name: {"images": (N, C, H, W), "masks": {layer: (N, *shape)}, "embedding": (N, d)}}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dwa_core import metrics  # noqa: E402
+
+PAPER_BENCHMARK = "mixture"
+
+
+def benchmark_label(results_or_name) -> str:
+    """'mixture' for the paper's benchmark, 'split-digits (offline data)' otherwise."""
+    name = results_or_name if isinstance(results_or_name, str) else results_or_name.config.get("benchmark")
+    return str(name) if name == PAPER_BENCHMARK else f"{name} (offline data)"
+
+
+def _approach(results) -> str:
+    return str(results.config.get("approach"))
+
+
+def plot_accuracy_curves(runs: dict) -> plt.Figure:
+    """Paper Fig. 5: one subplot per approach; x = last learned task, one line per task starting
+    when it is learned; y = test accuracy in [0, 1]. `runs`: {approach: Results}."""
+    names = list(runs)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        res = runs[name]
+        acc = res.acc_matrix()[: res.completed_tasks]
+        for u in range(acc.shape[0]):
+            ts = np.arange(u, acc.shape[0])
+            ax.plot(ts + 1, acc[u:, u], marker="o", ms=3, label=res.task_names[u])
+        ax.set_title(name)
+        ax.set_xlabel("last learned task")
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks(np.arange(1, res.n_tasks + 1))
+    axes[0, 0].set_ylabel("test accuracy")
+    axes[0, -1].legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"Accuracy after each learned task - {benchmark_label(runs[names[0]])}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_retention(runs: dict, random, joint) -> plt.Figure:
+    """Paper Fig. 6: metrics.retention_ratio (rows 1..T-1) per approach; 1 = joint, 0 = random.
+    `runs`: {approach: Results or [Results per seed]}; random/joint: one Results (or a list)."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    rand, jnt = _first(random).acc_matrix(), _first(joint).acc_matrix()
+    for name, res in runs.items():
+        curves = np.array([metrics.retention_ratio(r.acc_matrix(), rand, jnt)[1:] for r in _as_list(res)])
+        _line_with_ci(ax, np.arange(2, curves.shape[1] + 2), curves, name)
+    ax.axhline(1, color="grey", lw=0.5, ls="--")
+    ax.axhline(0, color="grey", lw=0.5, ls="--")
+    ax.set_xlabel("last learned task")
+    ax.set_ylabel("retention ratio (1 = joint)")
+    ax.legend(fontsize=7)
+    ax.set_title(f"Forgetting ratio (Fig. 6) - {benchmark_label(_first(random))}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_forgetting_ratio(runs: dict, random, joint) -> plt.Figure:
+    """HAT's rho^{<=t} (metrics.forgetting_ratio) with 95% CI over seeds, like plot_results.py.
+    `runs`: {approach: [Results per seed]}; random/joint: lists matched by seed, or single Results."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, res in runs.items():
+        seeds = _as_list(res)
+        rands, joints = _as_list(random), _as_list(joint)
+        curves = np.array([metrics.forgetting_ratio(r.acc_matrix(), rands[i % len(rands)].acc_matrix(),
+                                                    joints[i % len(joints)].acc_matrix())
+                           for i, r in enumerate(seeds)])
+        _line_with_ci(ax, np.arange(1, curves.shape[1] + 1), curves, name)
+    ax.axhline(0, color="grey", lw=0.5, ls="--")
+    ax.axhline(-1, color="grey", lw=0.5, ls="--")
+    ax.set_xlabel("last learned task")
+    ax.set_ylabel(r"forgetting ratio $\rho$")
+    ax.legend(fontsize=7)
+    ax.set_title(f"HAT forgetting ratio, 95% CI - {benchmark_label(_first(random))}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_matrix(results) -> plt.Figure:
+    """Heat map of acc[t][u] (row: trained through t, column: evaluated task u), upper triangle blank."""
+    acc = results.acc_matrix()
+    masked = np.where(np.tril(np.ones_like(acc, dtype=bool)), acc, np.nan)
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    im = ax.imshow(masked, vmin=0, vmax=1, cmap="viridis")
+    for t in range(acc.shape[0]):
+        for u in range(t + 1):
+            ax.text(u, t, f"{acc[t, u]:.2f}", ha="center", va="center", fontsize=6, color="w")
+    ax.set_xlabel("evaluated task u")
+    ax.set_ylabel("trained through task t")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(f"{_approach(results)} - {benchmark_label(results)}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def mask_image(mask: np.ndarray) -> np.ndarray:
+    """A 2-D picture of one sample's mask: conv masks (C, kh, kw, ...) averaged over kernel axes
+    to one value per channel; a 1-D mask becomes a row; per-position masks (C, H, W) -> (H, W) mean."""
+    m = np.asarray(mask, dtype=float)
+    if m.ndim == 1:
+        return m[None, :]
+    if m.ndim == 2:
+        return m
+    return m.reshape(m.shape[0], -1).mean(axis=1)[None, :]
+
+
+def plot_masks(intro: dict, task: str, sample: int = 0, benchmark: str = "?") -> plt.Figure:
+    """Paper Fig. 7: the input image and one heat map per masked layer for one sample of `task`."""
+    entry = intro[task]
+    layers = list(entry["masks"])
+    fig, axes = plt.subplots(1, len(layers) + 1, figsize=(2.4 * (len(layers) + 1), 2.4), squeeze=False)
+    img = np.asarray(entry["images"][sample], dtype=float)
+    img = img.transpose(1, 2, 0) if img.ndim == 3 else img
+    img = (img - img.min()) / (np.ptp(img) + 1e-12)
+    axes[0, 0].imshow(img.squeeze(), cmap="gray")
+    axes[0, 0].set_title("input", fontsize=8)
+    for ax, name in zip(axes[0, 1:], layers):
+        ax.imshow(mask_image(np.asarray(entry["masks"][name])[sample]), vmin=0, vmax=1, cmap="magma",
+                  aspect="auto")
+        ax.set_title(name, fontsize=8)
+    for ax in axes[0]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"DWA masks, task {task} - {benchmark_label(benchmark)}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """Project rows of x on their first two principal components (SVD of the centred data)."""
+    x = np.asarray(x, dtype=float)
+    x = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    proj = x @ vt[:2].T
+    return proj if proj.shape[1] == 2 else np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))
+
+
+def plot_embedding_pca(intro: dict, benchmark: str = "?") -> plt.Figure:
+    """The context embeddings of every task projected together on 2 principal components."""
+    names = list(intro)
+    emb = np.concatenate([np.asarray(intro[n]["embedding"], dtype=float) for n in names])
+    proj = pca_2d(emb)
+    fig, ax = plt.subplots(figsize=(4, 3.4))
+    start = 0
+    for n in names:
+        k = len(intro[n]["embedding"])
+        ax.scatter(proj[start:start + k, 0], proj[start:start + k, 1], s=6, label=n)
+        start += k
+    ax.legend(fontsize=6)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(f"Embedding PCA - {benchmark_label(benchmark)}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, path_stem, config, command: str, dpi: int = 80) -> list[Path]:
+    """Write path_stem.png, path_stem.pdf and path_stem.json (exact config + command)."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".json")]
+    fig.savefig(paths[0], dpi=dpi)
+    fig.savefig(paths[1])
+    paths[2].write_text(json.dumps({"config": config, "command": command}, indent=1, default=str))
+    plt.close(fig)
+    return paths
+
+
+def _as_list(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _first(x):
+    return _as_list(x)[0]
+
+
+def _line_with_ci(ax, xs, curves: np.ndarray, label: str) -> None:
+    stats = [metrics.mean_ci(curves[:, i]) for i in range(curves.shape[1])]
+    mean = np.array([s[0] for s in stats])
+    half = np.array([s[1] for s in stats])
+    ax.plot(xs, mean, marker="o", ms=3, label=label)
+    ax.fill_between(xs, mean - half, mean + half, alpha=0.2)
