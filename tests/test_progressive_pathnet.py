@@ -148,3 +148,19 @@ def test_runs_on_3x32x32_alexnet(name, params):
     results = run_experiment(cfg, save=False)
     assert all(np.isfinite(row["train_loss"]) for rows in results.history for row in rows)
     assert results.acc_matrix().shape[0] >= 2
+
+
+@pytest.mark.parametrize("cfg", [PROGRESSIVE, PATHNET], ids=["progressive", "pathnet"])
+def test_resume_after_an_interruption_gives_the_same_matrix(acc, cfg, tmp_path):
+    cfg = cfg.replace(output_dir=str(tmp_path))
+
+    def stop_after_task_1(t, results):
+        if t == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, on_task=stop_after_task_1)
+    trained = []
+    results = run_experiment(cfg, on_epoch=lambda t, e, row: trained.append(t))
+    assert min(trained) == 2
+    np.testing.assert_array_equal(results.acc_matrix(), acc[cfg.approach])
