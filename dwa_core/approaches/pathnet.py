@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -90,6 +91,7 @@ class PathNet(Approach):
         optimizer = self.make_optimizer(state.lr)
         best = copy.deepcopy(self.model.state_dict())
         for epoch in range(epochs):
+            start = time.perf_counter()
             self.train_epoch(t, epoch, train, head, optimizer)
             train_loss, train_acc = self.evaluate(train, head)
             valid_loss, valid_acc = self.evaluate(valid, valid_head)
@@ -104,6 +106,7 @@ class PathNet(Approach):
                 best = copy.deepcopy(self.model.state_dict())
             for group in optimizer.param_groups:
                 group["lr"] = state.lr
+            row.update(best=improved, seconds=time.perf_counter() - start)
             rows.append(row)
             if self.on_epoch is not None:
                 self.on_epoch(t, row["epoch"], row)

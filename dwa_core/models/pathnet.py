@@ -52,6 +52,8 @@ class PathNet(nn.Module):
 
 
 class AlexNetPathNet(PathNet):
+    """5 layers (conv x3, fc x2) of M modules, widths int(0.258 * {64, 128, 256, 2048, 2048})."""
+
     def __init__(self, input_shape, task_classes, modules: int = 16, active: int = 3,
                  width_factor: float = WIDTH_FACTOR, dropout: bool = True):
         channels, size, _ = input_shape
@@ -72,6 +74,8 @@ class AlexNetPathNet(PathNet):
 
 
 class MLPPathNet(PathNet):
+    """`layers` linear layers of M modules of width `hidden` (default int(0.258 * 800) = 206)."""
+
     def __init__(self, input_shape, task_classes, modules: int = 16, active: int = 3,
                  hidden: int | None = None, layers: int = 3, dropout: float = 0.5):
         hidden = hidden or int(WIDTH_FACTOR * 800)

@@ -124,6 +124,8 @@ def column_widths(base: tuple[int, ...], n_tasks: int, factor: float = WIDTH_FAC
 
 
 class AlexNetProgressive(Progressive):
+    """AlexNet columns of widths int(1.117 * {64, 128, 256, 2048, 2048} / T)."""
+
     def __init__(self, input_shape, task_classes, dropout: bool = True, width_factor: float = WIDTH_FACTOR):
         widths = column_widths((64, 128, 256, 2048, 2048), len(task_classes), width_factor)
         super().__init__(task_classes, lambda: _alexnet_column(input_shape, widths, dropout))
