@@ -125,7 +125,7 @@ def save_accuracy_figure(results, path: Path) -> Path:
     matplotlib.use("Agg")
     from dwa_core import plots
 
-    fig = plots.accuracy_heatmap(results)
+    fig = plots.plot_accuracy_matrix(results)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     return path
