@@ -43,7 +43,7 @@ def plot_accuracy_curves(runs: dict) -> plt.Figure:
         acc = res.acc_matrix()[: res.completed_tasks]
         for u in range(acc.shape[0]):
             ts = np.arange(u, acc.shape[0])
-            ax.plot(ts + 1, acc[u:, u], marker="o", ms=3, label=res.task_names[u])
+            ax.plot(ts + 1, acc[u:, u], marker="x", ms=4, label=res.task_names[u])
         ax.set_title(name)
         ax.set_xlabel("last learned task")
         ax.set_ylim(0, 1.02)
@@ -112,14 +112,12 @@ def plot_accuracy_matrix(results) -> plt.Figure:
 
 
 def mask_image(mask: np.ndarray) -> np.ndarray:
-    """A 2-D picture of one sample's mask: conv masks (C, kh, kw, ...) averaged over kernel axes
-    to one value per channel; a 1-D mask becomes a row; per-position masks (C, H, W) -> (H, W) mean."""
+    """A 2-D picture of one sample's mask (seed_spec §10.2): conv masks (out, in, kh, kw) averaged
+    over the kernel axes to (out, in); FC masks (out, in) as they are; a 1-D mask becomes a row."""
     m = np.asarray(mask, dtype=float)
     if m.ndim == 1:
         return m[None, :]
-    if m.ndim == 2:
-        return m
-    return m.reshape(m.shape[0], -1).mean(axis=1)[None, :]
+    return m.reshape(m.shape[0], m.shape[1], -1).mean(axis=2)
 
 
 def plot_masks(intro: dict, task: str, sample: int = 0, benchmark: str = "?") -> plt.Figure:

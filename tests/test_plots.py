@@ -61,10 +61,11 @@ def test_accuracy_matrix_and_mixture_title():
 
 
 def test_mask_image_averages_kernel_axes():
-    conv = np.zeros((2, 3, 3))
+    conv = np.zeros((2, 1, 3, 3))
     conv[1] = 1.0
-    conv[0, 0, 0] = 0.9
-    np.testing.assert_allclose(plots.mask_image(conv), [[0.1, 1.0]])
+    conv[0, 0, 0, 0] = 0.9
+    np.testing.assert_allclose(plots.mask_image(conv), [[0.1], [1.0]])
+    assert plots.mask_image(np.ones((3, 4))).shape == (3, 4)
     assert plots.mask_image(np.ones(4)).shape == (1, 4)
 
 
@@ -77,7 +78,7 @@ def test_pca_2d_recovers_main_axis():
 def _intro():
     rng = np.random.default_rng(0)
     return {f"task{k}": {"images": rng.random((4, 1, 8, 8)),
-                         "masks": {"c1": rng.random((4, 5, 3, 3)), "fc1": rng.random((4, 7))},
+                         "masks": {"c1": rng.random((4, 5, 3, 3, 3)), "fc1": rng.random((4, 7))},
                          "embedding": rng.random((4, 6))} for k in range(2)}
 
 
