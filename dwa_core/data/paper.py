@@ -1,0 +1,143 @@
+"""The paper's benchmarks on the real datasets (seed_spec §8.1-8.4): mnist2, pmnist, cifar, mixture.
+
+Images stay uint8 through the class selection, validation split and subsampling; `make_task`
+converts to float32 and normalises last (Benchmark.to(device) then moves them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dwa_core.config import check
+from dwa_core.data import sources
+from dwa_core.data.common import seeded_order, subsample_per_class, validation_split
+from dwa_core.data.registry import register_benchmark
+from dwa_core.data.types import Benchmark, Split, Task
+
+MIXTURE = ("cifar10", "cifar100", "mnist", "svhn", "fashion_mnist", "traffic_signs", "facescrub",
+           "not_mnist")  # §8.4 dataset indices 0..7
+
+
+def make_task(name, n_classes, train: Split, test: Split, norm, params, seed, valid_copy=False) -> Task:
+    """uint8 splits -> a float Task: seeded validation split (or the original's copy of train),
+    per-class training subsample, then ToTensor + Normalize with the dataset's (mean, std)."""
+    if valid_copy:
+        train = subsample_per_class(train, params.per_class, seed)
+        valid = train  # the original's mnist2 / pmnist: validation = the training set (§8.1)
+    else:
+        train, valid = validation_split(train, params.valid_fraction, seed)
+        train = subsample_per_class(train, params.per_class, seed)
+    as_float = lambda s: Split(sources.normalise(s.x, *norm), s.y)  # noqa: E731
+    return Task(name, n_classes, as_float(train), as_float(valid), as_float(test))
+
+
+def select(x, y, classes, offset) -> Split:
+    """The rows whose label is in `classes`, relabelled `y - offset`."""
+    keep = torch.isin(y, torch.as_tensor(classes))
+    return Split(x[keep], y[keep] - offset)
+
+
+def check_common(params) -> None:
+    check(params.per_class is None or params.per_class >= 1, "benchmark_params.per_class",
+          "None or >= 1", params.per_class)
+    check(0 < params.valid_fraction < 1, "benchmark_params.valid_fraction", "in (0, 1)",
+          params.valid_fraction)
+
+
+@dataclass(frozen=True)
+class MnistParams:
+    per_class: int | None = None  # training samples kept per class (smoke runs)
+    valid_fraction: float = 0.1  # used only when valid_is_train_copy is False
+    valid_is_train_copy: bool = True  # the original's behaviour: validation = a copy of train (§8.1-8.2)
+    n_tasks: int = 10  # pmnist only
+
+    def __post_init__(self):
+        check_common(self)
+        check(1 <= self.n_tasks <= 10, "benchmark_params.n_tasks", "in 1..10", self.n_tasks)
+
+
+@register_benchmark("mnist2", MnistParams)
+def mnist2(params: MnistParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
+    """MNIST in 2 tasks of 5 classes (digits 0-4, 5-9), 1x28x28, MLP (§8.1)."""
+    raw = sources.mnist(data_dir, download)
+    tasks = [make_task(f"mnist-{lo}-{lo + 4}", 5, select(raw.train_x, raw.train_y, range(lo, lo + 5), lo),
+                       select(raw.test_x, raw.test_y, range(lo, lo + 5), lo), sources.MNIST_28, params, seed,
+                       params.valid_is_train_copy) for lo in (0, 5)]
+    return Benchmark("mnist2", tasks, (1, 28, 28), "mlp")
+
+
+def pmnist_permutation(seed: int, task: int, n_pixels: int = 784) -> torch.Tensor:
+    """§8.2: task i's permutation comes from random_state r*100 + i with r = seeds[i]; a function of
+    (seed, task) alone (the original's cache quirk that reused old permutations is not kept)."""
+    r = int(seeded_order(10, seed)[task])
+    return torch.from_numpy(np.random.RandomState(r * 100 + task).permutation(n_pixels))
+
+
+@register_benchmark("pmnist", MnistParams)
+def pmnist(params: MnistParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
+    """10 permuted-MNIST tasks of 10 classes, 1x28x28, MLP (§8.2)."""
+    raw = sources.mnist(data_dir, download)
+    tasks = []
+    for k in range(params.n_tasks):
+        perm = pmnist_permutation(seed, k)
+        permute = lambda x, perm=perm: x.flatten(1)[:, perm].view_as(x)  # noqa: E731  (uint8, before float)
+        tasks.append(make_task(f"pmnist-{k}", 10, Split(permute(raw.train_x), raw.train_y),
+                               Split(permute(raw.test_x), raw.test_y), sources.MNIST_28, params, seed,
+                               params.valid_is_train_copy))
+    return Benchmark("pmnist", tasks, (1, 28, 28), "mlp")
+
+
+@dataclass(frozen=True)
+class CifarParams:
+    per_class: int | None = None
+    valid_fraction: float = 0.10
+
+    def __post_init__(self):
+        check_common(self)
+
+
+@register_benchmark("cifar", CifarParams)
+def cifar(params: CifarParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
+    """5 two-class CIFAR-10 tasks + 5 twenty-class CIFAR-100 tasks in seeded order, AlexNet (§8.3)."""
+    sets = {"cifar10": sources.cifar10(data_dir, download), "cifar100": sources.cifar100(data_dir, download)}
+    norm = sources.NORMALISATION["cifar10"]
+    tasks = []
+    for n in seeded_order(10, seed):  # seed 0 -> [2, 8, 4, 9, 1, 6, 7, 3, 0, 5]
+        name, width, k = ("cifar10", 2, n) if n < 5 else ("cifar100", 20, n - 5)
+        raw, classes = sets[name], range(width * k, width * (k + 1))
+        tasks.append(make_task(f"{name}-{k}", width, select(raw.train_x, raw.train_y, classes, width * k),
+                               select(raw.test_x, raw.test_y, classes, width * k), norm, params, seed))
+    return Benchmark("cifar", tasks, (3, 32, 32), "alexnet")
+
+
+@dataclass(frozen=True)
+class MixtureParams:
+    per_class: int | None = None
+    valid_fraction: float = 0.15
+    fixed_order: bool = False  # True: dataset index order 0..7 instead of the seeded shuffle
+
+    def __post_init__(self):
+        check_common(self)
+
+
+def mixture_task(raw, norm, params, seed) -> Task:
+    """One dataset as one task at 3x32x32 (the §8.4 conversion on uint8, then float)."""
+    train = Split(sources.to_32x32x3(raw.train_x), raw.train_y)
+    test = Split(sources.to_32x32x3(raw.test_x), raw.test_y)
+    return make_task(raw.name, raw.n_classes, train, test, norm, params, seed)
+
+
+@register_benchmark("mixture", MixtureParams)
+def mixture(params: MixtureParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
+    """The paper's 8-dataset mixture at 3x32x32, 15 % validation, AlexNet (§8.4).
+    Seed 0 order: facescrub, mnist, cifar100, not_mnist, svhn, cifar10, traffic_signs, fashion_mnist."""
+    order = range(len(MIXTURE)) if params.fixed_order else seeded_order(len(MIXTURE), seed)
+    tasks = []
+    for idx in order:
+        name = MIXTURE[idx]
+        raw = sources.load_source(name, data_dir, download)
+        tasks.append(mixture_task(raw, sources.NORMALISATION[name], params, seed))
+    return Benchmark("mixture", tasks, (3, 32, 32), "alexnet", {"order": [MIXTURE[i] for i in order]})
