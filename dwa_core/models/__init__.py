@@ -46,3 +46,4 @@ def count_parameters(model: nn.Module) -> int:
 from dwa_core.models import dwa as _dwa  # noqa: E402,F401  registers alexnet-dwa, mlp-dwa
 from dwa_core.models import progressive as _progressive  # noqa: E402,F401  alexnet/mlp-progressive
 from dwa_core.models import pathnet as _pathnet  # noqa: E402,F401  alexnet/mlp-pathnet
+from dwa_core.models import hat as _hat  # noqa: E402,F401  registers alexnet-hat, mlp-hat

@@ -1,0 +1,108 @@
+"""HAT: Hard Attention to the Task (Serra et al. 2018; seed_spec §6.1).
+
+Each gated layer has a task embedding e_t; its units are multiplied by a = sigmoid(s e_t), with s
+annealed from 1/s_max to s_max within every epoch (s_max in evaluation). The loss adds c * R, a
+penalty on units not used by earlier tasks; gradients of weights used by earlier tasks are scaled by
+1 - min(a_post, a_pre) of the cumulative masks, and embedding gradients are compensated for s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from dwa_core.approaches import register
+from dwa_core.approaches.base import Approach
+from dwa_core.config import check
+from dwa_core.functional.hat import (
+    anneal_s,
+    compensate_embedding_grad,
+    cumulative_update,
+    gradient_multiplier,
+    mask_regularizer,
+)
+
+# Grids of the original scripts (seed_spec §6.1), kept as data for sweeps.
+GRID = {"c": (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 4.0), "s_max": (25, 50, 100, 200, 400, 800)}
+
+
+@dataclass(frozen=True)
+class HATParams:
+    c: float = 0.75  # regularisation strength (`lamb` in the seed)
+    s_max: float = 400.0  # largest gate scale
+    thres_cosh: float = 50.0  # clamp of s*e inside cosh in the compensation
+    thres_emb: float = 6.0  # embeddings are clamped to [-thres_emb, thres_emb] after each step
+
+    def __post_init__(self):
+        check(self.c >= 0, "approach_params.c", ">= 0", self.c)
+        check(self.s_max >= 1, "approach_params.s_max", ">= 1", self.s_max)
+        check(self.thres_cosh > 0, "approach_params.thres_cosh", "> 0", self.thres_cosh)
+        check(self.thres_emb > 0, "approach_params.thres_emb", "> 0", self.thres_emb)
+
+
+@register("hat")
+class HAT(Approach):
+    """Task-conditioned unit masks protect the units used by earlier tasks."""
+
+    Params = HATParams
+    family = "hat"
+    clip_grad = 10000.0
+
+    def __init__(self, model, train, params=None, *, seed=0):
+        super().__init__(model, train, params, seed=seed)
+        self.cumulative: dict | None = None  # layer -> a^{<t}, max over the masks of earlier tasks
+        self.multipliers: dict = {}  # parameter name -> 1 - view(a^{<t})
+        self.masks: dict = {}  # masks of the last forward pass (for the regulariser)
+        self.s = self.params.s_max
+
+    def gate_scale(self) -> float:
+        return anneal_s(self.progress, self.params.s_max) if self.model.training else self.params.s_max
+
+    def forward(self, x, t):
+        self.s = self.gate_scale()
+        out, self.masks = self.model(x, t, s=self.s, return_masks=True)
+        return out
+
+    def regularizer(self):
+        previous = None if self.cumulative is None else [self.cumulative[k] for k in self.masks]
+        return mask_regularizer(self.masks.values(), previous)
+
+    def loss(self, outputs, y, t):
+        return F.cross_entropy(outputs, y) + self.params.c * self.regularizer()
+
+    @torch.no_grad()
+    def after_backward(self, t):
+        p = self.params
+        for name, param in self.model.named_parameters():
+            if param.grad is None:
+                continue
+            if name in self.multipliers:  # empty before the first task is done
+                param.grad.mul_(self.multipliers[name])
+            elif name.startswith("emb."):
+                param.grad.copy_(compensate_embedding_grad(param.grad, param, self.s, p.s_max,
+                                                           p.thres_cosh))
+
+    @torch.no_grad()
+    def after_step(self, t):
+        for e in self.model.emb.values():
+            e.weight.clamp_(-self.params.thres_emb, self.params.thres_emb)
+
+    @torch.no_grad()
+    def after_task(self, t, task):
+        self.cumulative = cumulative_update(self.cumulative, self.model.masks(t, self.params.s_max))
+        self._update_multipliers()
+
+    def _update_multipliers(self):
+        views = self.model.views(self.cumulative)
+        self.multipliers = {k: gradient_multiplier(v) for k, v in views.items()}
+
+    def extra_state(self):
+        return {"cumulative": self.cumulative or {}}
+
+    def load_extra_state(self, state):
+        self.cumulative = dict(state["cumulative"]) or None
+        if self.cumulative is not None:
+            self._update_multipliers()
+        else:
+            self.multipliers = {}

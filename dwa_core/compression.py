@@ -1,0 +1,52 @@
+"""HAT's compression analysis (seed_spec §10.4, HAT paper Fig. on network capacity): train HAT on a
+single first task for several c and record, per epoch, the masks at s_max, the fraction of active
+units (a > 0.5) and of active weights (pre and post unit both active), and accuracy."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import torch
+
+from dwa_core import data
+from dwa_core.config import ExperimentConfig
+from dwa_core.experiment import build_approach, resolve_device, validate
+
+COLUMNS = ("c", "epoch", "active_units", "active_weights", "train_acc", "valid_acc", "test_acc", "masks")
+
+
+@torch.no_grad()
+def active_fractions(model, masks: dict, threshold: float = 0.5) -> tuple[float, float]:
+    """(fraction of gated units with a > threshold, fraction of gated weights whose post and pre
+    units are both active; the first layer's inputs count as active)."""
+    binary = {k: (m > threshold).float() for k, m in masks.items()}
+    units = sum(b.sum() for b in binary.values()) / sum(b.numel() for b in binary.values())
+    views = model.views(binary)
+    weights = [v for k, v in views.items() if k.endswith(".weight")]
+    shapes = [model.get_parameter(k).shape for k, v in views.items() if k.endswith(".weight")]
+    active = sum(v.expand(s).sum() for v, s in zip(weights, shapes))
+    return float(units), float(active / sum(torch.Size(s).numel() for s in shapes))
+
+
+def compression_analysis(cfg: ExperimentConfig, c_values, *, keep_masks: bool = True) -> pd.DataFrame:
+    """One row per (c, epoch) after training HAT on the first task of cfg.benchmark (columns COLUMNS)."""
+    rows = []
+    for c in c_values:
+        run = dataclasses.replace(cfg, approach="hat", approach_params={**cfg.approach_params, "c": c})
+        plan = validate(run)
+        bench = data.load_benchmark(run, resolve_device(run.device))
+        approach = build_approach(run, plan, bench, resolve_device(run.device))
+        task = bench.tasks[0]
+
+        def record(t, epoch, row, approach=approach, c=c, task=task):
+            masks = {k: m.detach().cpu() for k, m in approach.model.masks(0, approach.params.s_max).items()}
+            units, weights = active_fractions(approach.model, masks)
+            _, test_acc = approach.test(0, task)
+            rows.append({"c": c, "epoch": epoch, "active_units": units, "active_weights": weights,
+                         "train_acc": row["train_acc"], "valid_acc": row["valid_acc"],
+                         "test_acc": test_acc, "masks": masks if keep_masks else None})
+
+        approach.on_epoch = record
+        approach.fit(0, task)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
