@@ -23,11 +23,11 @@ def _grads(module, inputs, out):
 def test_masked_linear_fast_matches_reference(gate, monkeypatch):
     monkeypatch.setattr(masked_mod, "CHUNK_ELEMENTS", 2 * 6 * 4)  # force several batch chunks
     torch.manual_seed(0)
-    fast, ref = MaskedLinear(4, 6).double(), MaskedLinear(4, 6, impl="reference").double()
+    fast, ref = MaskedLinear(8, 2).double(), MaskedLinear(8, 2, impl="reference").double()
     ref.load_state_dict(fast.state_dict())
-    a, b = combination_sizes(24)  # 4 x 6: u has b = 6 entries, v has a = 4
-    x, u, v = (torch.randn(5, n, dtype=torch.float64, requires_grad=True) for n in (4, b, a))
-    outs = [layer(x, RankOneMask(u, v, gate, (6, 4))) for layer in (fast, ref)]
+    a, b = combination_sizes(16)  # (out, in) = (2, 8) from a 4 x 4 outer product
+    x, u, v = (torch.randn(5, n, dtype=torch.float64, requires_grad=True) for n in (8, b, a))
+    outs = [layer(x, RankOneMask(u, v, gate, (2, 8))) for layer in (fast, ref)]
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-10)
     for g_fast, g_ref in zip(_grads(fast, (x, u, v), outs[0]), _grads(ref, (x, u, v), outs[1])):
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-10)
@@ -35,11 +35,12 @@ def test_masked_linear_fast_matches_reference(gate, monkeypatch):
 
 def test_masked_linear_matches_per_sample_loop():
     torch.manual_seed(1)
-    layer = MaskedLinear(3, 2).double()
-    x, u, v = torch.randn(4, 3).double(), torch.randn(4, 3).double(), torch.randn(4, 2).double()
-    y = layer(x, RankOneMask(u, v, "tanh", (2, 3)))  # combination of s=6: a=2, b=3
+    layer = MaskedLinear(8, 2).double()
+    assert combination_sizes(16) == (4, 4)
+    x, u, v = torch.randn(4, 8).double(), torch.randn(4, 4).double(), torch.randn(4, 4).double()
+    y = layer(x, RankOneMask(u, v, "tanh", (2, 8)))
     for i in range(4):
-        h = torch.tanh(torch.outer(u[i], v[i])).reshape(2, 3)  # row-major reshape of the b x a matrix
+        h = torch.tanh(torch.outer(u[i], v[i])).reshape(2, 8)  # row-major reshape of the 4 x 4 matrix
         torch.testing.assert_close(y[i], (layer.weight * h) @ x[i] + layer.bias)
 
 
@@ -165,8 +166,8 @@ def test_sparsity_hand_values():
     assert sparsity_loss(state, 0.6, "binary").item() == pytest.approx(0.8)
 
 
-def test_mask_losses_gradients_match_materialised(monkeypatch):
-    monkeypatch.setattr(masked_mod, "CHUNK_ELEMENTS", 12)
+@pytest.mark.parametrize("gate", ["tanh", "sigmoid"])
+def test_mask_losses_gradients_match_materialised(gate):
     torch.manual_seed(0)
     u, v = torch.randn(5, 6, dtype=torch.float64, requires_grad=True), torch.randn(5, 4, dtype=torch.float64,
                                                                                   requires_grad=True)
@@ -175,8 +176,8 @@ def test_mask_losses_gradients_match_materialised(monkeypatch):
                      ("original-code", lambda s: plasticity_loss(s, fisher, "original-code")),
                      ("paper", lambda s: sparsity_loss(s, 0.1, "paper")),
                      ("original-code", lambda s: sparsity_loss(s, 0.1, "original-code"))):
-        fused = fn(DWAState(u, {"w": RankOneMask(u, v, "sigmoid", (6, 4))}))
-        full = fn(DWAState(u, {"w": FullMask(RankOneMask(u, v, "sigmoid", (6, 4)).materialise())}))
+        fused = fn(DWAState(u, {"w": RankOneMask(u, v, gate, (6, 4))}))
+        full = fn(DWAState(u, {"w": FullMask(RankOneMask(u, v, gate, (6, 4)).materialise())}))
         torch.testing.assert_close(fused, full)
         for g1, g2 in zip(torch.autograd.grad(fused, (u, v)), torch.autograd.grad(full, (u, v))):
             torch.testing.assert_close(g1, g2, msg=form)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from dwa_core.models.masked import FullMask, RankOneMask, chunk_size, gate_fn, gate_grad
+from dwa_core.models.masked import FullMask, RankOneMask, _gate_, chunk_size, gate_fn
 
 PLASTICITY_FORMS = ("paper", "original-code")
 SPARSITY_FORMS = ("paper", "original-code", "binary")
@@ -19,39 +19,46 @@ def _phi(kind: str, h: torch.Tensor, eta: float) -> torch.Tensor:
     return h.abs() if kind == "abs" else torch.relu(h * eta)
 
 
-def _phi_grad(kind: str, h: torch.Tensor, eta: float) -> torch.Tensor:
-    return h.sign() if kind == "abs" else (h > 0).to(h.dtype) * eta
+def _phi_gate_grad_(kind: str, gate: str, h: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """h <- φ'(h)·gate'(h) in place, for φ = |.| or relu (the η factor is applied by the caller)."""
+    if gate == "sigmoid":  # h > 0: φ' = 1 for both, gate' = h (1 - h)
+        return h.sub_(torch.mul(h, h, out=tmp))
+    if kind == "abs":  # sign(h)(1 - h²) = sign(h) - h|h|
+        torch.abs(h, out=tmp).mul_(h)
+        return h.sign_().sub_(tmp)
+    positive = h > 0  # relu: [h > 0](1 - h²)
+    return h.mul_(h).neg_().add_(1).mul_(positive)
 
 
 class _RankOneWeightedSum(torch.autograd.Function):
-    """S_b = Σ_i w_i · φ(gate(u_b v_bᵀ))_i, per sample b; w (b, a) or None (= ones)."""
+    """S_b = Σ_i w_i · φ(gate(u_b v_bᵀ))_i per sample b (w (b, a) or None = ones), one sample at a time
+    in reused (b, a) buffers; H_b is recomputed in the backward."""
 
     @staticmethod
     def forward(ctx, u, v, w, gate, kind, eta):
         ctx.save_for_backward(u, v, w)
         ctx.conf = gate, kind, eta
-        out, act = u.new_empty(u.shape[0]), gate_fn(gate)
-        step = chunk_size(u.shape[1] * v.shape[1], u.shape[0])
-        for s in range(0, u.shape[0], step):
-            val = _phi(kind, act(u[s:s + step, :, None] * v[s:s + step, None, :]), eta)  # (c, b, a)
-            out[s:s + step] = (val if w is None else val * w).sum((1, 2))
-        return out
+        out = u.new_empty(u.shape[0])
+        h = u.new_empty(u.shape[1], v.shape[1])
+        for i in range(u.shape[0]):
+            val = _phi(kind, _gate_(gate, torch.outer(u[i], v[i], out=h)), 1.0)
+            out[i] = val.sum() if w is None else torch.dot(val.view(-1), w.view(-1))
+        return out if kind == "abs" else out * eta
 
     @staticmethod
     def backward(ctx, grad):
         u, v, w = ctx.saved_tensors
         gate, kind, eta = ctx.conf
-        gu, gv, act = torch.empty_like(u), torch.empty_like(v), gate_fn(gate)
-        step = chunk_size(u.shape[1] * v.shape[1], u.shape[0])
-        for s in range(0, u.shape[0], step):
-            us, vs = u[s:s + step], v[s:s + step]
-            h = act(us[:, :, None] * vs[:, None, :])
-            gm = _phi_grad(kind, h, eta).mul_(gate_grad(gate, h)).mul_(grad[s:s + step, None, None])
+        grad = grad if kind == "abs" else grad * eta
+        gu, gv = torch.empty_like(u), torch.empty_like(v)
+        h, tmp = u.new_empty(u.shape[1], v.shape[1]), u.new_empty(u.shape[1], v.shape[1])
+        for i in range(u.shape[0]):
+            g = _phi_gate_grad_(kind, gate, _gate_(gate, torch.outer(u[i], v[i], out=h)), tmp)
             if w is not None:
-                gm.mul_(w)
-            gu[s:s + step] = torch.bmm(gm, vs[:, :, None]).squeeze(-1)
-            gv[s:s + step] = torch.bmm(gm.transpose(1, 2), us[:, :, None]).squeeze(-1)
-        return gu, gv, None, None, None, None
+                g.mul_(w)
+            torch.mv(g, v[i], out=gu[i])
+            torch.mv(g.t(), u[i], out=gv[i])
+        return gu * grad[:, None], gv * grad[:, None], None, None, None, None
 
 
 def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0) -> torch.Tensor:

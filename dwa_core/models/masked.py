@@ -74,39 +74,47 @@ class RankOneMask:
         return gate_fn(self.gate)(m).reshape(-1, *self.shape)
 
 
+def _gate_(name: str, m: torch.Tensor) -> torch.Tensor:
+    return m.tanh_() if name == "tanh" else m.sigmoid_()
+
+
 class _RankOneMaskedLinear(torch.autograd.Function):
-    """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, chunked over the batch, H recomputed in the backward."""
+    """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, one sample at a time in two reused (out, in) buffers;
+    H_b is recomputed in the backward. With G_b = diag(gy_b) (W ⊙ gate'(H_b)) diag(x_b):
+    dW = Σ_b H_b ⊙ gy_b x_bᵀ, dx_b = (W ⊙ H_b)ᵀ gy_b, du_b = G_b v_b, dv_b = G_bᵀ u_b (b x a layout)."""
 
     @staticmethod
     def forward(ctx, x, weight, u, v, gate):
         ctx.save_for_backward(x, weight, u, v)
         ctx.gate = gate
-        out_f, in_f = weight.shape
-        y = x.new_empty(x.shape[0], out_f)
-        step = chunk_size(weight.numel(), x.shape[0])
-        act = gate_fn(gate)
-        for s in range(0, x.shape[0], step):
-            h = act(u[s:s + step, :, None] * v[s:s + step, None, :]).view(-1, out_f, in_f)
-            y[s:s + step] = torch.bmm(h.mul_(weight), x[s:s + step, :, None]).squeeze(-1)
+        y = x.new_empty(x.shape[0], weight.shape[0])
+        h = torch.empty(u.shape[1], v.shape[1], dtype=x.dtype, device=x.device)  # (b, a) = H_b
+        h_w = h.view(weight.shape)  # (out, in)
+        for i in range(x.shape[0]):
+            _gate_(gate, torch.outer(u[i], v[i], out=h))
+            h_w.mul_(weight)
+            torch.mv(h_w, x[i], out=y[i])
         return y
 
     @staticmethod
     def backward(ctx, gy):
         x, weight, u, v = ctx.saved_tensors
-        out_f, in_f = weight.shape
         gx, gw = torch.empty_like(x), torch.zeros_like(weight)
         gu, gv = torch.empty_like(u), torch.empty_like(v)
-        step = chunk_size(weight.numel(), x.shape[0])
-        act = gate_fn(ctx.gate)
-        for s in range(0, x.shape[0], step):
-            xs, gys, us, vs = x[s:s + step], gy[s:s + step], u[s:s + step], v[s:s + step]
-            h = act(us[:, :, None] * vs[:, None, :]).view(-1, out_f, in_f)  # (c, out, in)
-            q = gys[:, :, None] * weight  # (c, out, in): dL/dy_o · W_oi
-            gx[s:s + step] = (q * h).sum(1)
-            gw += torch.einsum("boi,bo->oi", h * xs[:, None, :], gys)
-            gm = q.mul_(xs[:, None, :]).mul_(gate_grad(ctx.gate, h)).view(-1, *us.shape[1:], vs.shape[1])
-            gu[s:s + step] = torch.bmm(gm, vs[:, :, None]).squeeze(-1)
-            gv[s:s + step] = torch.bmm(gm.transpose(1, 2), us[:, :, None]).squeeze(-1)
+        h = torch.empty(u.shape[1], v.shape[1], dtype=x.dtype, device=x.device)  # (b, a)
+        h_w, outer, d = h.view(weight.shape), torch.empty_like(weight), torch.empty_like(weight)
+        d_m = d.view(h.shape)
+        for i in range(x.shape[0]):
+            _gate_(ctx.gate, torch.outer(u[i], v[i], out=h))
+            torch.outer(gy[i], x[i], out=outer)  # (out, in)
+            gw.addcmul_(h_w, outer)
+            torch.mul(weight, h_w, out=d)  # W ⊙ H
+            torch.mv(d.t(), gy[i], out=gx[i])
+            # W ⊙ gate'(H): tanh' = 1 - H², so W - (W⊙H)⊙H; sigmoid' = H(1 - H), so W⊙H - (W⊙H)⊙H
+            torch.addcmul(weight if ctx.gate == "tanh" else d, d, h_w, value=-1, out=d)
+            d.mul_(outer)
+            torch.mv(d_m, v[i], out=gu[i])
+            torch.mv(d_m.t(), u[i], out=gv[i])
         return gx, gw, gu, gv, None
 
 
