@@ -51,7 +51,7 @@ def local_entropy(img: torch.Tensor, radius: int = RADIUS) -> torch.Tensor:
     g = k * torch.log2(k) - (k - 1) * torch.log2((k - 1).clamp_min(1))  # Σ over a run = c·log2 c
     clogc = torch.where(valid, g, torch.zeros_like(g)).sum(1)
     count = valid.sum(1).double()
-    return (torch.log2(count) - clogc / count).view(n, h, w)
+    return (torch.log2(count) - clogc / count).clamp_min(0).view(n, h, w)
 
 
 def complexity(x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
