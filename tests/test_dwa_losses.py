@@ -5,8 +5,14 @@ import math
 import pytest
 import torch
 
-from dwa_core.functional.dwa import (embedding_loss, ideal_code, stiffness, task_code_loss, total_loss,
-                                     triplet_paper)
+from dwa_core.functional.dwa import (
+    embedding_loss,
+    ideal_code,
+    stiffness,
+    task_code_loss,
+    total_loss,
+    triplet_paper,
+)
 
 E = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
 P, N, NT = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0])
