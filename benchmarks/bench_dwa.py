@@ -48,7 +48,8 @@ def measure(arch: str, family: str, params: dict, steps: int, batch: int) -> dic
         if family == "dwa":
             state = model.state
             if params.get("masked_impl") == "reference":  # the straightforward loss: materialised masks
-                state = DWAState(state.embedding, {n: FullMask(m.materialise()) for n, m in state.masks.items()})
+                masks = {n: FullMask(m.materialise()) for n, m in state.masks.items()}
+                state = DWAState(state.embedding, masks)
             loss = loss + plasticity_loss(state, fisher) + sparsity_loss(state)
         loss.backward()
         opt.step()

@@ -65,19 +65,24 @@ def _small_alexnet(impl="fast", **kw):
                                        masked_impl=impl, **kw).double()
 
 
-@pytest.mark.parametrize("use_combination", [True, False])
-def test_network_fast_matches_reference(use_combination, monkeypatch):
-    monkeypatch.setattr(masked_mod, "CHUNK_ELEMENTS", 200)
-    fast, ref = _small_alexnet(use_combination=use_combination), _small_alexnet(
-        "reference", use_combination=use_combination)
+@pytest.mark.parametrize("use_combination,gate", [(True, "tanh"), (True, "sigmoid"), (False, "tanh")])
+def test_network_fast_matches_reference(use_combination, gate):
+    fast, ref = (_small_alexnet(impl, use_combination=use_combination, gate=gate)
+                 for impl in ("fast", "reference"))
     ref.load_state_dict(fast.state_dict())
     x = torch.randn(5, 3, 16, 16, dtype=torch.float64)
     outs = [net(x, 1) for net in (fast, ref)]
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-10)
-    grads = [torch.autograd.grad(o.logsumexp(1).sum(), list(net.parameters()), materialize_grads=True)
-             for o, net in zip(outs, (fast, ref))]
-    for (name, _), g_fast, g_ref in zip(fast.named_parameters(), *grads):
-        torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-10, msg=name)
+    # the fast layer also yields Σ|H| for the sparsity loss: check it and its gradient, with and without CE
+    for with_ce in (True, False):
+        grads = []
+        for out, net in zip(outs, (fast, ref)):
+            loss = sparsity_loss(net.state, 0.0, "paper") + sparsity_loss(net.state, 0.0, "original-code")
+            loss = loss + out.logsumexp(1).sum() if with_ce else loss
+            grads.append(torch.autograd.grad(loss, list(net.parameters()), materialize_grads=True,
+                                             retain_graph=True))
+        for (name, _), g_fast, g_ref in zip(fast.named_parameters(), *grads):
+            torch.testing.assert_close(g_fast, g_ref, rtol=1e-5, atol=1e-10, msg=name)
 
 
 def test_mask_shapes_and_gradients_reach_generators_and_processor():

@@ -68,6 +68,7 @@ class RankOneMask:
     v: torch.Tensor
     gate: str
     shape: tuple[int, ...]
+    abs_sum: torch.Tensor | None = None  # (B,) Σ_i |H_bi|, filled by the fast layer for the sparsity loss
 
     def materialise(self) -> torch.Tensor:
         m = self.u[:, :, None] * self.v[:, None, :]  # (B, b, a)
@@ -79,47 +80,55 @@ def _gate_(name: str, m: torch.Tensor) -> torch.Tensor:
 
 
 class _RankOneMaskedLinear(torch.autograd.Function):
-    """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, one sample at a time in two reused (out, in) buffers;
-    H_b is recomputed in the backward. With G_b = diag(gy_b) (W ⊙ gate'(H_b)) diag(x_b):
+    """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, one sample at a time in reused (out, in) buffers; H_b is
+    recomputed in the backward. Also returns s_b = Σ_i |H_bi| (the sparsity loss's statistic, one
+    norm per sample while H_b is at hand). With G_b = gate'(H_b) ⊙ (W ⊙ gy_b x_bᵀ + ds_b·sign(H_b)):
     dW = Σ_b H_b ⊙ gy_b x_bᵀ, dx_b = (W ⊙ H_b)ᵀ gy_b, du_b = G_b v_b, dv_b = G_bᵀ u_b (b x a layout)."""
 
     @staticmethod
     def forward(ctx, x, weight, u, v, gate):
         ctx.save_for_backward(x, weight, u, v)
         ctx.gate = gate
-        y = x.new_empty(x.shape[0], weight.shape[0])
+        ctx.set_materialize_grads(False)
+        y, abs_sum = x.new_empty(x.shape[0], weight.shape[0]), x.new_empty(x.shape[0])
         h = torch.empty(u.shape[1], v.shape[1], dtype=x.dtype, device=x.device)  # (b, a) = H_b
         h_w = h.view(weight.shape)  # (out, in)
         for i in range(x.shape[0]):
             _gate_(gate, torch.outer(u[i], v[i], out=h))
-            h_w.mul_(weight)
-            torch.mv(h_w, x[i], out=y[i])
-        return y
+            abs_sum[i] = torch.linalg.vector_norm(h, 1)
+            torch.mv(h_w.mul_(weight), x[i], out=y[i])
+        return y, abs_sum
 
     @staticmethod
-    def backward(ctx, gy):
+    def backward(ctx, gy, g_abs):
         x, weight, u, v = ctx.saved_tensors
+        if gy is None:
+            gy = x.new_zeros(x.shape[0], weight.shape[0])
         gx, gw = torch.empty_like(x), torch.zeros_like(weight)
         gu, gv = torch.empty_like(u), torch.empty_like(v)
         h = torch.empty(u.shape[1], v.shape[1], dtype=x.dtype, device=x.device)  # (b, a)
         h_w, outer, d = h.view(weight.shape), torch.empty_like(weight), torch.empty_like(weight)
-        d_m = d.view(h.shape)
         for i in range(x.shape[0]):
             _gate_(ctx.gate, torch.outer(u[i], v[i], out=h))
             torch.outer(gy[i], x[i], out=outer)  # (out, in)
             gw.addcmul_(h_w, outer)
-            torch.mul(weight, h_w, out=d)  # W ⊙ H
-            torch.mv(d.t(), gy[i], out=gx[i])
-            # W ⊙ gate'(H): tanh' = 1 - H², so W - (W⊙H)⊙H; sigmoid' = H(1 - H), so W⊙H - (W⊙H)⊙H
-            torch.addcmul(weight if ctx.gate == "tanh" else d, d, h_w, value=-1, out=d)
-            d.mul_(outer)
-            torch.mv(d_m, v[i], out=gu[i])
-            torch.mv(d_m.t(), u[i], out=gv[i])
+            torch.mv(torch.mul(weight, h_w, out=d).t(), gy[i], out=gx[i])  # (W ⊙ H)ᵀ gy
+            if g_abs is None:  # W ⊙ gate'(H): tanh' = 1 - H², so W - (W⊙H)⊙H; sigmoid': (W⊙H) - (W⊙H)⊙H
+                torch.addcmul(weight if ctx.gate == "tanh" else d, d, h_w, value=-1, out=d).mul_(outer)
+            else:
+                outer.mul_(weight).add_(torch.sign(h_w, out=d), alpha=g_abs[i])
+                torch.mul(h_w, h_w, out=d)  # gate' from H
+                d.neg_().add_(1) if ctx.gate == "tanh" else d.neg_().add_(h_w)
+                d.mul_(outer)
+            torch.mv(d.view(h.shape), v[i], out=gu[i])
+            torch.mv(d.view(h.shape).t(), u[i], out=gv[i])
         return gx, gw, gu, gv, None
 
 
 def rank_one_masked_linear(x, weight, mask: RankOneMask) -> torch.Tensor:
-    return _RankOneMaskedLinear.apply(x, weight, mask.u, mask.v, mask.gate)
+    """Fast path; stores Σ_i |H_bi| on the mask (differentiable) for the sparsity loss."""
+    y, mask.abs_sum = _RankOneMaskedLinear.apply(x, weight, mask.u, mask.v, mask.gate)
+    return y
 
 
 class MaskedLinear(nn.Module):
