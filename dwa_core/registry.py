@@ -38,6 +38,11 @@ class Registry(Generic[T]):
         return name in self._items
 
     def describe(self) -> dict[str, str]:
-        """name -> first line of the object's docstring."""
-        return {n: (o.__doc__ or "").strip().splitlines()[0] if o.__doc__ else ""
-                for n, o in sorted(self._items.items())}
+        """name -> first sentence (or paragraph) of the object's docstring."""
+        return {n: summary(o.__doc__) for n, o in sorted(self._items.items())}
+
+
+def summary(doc: str | None) -> str:
+    """The first paragraph of a docstring on one line."""
+    paragraph = (doc or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())

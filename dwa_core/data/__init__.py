@@ -8,6 +8,7 @@ import pkgutil
 from dwa_core.config import ConfigError, build_params
 from dwa_core.data.registry import BENCHMARKS, BenchmarkSpec, register_benchmark
 from dwa_core.data.types import Benchmark, Split, Task
+from dwa_core.registry import summary
 
 _SKIP = {"types", "registry", "common"}
 
@@ -46,8 +47,7 @@ def names() -> list[str]:
 
 def describe() -> dict[str, str]:
     _import_all()
-    return {name: spec.__doc__.splitlines()[0] if spec.__doc__ else ""
-            for name, spec in ((n, BENCHMARKS.get(n)) for n in BENCHMARKS.names())}
+    return {name: summary(BENCHMARKS.get(name).__doc__) for name in BENCHMARKS.names()}
 
 
 __all__ = ["Benchmark", "Split", "Task", "BENCHMARKS", "register_benchmark", "load_benchmark",
