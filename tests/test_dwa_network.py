@@ -131,7 +131,7 @@ def test_mlp_dwa_and_bad_options():
     net = build("mlp", "dwa", (1, 28, 28), [2, 3], params=dict(hidden=10))
     assert net(torch.randn(4, 1, 28, 28), 1).shape == (4, 3)
     assert net.masked_weight_names() == ["fc1.weight", "fc2.weight"]
-    for bad in (dict(gate="relu"), dict(use_stem=5), dict(masked_impl="slow")):
+    for bad in (dict(gate="relu"), dict(use_stem=5), dict(masked_impl="slow"), dict(use_processor="false")):
         with pytest.raises(ConfigError):
             build("alexnet", "dwa", (3, 32, 32), [2], params=bad)
 

@@ -43,6 +43,8 @@ def build(arch: str, family: str, input_shape, task_classes, params: dict | None
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
 from dwa_core.models import dwa as _dwa  # noqa: E402,F401  registers alexnet-dwa, mlp-dwa
 from dwa_core.models import progressive as _progressive  # noqa: E402,F401  alexnet/mlp-progressive
 from dwa_core.models import pathnet as _pathnet  # noqa: E402,F401  alexnet/mlp-pathnet

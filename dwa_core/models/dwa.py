@@ -104,6 +104,10 @@ class DWANet(nn.Module):
             raise ConfigError(f"gate: must be one of {', '.join(GATES)}, got {gate!r}")
         if masked_impl not in IMPLS:
             raise ConfigError(f"masked_impl: must be one of {', '.join(IMPLS)}, got {masked_impl!r}")
+        for name, flag in (("use_processor", use_processor), ("use_concat", use_concat),
+                           ("use_combination", use_combination), ("use_dropout", use_dropout)):
+            if not isinstance(flag, bool):  # the seed's scripts passed 'true'/'false' strings (§5.4)
+                raise ConfigError(f"{name}: must be true or false, got {flag!r}")
         stem = 0 if use_stem is None else int(use_stem)
         if not 0 <= stem < len(specs):
             raise ConfigError(f"use_stem: must be in 0..{len(specs) - 1} (at least one masked layer), "
