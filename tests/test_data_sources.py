@@ -175,3 +175,20 @@ def test_real_fashion_mnist_from_debian(tmp_path):
     assert x.mean().item() == pytest.approx(0.2190, abs=2e-3)
     assert x.std().item() == pytest.approx(0.3318, abs=2e-3)
     assert np.issubdtype(raw.train_x.numpy().dtype, np.uint8)
+
+
+def test_download_fetches_the_papers_url(tmp_path, monkeypatch):
+    import urllib.request
+
+    fetched = []
+
+    def fake_urlretrieve(url, target):
+        fetched.append(url)
+        made = write_not_mnist(tmp_path / "made")
+        Path(target).write_bytes(made.read_bytes())
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", fake_urlretrieve)
+    raw = sources.not_mnist(tmp_path / "data", download=True)
+    assert fetched == ["https://github.com/nkundiushuti/notmnist_convert/blob/master/notmnist.zip?raw=true"]
+    assert (tmp_path / "data" / "notmnist" / "notmnist.zip").is_file()
+    assert raw.train_x.shape == (30, 1, 32, 32)

@@ -234,7 +234,14 @@ def load_source(name: str, data_dir=None, download: bool = False, cache: bool = 
     folder = find(name, data_dir, download)
     if not cache:
         return read(name, folder)
-    return cached(name, lambda: read(name, folder), cache_dir(data_dir))
+    return cached(name, lambda: _read_logged(name, folder), cache_dir(data_dir))
+
+
+def _read_logged(name: str, folder: Path) -> RawDataset:
+    raw = read(name, folder)  # §8.4 asks to verify the FaceScrub / notMNIST counts on first load
+    log.info("%s from %s: %d train, %d test, %d classes", name, folder, len(raw.train_y), len(raw.test_y),
+             int(raw.train_y.max()) + 1)
+    return raw
 
 
 def cache_dir(data_dir=None) -> Path:
