@@ -31,7 +31,7 @@ def save(name: str, raw, cache_dir) -> Path:
     buffer = io.BytesIO()
     torch.save(asdict(raw), buffer)
     data = buffer.getvalue()
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # parallel runs (ray tune) may write at once
     tmp.write_bytes(data)
     os.replace(tmp, path)
     digest_path.write_text(hashlib.sha256(data).hexdigest())
