@@ -71,8 +71,13 @@ def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0)
 
 
 def _scales(names, scale) -> list[float]:
-    """κ_j per masked layer: None -> 1; a sequence -> one per layer in order (§5.5 scale_att_loss)."""
-    return [1.0] * len(names) if scale is None else [float(k) for k in scale]
+    """κ_j per masked layer (§5.5 scale_att_loss): None/False -> 1; True -> 0.2 + j·0.8/J for the J
+    masked layers (the seed's 0.2 + j·0.8/(5 − use_stem)); a sequence -> one per layer in order."""
+    if scale is None or scale is False:
+        return [1.0] * len(names)
+    if scale is True:
+        return [0.2 + j * 0.8 / len(names) for j in range(len(names))]
+    return [float(k) for k in scale]
 
 
 def plasticity_loss(state, fisher: dict, form: str = "paper", eta: float = 10.0, scale=None) -> torch.Tensor:
