@@ -117,7 +117,8 @@ def test_dwa_trains_alexnet_original_switches():
                approach_params={"curriculum": "exp:2:0.5", "anchor_samples": 8,
                                 "triplet_form": "original-code",
                                 "anchor_ranking": "last-batch", "fisher_accumulate": True, "stiff": 2,
-                                "stiff_uncapped": True, "anchor_threshold": 0.4, "use_anchor_first": True})
+                                "stiff_uncapped": True, "anchor_threshold": 0.4, "use_anchor_first": True,
+                                "use_task_loss": True, "scale_att_loss": True})
     _finite(run_experiment(cfg, save=False))
 
 

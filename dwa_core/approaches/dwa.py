@@ -18,7 +18,14 @@ from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
 from dwa_core.config import check
 from dwa_core.curriculum import Curriculum, complexity, select
-from dwa_core.functional.dwa import TRIPLET_FORMS, embedding_loss, stiffness, total_loss
+from dwa_core.functional.dwa import (
+    TRIPLET_FORMS,
+    embedding_loss,
+    ideal_code,
+    stiffness,
+    task_code_loss,
+    total_loss,
+)
 from dwa_core.functional.dwa_masks import PLASTICITY_FORMS, SPARSITY_FORMS, plasticity_loss, sparsity_loss
 from dwa_core.functional.fisher import fisher_diagonal, iterate_batches, merge_fisher
 
@@ -39,6 +46,7 @@ class DWAParams:
     stiff: int | None = None  # ramp epochs σ = e/stiff
     use_anchor_first: bool = False  # embedding loss on task 0 too
     scale_att_loss: bool = False  # κ_j = 0.2 + j·0.8/(L) per masked layer
+    use_task_loss: bool = False  # add Σ(1-ζ)·mean (E - I_t)² to L_emb (intended blocks, §5.5)
     fisher_batch_size: int = 20
     triplet_form: str = "paper"  # "original-code": batch Frobenius, (1+δ), summed
     plasticity_form: str = "paper"  # "original-code": mean |H|·F, no η
@@ -126,6 +134,9 @@ class DWA(Approach):
             c = self.current
             emb = embedding_loss(state.embedding, zeta, c["positive"], c["negative"], c["previous"],
                                  alpha=p.alpha, delta=p.delta, form=p.triplet_form)
+            if p.use_task_loss:
+                d = state.embedding.shape[1]
+                emb = emb + task_code_loss(state.embedding, zeta, ideal_code(t, self.model.n_tasks, d, zeta))
         plast = None
         if self.fisher is not None:
             n = len(state.masks)
