@@ -61,10 +61,51 @@ class _RankOneWeightedSum(torch.autograd.Function):
         return gu * grad[:, None], gv * grad[:, None], None, None, None, None
 
 
+class _RankOneTanhReluSum(torch.autograd.Function):
+    """S_b = η Σ_i w_i relu(tanh(u_b v_bᵀ))_i, the paper's plasticity term with the tanh gate.
+    relu(tanh(m)) = tanh(relu(m)) and relu(u vᵀ) = u⁺v⁺ᵀ + u⁻v⁻ᵀ (rank 2), so the sign pattern
+    [m > 0] is applied through u± and v± instead of by masking every entry."""
+
+    @staticmethod
+    def forward(ctx, u, v, w, eta):
+        ctx.save_for_backward(u, v, w)
+        ctx.eta = eta
+        parts = u.clamp(min=0), u.clamp(max=0), v.clamp(min=0), v.clamp(max=0)
+        out, h = u.new_empty(u.shape[0]), u.new_empty(u.shape[1], v.shape[1])
+        for i in range(u.shape[0]):
+            _relu_outer(h, *(p[i] for p in parts)).tanh_()
+            out[i] = h.sum() if w is None else torch.dot(h.view(-1), w.view(-1))
+        return out * eta
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, v, w = ctx.saved_tensors
+        up, un, vp, vn = u.clamp(min=0), u.clamp(max=0), v.clamp(min=0), v.clamp(max=0)
+        gu, gv = torch.empty_like(u), torch.empty_like(v)
+        h, g = u.new_empty(u.shape[1], v.shape[1]), u.new_empty(u.shape[1], v.shape[1])
+        for i in range(u.shape[0]):
+            _relu_outer(h, up[i], un[i], vp[i], vn[i]).tanh_()
+            if w is None:  # g = w ⊙ (1 - h²)
+                torch.mul(h, h, out=g).neg_().add_(1)
+            else:
+                torch.addcmul(w, torch.mul(w, h, out=g), h, value=-1, out=g)
+            gu[i] = (u[i] > 0) * torch.mv(g, vp[i]) + (u[i] < 0) * torch.mv(g, vn[i])
+            gv[i] = (v[i] > 0) * torch.mv(g.t(), up[i]) + (v[i] < 0) * torch.mv(g.t(), un[i])
+        scale = grad[:, None] * ctx.eta
+        return gu * scale, gv * scale, None, None
+
+
+def _relu_outer(h, up, un, vp, vn) -> torch.Tensor:
+    """h <- relu(u vᵀ) = u⁺v⁺ᵀ + u⁻v⁻ᵀ."""
+    return torch.outer(up, vp, out=h).addr_(un, vn)
+
+
 def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0) -> torch.Tensor:
     """(B,) Σ_i weight_i · φ(H_bi) with φ = |.| ("abs") or relu(η·) ("relu")."""
     if isinstance(mask, RankOneMask):
         w = None if weight is None else weight.reshape(mask.u.shape[1], mask.v.shape[1])
+        if kind == "relu" and mask.gate == "tanh":
+            return _RankOneTanhReluSum.apply(mask.u, mask.v, w, eta)
         return _RankOneWeightedSum.apply(mask.u, mask.v, w, mask.gate, kind, eta)
     val = _phi(kind, mask.materialise(), eta)
     return (val if weight is None else val * weight).flatten(1).sum(1)
