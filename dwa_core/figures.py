@@ -58,6 +58,22 @@ def run_suite(profile: str, names, seeds=None, results_dir=None, device: str = "
     return out
 
 
+def dwa_introspection(profile: str, seed: int = 0, device: str = "cpu", data_dir=None,
+                      n_per_task: int = 10) -> tuple[dict, str]:
+    """Train DWA on `profile` (as run_experiment does) and return (introspect(...), benchmark name)."""
+    from dwa_core import data
+    from dwa_core.experiment import build_approach, resolve_device, validate
+    from dwa_core.introspection import introspect
+
+    cfg = profile_config(profile, "dwa", seed, device, data_dir)
+    dev = resolve_device(cfg.device)
+    bench = data.load_benchmark(cfg, dev)
+    approach = build_approach(cfg, validate(cfg), bench, dev)
+    for t, task in enumerate(bench.tasks):
+        approach.fit(t, task)
+    return introspect(approach, bench, n_per_task=n_per_task, seed=seed), cfg.benchmark
+
+
 def summary(runs: dict, random, joint) -> dict:
     """seed_spec §9 summary numbers per approach (seed 0): final accuracy and % forgotten, plus
     HAT's rho (mean over t) with its 95% CI over seeds, and the final matrices."""

@@ -3,8 +3,9 @@
 Every function returns a matplotlib Figure and never shows or saves it; `save_figure` writes
 PNG + PDF + a JSON sidecar with the exact config and command that produced the figure.
 
-Introspection dict (dwa_core.introspection, Fig. 7 and the PCA):
-    {task_name: {"images": (N, C, H, W), "masks": {layer: (N, *shape)}, "embedding": (N, d)}}
+Introspection dict (Fig. 7 and the PCA): either dwa_core.introspection.introspect's
+    {task index: {"name", "images": (N, C, H, W), "masks": {layer: (N, *shape)}, "emb": (N, d)}}
+or {task_name: {"images", "masks", "embedding"}}; `normalise_introspection` maps both to the latter.
 """
 
 from __future__ import annotations
@@ -120,8 +121,15 @@ def mask_image(mask: np.ndarray) -> np.ndarray:
     return m.reshape(m.shape[0], m.shape[1], -1).mean(axis=2)
 
 
+def normalise_introspection(intro: dict) -> dict:
+    """{task_name: {"images", "masks", "embedding"}} from either accepted shape."""
+    return {str(e.get("name", k)): {"images": e["images"], "masks": e.get("masks", {}),
+                                    "embedding": e.get("embedding", e.get("emb"))} for k, e in intro.items()}
+
+
 def plot_masks(intro: dict, task: str, sample: int = 0, benchmark: str = "?") -> plt.Figure:
     """Paper Fig. 7: the input image and one heat map per masked layer for one sample of `task`."""
+    intro = normalise_introspection(intro)
     entry = intro[task]
     layers = list(entry["masks"])
     fig, axes = plt.subplots(1, len(layers) + 1, figsize=(2.4 * (len(layers) + 1), 2.4), squeeze=False)
@@ -153,6 +161,7 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 
 def plot_embedding_pca(intro: dict, benchmark: str = "?") -> plt.Figure:
     """The context embeddings of every task projected together on 2 principal components."""
+    intro = normalise_introspection(intro)
     names = list(intro)
     emb = np.concatenate([np.asarray(intro[n]["embedding"], dtype=float) for n in names])
     proj = pca_2d(emb)
