@@ -108,20 +108,24 @@ class _RankOneMaskedLinear(torch.autograd.Function):
         gu, gv = torch.empty_like(u), torch.empty_like(v)
         h = torch.empty(u.shape[1], v.shape[1], dtype=x.dtype, device=x.device)  # (b, a)
         h_w, outer, d = h.view(weight.shape), torch.empty_like(weight), torch.empty_like(weight)
+        one = x.new_ones(())
         for i in range(x.shape[0]):
             _gate_(ctx.gate, torch.outer(u[i], v[i], out=h))
             torch.outer(gy[i], x[i], out=outer)  # (out, in)
             gw.addcmul_(h_w, outer)
             torch.mv(torch.mul(weight, h_w, out=d).t(), gy[i], out=gx[i])  # (W ⊙ H)ᵀ gy
-            if g_abs is None:  # W ⊙ gate'(H): tanh' = 1 - H², so W - (W⊙H)⊙H; sigmoid': (W⊙H) - (W⊙H)⊙H
-                torch.addcmul(weight if ctx.gate == "tanh" else d, d, h_w, value=-1, out=d).mul_(outer)
-            else:
-                outer.mul_(weight).add_(torch.sign(h_w, out=d), alpha=g_abs[i])
-                torch.mul(h_w, h_w, out=d)  # gate' from H
-                d.neg_().add_(1) if ctx.gate == "tanh" else d.neg_().add_(h_w)
-                d.mul_(outer)
+            # W ⊙ gate'(H): tanh' = 1 - H², so W - (W⊙H)⊙H; sigmoid' = H(1 - H), so W⊙H - (W⊙H)⊙H
+            torch.addcmul(weight if ctx.gate == "tanh" else d, d, h_w, value=-1, out=d).mul_(outer)
             torch.mv(d.view(h.shape), v[i], out=gu[i])
             torch.mv(d.view(h.shape).t(), u[i], out=gv[i])
+            if g_abs is not None:  # d Σ|H| = sign(H) ⊙ gate'(H); for tanh sign(u vᵀ) = sign(u) sign(v)ᵀ
+                torch.addcmul(one if ctx.gate == "tanh" else h, h, h, value=-1, out=h)  # gate'(H)
+                sv, su = (v[i].abs(), u[i].abs()) if ctx.gate == "tanh" else (v[i], u[i])
+                du, dv = torch.mv(h, sv), torch.mv(h.t(), su)
+                if ctx.gate == "tanh":
+                    du, dv = du * u[i].sign(), dv * v[i].sign()
+                gu[i] += g_abs[i] * du
+                gv[i] += g_abs[i] * dv
         return gx, gw, gu, gv, None
 
 
