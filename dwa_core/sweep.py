@@ -126,7 +126,8 @@ class SweepDefinition:
     output_dir: str
     backend: str = "local"
     workers: int | None = None
-    search: dict | None = None  # {"space": ..., "num_samples": n, "metric": ..., "algorithm": ...}
+    search: dict | None = None  # {"space": ..., "num_samples": n, "algorithm": "random" | "optuna"}
+    base: ExperimentConfig | None = None
 
 
 def load_definition(path) -> SweepDefinition:
@@ -156,7 +157,7 @@ def load_definition(path) -> SweepDefinition:
     if meta.get("references", True):
         configs = with_references(configs)
     return SweepDefinition(name, _unique(configs), meta.get("output_dir", f"results/sweeps/{name}"),
-                           meta.get("backend", "local"), meta.get("workers"), search)
+                           meta.get("backend", "local"), meta.get("workers"), search, base)
 
 
 def _unique(cfgs):
@@ -255,17 +256,35 @@ def run_sweep(cfgs, output_dir, *, backend: str = "local", workers: int | None =
     """Run every config, skipping finished ones and resuming interrupted ones; returns one outcome
     dict per config (status "trained" | "resumed" | "cached" | "failed", error, run_dir)."""
     cfgs = _unique(cfgs)
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"backend: must be 'local' or 'ray', got {backend!r}")
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     workers = workers or default_workers()
-    bar = Progress(len(cfgs), progress)
+    done = {i: {"key": c.key(), "run": c.run_name(), "run_dir": str(run_dir(c, output_dir)), "error": None,
+                "status": "cached"} for i, c in enumerate(cfgs) if _finished(run_dir(c, output_dir))}
+    todo = [c for i, c in enumerate(cfgs) if i not in done]
+    bar = Progress(len(todo), progress)
     try:
-        if backend == "ray":
-            return _run_ray(cfgs, output_dir, workers, threads, address, bar, imports)
-        if backend != "local":
-            raise ConfigError(f"backend: must be 'local' or 'ray', got {backend!r}")
-        return _run_local(cfgs, output_dir, workers, threads, bar, imports)
+        if not todo:
+            ran = []
+        elif backend == "ray":
+            ran = _run_ray(todo, output_dir, workers, threads, address, bar, imports)
+        else:
+            ran = _run_local(todo, output_dir, workers, threads, bar, imports)
     finally:
         bar.close()
+    ran = iter(ran)
+    return [done[i] if i in done else next(ran) for i in range(len(cfgs))]
+
+
+def _finished(where: Path) -> bool:
+    """A run whose results.json holds every task (checked without starting a worker)."""
+    from dwa_core.results import Results, ResultsError
+
+    try:
+        return Results.load(where / "results.json").finished
+    except (FileNotFoundError, ResultsError):
+        return False
 
 
 def _run_local(cfgs, output_dir, workers, threads, bar, imports) -> list[dict]:
@@ -361,7 +380,8 @@ def tune_search(base: ExperimentConfig, space: dict, output_dir, *, num_samples:
 
     tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), param_space=param_space,
                        tune_config=tune.TuneConfig(metric=metric, mode="max", num_samples=num_samples,
-                                                   search_alg=search_alg))
+                                                   search_alg=search_alg),
+                       run_config=tune.RunConfig(storage_path=str(Path(out) / "tune")))
     return tuner.fit()
 
 
@@ -404,9 +424,11 @@ def results_frame(results, per_task: bool = False):
                else np.full(T, np.nan))
         ret = (metrics.retention_ratio(acc, rand, joint) if rand is not None and joint is not None
                else np.full(T, np.nan))
+        cfg = ExperimentConfig.from_dict(c)
         ident = {"benchmark": c["benchmark"], "approach": c["approach"], "label": label(c),
+                 "variant": cfg.replace(seed=0).key(),  # the config without its seed
                  "name": c.get("name", ""), "seed": c["seed"],
-                 "run": ExperimentConfig.from_dict(c).run_name()}
+                 "run": cfg.run_name()}
         if per_task:
             curve = metrics.average_accuracy_curve(acc)
             rows.extend({**ident, "task": t, "avg_acc": curve[t], "rho": rho[t], "retention": ret[t]}
@@ -424,8 +446,10 @@ def results_frame(results, per_task: bool = False):
 METRICS = ("avg_acc", "bwt", "forgetting", "rho", "retention", "percent_forgotten")
 
 
-def summarize(frame, by=("benchmark", "label"), metric_names=None):
-    """Mean, 95 % CI half-width (metrics.mean_ci) and n over seeds for every metric."""
+def summarize(frame, by=("benchmark", "label", "variant"), metric_names=None):
+    """Mean, 95 % CI half-width (metrics.mean_ci) and n over seeds for every metric; by default one
+    row per config minus its seed ("variant": two variants may share a label if they differ only
+    outside the approach parameters, e.g. in train.lr)."""
     import pandas as pd
 
     metric_names = [m for m in (metric_names or METRICS) if m in frame.columns]
@@ -446,7 +470,7 @@ def related_work_table(frame, digits: int = 3):
     """approach -> final average accuracy and HAT rho, each "mean ± CI" over seeds."""
     import pandas as pd
 
-    summary = summarize(frame, by=("benchmark", "label"), metric_names=("avg_acc", "rho"))
+    summary = summarize(frame, metric_names=("avg_acc", "rho"))
     fmt = f"{{:.{digits}f}} ± {{:.{digits}f}}"
     return pd.DataFrame({
         "benchmark": summary["benchmark"], "approach": summary["label"], "seeds": summary["n"],
@@ -487,8 +511,17 @@ def sweep_main(args) -> int:
         print(f"{len(d.configs)} runs -> {out}")
         return 0
     failed = 0
+    backend = args.backend or d.backend
+    if d.search and backend == "ray" and not args.aggregate_only:  # Ray Tune (Optuna when asked)
+        result = tune_search(d.base, d.search["space"], out, num_samples=int(d.search.get("num_samples", 8)),
+                             algorithm=d.search.get("algorithm", "random"), address=args.address,
+                             workers=args.workers or d.workers, threads=args.threads)
+        best = result.get_best_result()
+        print(f"best: {best.config} avg_acc={best.metrics.get('avg_acc')}")
+        d.configs = [ExperimentConfig.from_dict(_merge(d.base.to_dict(), r.config)) for r in result]
+        args.aggregate_only = True
     if not args.aggregate_only:
-        outcomes = run_sweep(d.configs, out, backend=args.backend or d.backend,
+        outcomes = run_sweep(d.configs, out, backend=backend,
                              workers=args.workers or d.workers, threads=args.threads, address=args.address)
         failed = sum(o["status"] == "failed" for o in outcomes)
         counts = {s: sum(o["status"] == s for o in outcomes)
@@ -497,7 +530,7 @@ def sweep_main(args) -> int:
         for o in outcomes:
             if o["status"] == "failed":
                 print(f"failed: {o['run']}: {o['error']} (see {o['run_dir']}/{ERROR})")
-    frame = results_frame(load_results(out, d.configs))
+    frame = results_frame(load_results(out, None if d.search else d.configs))
     if frame.empty:
         print("no finished runs")
         return 1 if failed else 0
