@@ -112,6 +112,7 @@ def with_references(cfgs) -> list[ExperimentConfig]:
             if (reference_key(c), approach) in have:
                 continue
             ref = c.replace(approach=approach, approach_params={}, name="")
+            have.add((reference_key(c), approach))
             if ref.key() not in seen:
                 seen.add(ref.key())
                 out.append(ref)

@@ -62,6 +62,18 @@ def test_shipped_definitions_load():
     assert {"sgd", "ewc", "joint", "random"} <= {c.approach for c in related.configs}
     hat = sweep.load_definition("hat-grid")
     assert len(hat.configs) == 8 * 6 + 2  # the grid plus random and joint
+    final = sweep.load_definition("dwa-final")  # variants differing in train share one reference pair
+    assert len(final.configs) == 3 * 3 + 2 * 3
+
+
+@pytest.mark.parametrize("name", ["smoke-digits", "related-work-digits", "ewc-lambda", "ewc-search",
+                                  "hat-grid",
+                                  "dwa-gridsearch1", "dwa-gridsearch2", "dwa-gridsearch3", "dwa-final"])
+def test_every_shipped_definition_validates(name):
+    from dwa_core.experiment import validate
+
+    for cfg in sweep.load_definition(name).configs:
+        validate(cfg)
 
 
 def test_cli_dry_run_lists_runs(capsys):
