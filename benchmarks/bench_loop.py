@@ -60,7 +60,8 @@ def measure(shape: str, device, epochs: int, repeat: int) -> dict:
         sync(device)
         timings["bare"].append(n / (time.perf_counter() - start))
     best = {k: max(v) for k, v in timings.items()}
-    return {"network": bench.network, "shape": shape, "samples": n, **best, "ratio": best["ours"] / best["bare"]}
+    ratio = best["ours"] / best["bare"]
+    return {"network": bench.network, "shape": shape, "samples": n, **best, "ratio": ratio}
 
 
 def main() -> None:

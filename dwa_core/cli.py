@@ -6,10 +6,10 @@ import argparse
 import json
 import logging
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from dwa_core.config import ConfigError, ExperimentConfig
 

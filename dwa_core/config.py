@@ -162,7 +162,7 @@ class ExperimentConfig:
 
         parse_weight_init(self.weight_init)
 
-    def replace(self, **changes) -> "ExperimentConfig":
+    def replace(self, **changes) -> ExperimentConfig:
         """A copy with some fields changed; `train` may be given as a dict of changes."""
         if isinstance(changes.get("train"), dict):
             changes["train"] = dataclasses.replace(self.train, **changes["train"])
@@ -172,7 +172,7 @@ class ExperimentConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ExperimentConfig":
+    def from_dict(cls, values: dict) -> ExperimentConfig:
         return build_params(cls, values, "config")
 
     def key(self) -> str:

@@ -52,7 +52,7 @@ class Results:
     extras: dict = field(default_factory=dict)  # approach-specific data (e.g. DWA introspection)
 
     @classmethod
-    def empty(cls, config: dict, task_names, task_classes, device: str) -> "Results":
+    def empty(cls, config: dict, task_names, task_classes, device: str) -> Results:
         T = len(task_names)
         return cls(config, list(task_names), list(task_classes), [[0.0] * T for _ in range(T)],
                    [[0.0] * T for _ in range(T)], [], [], device=device)
@@ -86,7 +86,7 @@ class Results:
         return path
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Results":
+    def from_dict(cls, data: dict) -> Results:
         if data.get("schema") != SCHEMA_VERSION:
             raise ResultsError(f"unsupported results schema {data.get('schema')!r} "
                                f"(expected {SCHEMA_VERSION})")
@@ -103,7 +103,7 @@ class Results:
         return cls(**known)
 
     @classmethod
-    def load(cls, path) -> "Results":
+    def load(cls, path) -> Results:
         try:
             data = json.loads(Path(path).read_text())
         except json.JSONDecodeError as err:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from dwa_core.cli import config_from_args, build_parser, main
+from dwa_core.cli import build_parser, config_from_args, main
 
 
 def args_of(*argv):

@@ -126,3 +126,17 @@ def test_compression_table():
     assert table[["active_units", "active_weights"]].stack().between(0, 1).all()
     final = table.groupby("c").last()
     assert final.loc[4.0, "active_units"] <= final.loc[0.1, "active_units"]
+
+
+def test_extra_state_roundtrip_restores_multipliers():
+    net = MLPHAT((1, 8, 8), [2, 2], nhid=4)
+    approach = HAT(net, TrainConfig())
+    approach.cumulative = {"fc1": torch.tensor([1.0, 0, 0, 0]), "fc2": torch.tensor([0.0, 1, 0, 0])}
+    state = approach.extra_state()
+    fresh = HAT(net, TrainConfig())
+    fresh.load_extra_state(state)
+    # fc2 weight (4 x 4): 1 - min(post, pre) is 0 only at row 1, column 0
+    expected = torch.ones(4, 4)
+    expected[1, 0] = 0
+    assert torch.equal(fresh.multipliers["layers.fc2.weight"], expected)
+    assert torch.equal(fresh.multipliers["layers.fc1.bias"], torch.tensor([0.0, 1, 1, 1]))

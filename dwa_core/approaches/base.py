@@ -21,7 +21,8 @@ import copy
 import logging
 import math
 import time
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F

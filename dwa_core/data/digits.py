@@ -54,6 +54,16 @@ def _make_task(name, n_classes, train, test, params, seed) -> Task:
     return Task(name, n_classes, *shaped)
 
 
+def _pair(split: Split, k: int) -> Split:
+    """Digits 2k and 2k+1, relabelled 0 and 1."""
+    rows = (split.y // 2) == k
+    return Split(split.x[rows], split.y[rows] % 2)
+
+
+def _permute(split: Split, perm: torch.Tensor) -> Split:
+    return Split(split.x.flatten(1)[:, perm].view_as(split.x), split.y)
+
+
 def _network_for(shape: str) -> str:
     return "alexnet" if shape == "3x32x32" else "mlp"
 
@@ -65,8 +75,8 @@ def split_digits(params: DigitsParams, seed: int = 0, **_) -> Benchmark:
     train, test = load_digits_splits()
     tasks = []
     for k in seeded_order(5, seed):
-        pick = lambda s: Split(s.x[(s.y // 2) == k], s.y[(s.y // 2) == k] % 2)  # noqa: E731
-        tasks.append(_make_task(f"digits-{2 * k}-{2 * k + 1}", 2, pick(train), pick(test), params, seed))
+        pair = [_pair(split, k) for split in (train, test)]
+        tasks.append(_make_task(f"digits-{2 * k}-{2 * k + 1}", 2, *pair, params, seed))
     shape = tuple(tasks[0].train.x.shape[1:])
     return Benchmark("split-digits", tasks, shape, _network_for(params.shape))
 
@@ -86,7 +96,7 @@ def permuted_digits(params: DigitsParams, seed: int = 0, **_) -> Benchmark:
         task = _make_task(f"permuted-digits-{k}", 10, train, test, params, seed)
         n_pixels = task.train.x[0].numel()
         perm = pixel_permutation(n_pixels, seed, k)
-        permute = lambda s: Split(s.x.flatten(1)[:, perm].view_as(s.x), s.y)  # noqa: E731
-        tasks.append(Task(task.name, 10, permute(task.train), permute(task.valid), permute(task.test)))
+        splits = [_permute(s, perm) for s in (task.train, task.valid, task.test)]
+        tasks.append(Task(task.name, 10, *splits))
     shape = tuple(tasks[0].train.x.shape[1:])
     return Benchmark("permuted-digits", tasks, shape, _network_for(params.shape))

@@ -45,7 +45,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-from dwa_core.models import dwa as _dwa  # noqa: E402,F401  registers alexnet-dwa, mlp-dwa
-from dwa_core.models import progressive as _progressive  # noqa: E402,F401  alexnet/mlp-progressive
-from dwa_core.models import pathnet as _pathnet  # noqa: E402,F401  alexnet/mlp-pathnet
-from dwa_core.models import hat as _hat  # noqa: E402,F401  registers alexnet-hat, mlp-hat
+
+# Variants register themselves on import (after NETWORKS exists).
+from dwa_core.models import dwa, hat, pathnet, progressive  # noqa: E402,F401

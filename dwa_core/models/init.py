@@ -49,7 +49,8 @@ def apply_weight_init(model: nn.Module, spec: str) -> nn.Module:
     for module in model.modules():
         kind = getattr(module, "init_kind", None)
         if kind is None:
-            kind = "conv" if isinstance(module, nn.Conv2d) else "linear" if isinstance(module, nn.Linear) else None
+            kinds = {nn.Conv2d: "conv", nn.Linear: "linear"}
+            kind = next((k for cls, k in kinds.items() if isinstance(module, cls)), None)
         if kind is None or getattr(module, "weight", None) is None:
             continue
         SCHEMES[schemes[kind]](module.weight)
