@@ -31,7 +31,7 @@ def samples_per_second(name: str, arch: str, args) -> float:
                            train=TrainConfig(epochs=args.epochs, batch_size=64, lr_patience=1000))
     res = run_experiment(cfg, save=False)
     rows = sum(n * len(h) for n, h in zip(_train_sizes(cfg), res.history))
-    return rows / sum(res.task_seconds)
+    return rows / sum(res.task_seconds) if rows else 0.0
 
 
 def _train_sizes(cfg):
@@ -65,6 +65,9 @@ def main() -> None:
                     traceback.print_exc()
                 continue
             base, rate = max(r[0] for r in runs), max(r[1] for r in runs)
+            if rate <= 0:
+                print(f"{name:<16}  no training rows timed")
+                continue
             print(f"{name:<16}{rate:>12,.0f}{base:>15,.0f}{base / rate:>12.2f}x", flush=True)
 
 if __name__ == "__main__":
