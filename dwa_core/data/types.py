@@ -21,7 +21,7 @@ class Split:
     def __len__(self) -> int:
         return self.y.shape[0]
 
-    def to(self, device) -> "Split":
+    def to(self, device) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
 
@@ -35,7 +35,7 @@ class Task:
     valid: Split
     test: Split
 
-    def to(self, device) -> "Task":
+    def to(self, device) -> Task:
         return Task(self.name, self.n_classes, self.train.to(device), self.valid.to(device),
                     self.test.to(device))
 
@@ -57,6 +57,6 @@ class Benchmark:
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def to(self, device) -> "Benchmark":
+    def to(self, device) -> Benchmark:
         return Benchmark(self.name, [t.to(device) for t in self.tasks], self.input_shape,
                          self.network, dict(self.info))
