@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwa_core.approaches import register
-from dwa_core.approaches.base import Approach
-from dwa_core.approaches.lwf import frozen_copy
+from dwa_core.approaches.lwf import DistillsFromOldModel
 from dwa_core.config import check
 from dwa_core.functional.regularizers import feature_penalty
 
@@ -36,7 +35,7 @@ class LFLParams:
 
 
 @register("lfl")
-class LFL(Approach):
+class LFL(DistillsFromOldModel):
     """CE(head t) + lamb * 1/2 ||h_old - h||^2 (sum over batch and units) for t >= 1."""
 
     Params = LFLParams
@@ -63,15 +62,3 @@ class LFL(Approach):
         ce = F.cross_entropy(outputs, y)
         penalty = self.penalty()
         return ce if penalty is None else ce + self.params.lamb * penalty
-
-    def after_task(self, t, task):
-        self.old = frozen_copy(self.model)
-
-    def extra_state(self):
-        return {"old": None if self.old is None else self.old.state_dict()}
-
-    def load_extra_state(self, state):
-        self.old = None
-        if state["old"] is not None:
-            self.old = frozen_copy(self.model)
-            self.old.load_state_dict(state["old"])

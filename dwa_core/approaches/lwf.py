@@ -38,8 +38,26 @@ class LwFParams:
         check(self.eps >= 0, "approach_params.eps", ">= 0", self.eps)
 
 
+class DistillsFromOldModel(Approach):
+    """Base of LwF and LFL: a frozen copy of the model after each task, kept in checkpoints."""
+
+    old: nn.Module | None = None
+
+    def after_task(self, t, task):
+        self.old = frozen_copy(self.model)
+
+    def extra_state(self):
+        return {"old": None if self.old is None else self.old.state_dict()}
+
+    def load_extra_state(self, state):
+        self.old = None
+        if state["old"] is not None:
+            self.old = frozen_copy(self.model)
+            self.old.load_state_dict(state["old"])
+
+
 @register("lwf")
-class LwF(Approach):
+class LwF(DistillsFromOldModel):
     """CE(head t) + lamb * sum_{u<t} distillation-CE(head u, frozen old model's head u)."""
 
     Params = LwFParams
@@ -68,15 +86,3 @@ class LwF(Approach):
         ce = F.cross_entropy(outputs, y)
         dist = self.distillation(t)
         return ce if dist is None else ce + self.params.lamb * dist
-
-    def after_task(self, t, task):
-        self.old = frozen_copy(self.model)
-
-    def extra_state(self):
-        return {"old": None if self.old is None else self.old.state_dict()}
-
-    def load_extra_state(self, state):
-        self.old = None
-        if state["old"] is not None:
-            self.old = frozen_copy(self.model)
-            self.old.load_state_dict(state["old"])
