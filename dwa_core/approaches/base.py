@@ -109,22 +109,34 @@ class Approach:
 
     def fit(self, t: int, task: Task) -> list[dict]:
         """Train task t with the paper's protocol; returns the per-epoch history."""
-        cfg = self.train_cfg
         self.before_task(t, task)
         (train, head), (valid, valid_head) = self.training_data(t, task)
+        history: list[dict] = []
+        self.train_epochs(t, train, head, valid, valid_head, self.train_cfg.epochs, history,
+                          label=task.name)
+        self.after_task(t, task)
+        return history
+
+    def train_epochs(self, t, train: Split, head, valid: Split, valid_head, epochs: int,
+                     history: list[dict], tag: dict | None = None, label: str = ""):
+        """Up to `epochs` epochs with a fresh lr schedule; appends a row per epoch to `history`,
+        restores the best-validation weights and returns (best validation loss, those weights).
+        `fit` runs it once per task; PathNet once per path of its tournament."""
+        cfg, tag = self.train_cfg, tag or {}
         state = lr_at_start(cfg.lr, cfg.warmup_epochs, cfg.warmup_divisor, cfg.lr_patience)
         optimizer = self.make_optimizer(state.lr)
         best = copy.deepcopy(self.model.state_dict())
-        history = []
-        for epoch in range(cfg.epochs):
+        for epoch in range(epochs):
             start = time.perf_counter()
             self.train_epoch(t, epoch, train, head, optimizer)
             train_loss, train_acc = self.evaluate(train, head)
             valid_loss, valid_acc = self.evaluate(valid, valid_head)
             if not math.isfinite(train_loss):
-                raise DivergedError(f"task {t} ({task.name}), epoch {epoch}: loss is {train_loss}")
-            row = {"epoch": epoch, "lr": state.lr, "train_loss": train_loss, "train_acc": train_acc,
-                   "valid_loss": valid_loss, "valid_acc": valid_acc}
+                where = f"task {t} ({label})" if label else f"task {t}"
+                suffix = f" {tag}" if tag else ""
+                raise DivergedError(f"{where}, epoch {epoch}{suffix}: loss is {train_loss}")
+            row = {"epoch": len(history), **tag, "lr": state.lr, "train_loss": train_loss,
+                   "train_acc": train_acc, "valid_loss": valid_loss, "valid_acc": valid_acc}
             state, improved = lr_after_epoch(
                 state, epoch, valid_loss, base_lr=cfg.lr, lr_factor=cfg.lr_factor,
                 lr_min=cfg.lr_min, lr_patience=cfg.lr_patience, warmup_epochs=cfg.warmup_epochs,
@@ -135,14 +147,13 @@ class Approach:
                 group["lr"] = state.lr
             row.update(best=improved, seconds=time.perf_counter() - start)
             history.append(row)
-            log.debug("task %d epoch %d %s", t, epoch, row)
+            log.debug("task %d epoch %d %s", t, row["epoch"], row)
             if self.on_epoch is not None:
-                self.on_epoch(t, epoch, row)
+                self.on_epoch(t, row["epoch"], row)
             if state.stop:
                 break
         self.model.load_state_dict(best)
-        self.after_task(t, task)
-        return history
+        return state.best_loss, best
 
     def curriculum_done(self, epoch: int) -> bool:
         return True

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass
 
 import torch
 
 from dwa_core.approaches import register
-from dwa_core.approaches.base import Approach, DivergedError
-from dwa_core.approaches.schedule import lr_after_epoch, lr_at_start
+from dwa_core.approaches.base import Approach
 from dwa_core.config import check
 
 GRID = {"generations": (5, 10, 20, 50, 100, 200)}  # the seed's search grid
@@ -83,38 +81,6 @@ class PathNet(Approach):
     def forward(self, x, t):
         return self.model(x, t, path=self.path)
 
-    def train_path(self, t, train, head, valid, valid_head, epochs, rows, tag):
-        """Train the current path for `epochs` epochs with a fresh lr schedule (the base loop's pieces);
-        returns (best validation loss, weights at that loss)."""
-        cfg = self.train_cfg
-        state = lr_at_start(cfg.lr, cfg.warmup_epochs, cfg.warmup_divisor, cfg.lr_patience)
-        optimizer = self.make_optimizer(state.lr)
-        best = copy.deepcopy(self.model.state_dict())
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            self.train_epoch(t, epoch, train, head, optimizer)
-            train_loss, train_acc = self.evaluate(train, head)
-            valid_loss, valid_acc = self.evaluate(valid, valid_head)
-            if not math.isfinite(train_loss):
-                raise DivergedError(f"task {t}, {tag}: loss is {train_loss}")
-            row = {"epoch": len(rows), **tag, "lr": state.lr, "train_loss": train_loss,
-                   "train_acc": train_acc, "valid_loss": valid_loss, "valid_acc": valid_acc}
-            state, improved = lr_after_epoch(
-                state, epoch, valid_loss, base_lr=cfg.lr, lr_factor=cfg.lr_factor, lr_min=cfg.lr_min,
-                lr_patience=cfg.lr_patience, warmup_epochs=cfg.warmup_epochs, schedule=cfg.lr_schedule)
-            if improved:
-                best = copy.deepcopy(self.model.state_dict())
-            for group in optimizer.param_groups:
-                group["lr"] = state.lr
-            row.update(best=improved, seconds=time.perf_counter() - start)
-            rows.append(row)
-            if self.on_epoch is not None:
-                self.on_epoch(t, row["epoch"], row)
-            if state.stop:
-                break
-        self.model.load_state_dict(best)
-        return state.best_loss, best
-
     def fit(self, t, task):
         p, model = self.params, self.model
         self.before_task(t, task)
@@ -127,8 +93,8 @@ class PathNet(Approach):
             losses = []
             for k, path in enumerate(paths):
                 self.path = as_tuple(path)
-                loss, weights = self.train_path(t, train, head, valid, valid_head, epochs, rows,
-                                                {"generation": g, "path": k})
+                loss, weights = self.train_epochs(t, train, head, valid, valid_head, epochs, rows,
+                                                  {"generation": g, "path": k}, task.name)
                 losses.append(loss)
                 if loss < best[0]:
                     best = (loss, path.clone(), weights)
