@@ -188,3 +188,46 @@ def test_resume_after_an_interruption_gives_the_same_matrix(name, tmp_path):
     results = run_experiment(cfg, on_epoch=lambda t, e, row: trained.append(t))
     assert min(trained) == 2
     np.testing.assert_array_equal(results.acc_matrix(), reference)
+
+
+def test_lfl_penalty_is_zero_without_drift_even_in_training_mode():
+    # The seed compared the dropout-noised h of the training forward with the old model's
+    # eval-mode h: a penalty with no weight moved. The default compares dropout-free passes.
+    for mismatch in (False, True):
+        approach, tasks = make("lfl", seed_dropout_mismatch=mismatch)
+        approach.fit(0, tasks[0])  # after_task: old = a copy of the model
+        approach.model.train()
+        x, y = batch(tasks[1])
+        approach.forward(x, 1)
+        penalty = approach.penalty().item()
+        assert (penalty > 0.1) if mismatch else (penalty == 0.0)
+
+
+def test_lfl_seed_reduction_sums_over_the_batch():
+    values = {}
+    for reduction in ("mean", "sum"):
+        approach, tasks = make("lfl", reduction=reduction)
+        approach.fit(0, tasks[0])
+        with torch.no_grad():  # move the weights so that h drifts
+            approach.model.features[1].weight.mul_(1.5)
+        approach.model.eval()
+        approach.forward(batch(tasks[1])[0], 1)
+        values[reduction] = approach.penalty()
+    assert values["mean"] > 0
+    torch.testing.assert_close(values["sum"], 40 * values["mean"])  # batch of 40
+
+
+def lfl_run(**params):
+    cfg = ExperimentConfig(approach="lfl", approach_params=params, max_tasks=3,
+                           train=TrainConfig(epochs=3, batch_size=64, lr=0.05),
+                           benchmark_params={"per_class": 60}, network_params={"hidden": 200, "layers": 3})
+    return run_experiment(cfg, save=False).acc_matrix()
+
+
+def test_lfl_learns_each_new_task_and_keeps_the_old_ones():
+    acc = lfl_run()
+    assert (np.diag(acc) > 0.85).all()  # every task learned (chance 0.5)
+    assert (acc[-1] > 0.85).all()  # and still known after the last task
+    # The seed's form (batch sum, dropout-noised h) at the same settings: later tasks near chance.
+    seed = lfl_run(lamb=0.05, reduction="sum", seed_dropout_mismatch=True)
+    assert np.diag(seed)[1:].mean() < 0.7

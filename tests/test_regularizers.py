@@ -135,9 +135,27 @@ def test_distillation_is_smallest_when_the_student_matches_the_teacher():
     assert distillation_ce(T([[2.0, 0.0, -1.0]]), teacher, eps=0.0) > same
 
 
-def test_feature_penalty_sums_over_batch_and_units():
+def test_feature_penalty_sums_units_and_averages_or_sums_the_batch():
     h, h_old = T([[1.0, 2.0], [0.0, 0.0]]), T([[0.0, 0.0], [1.0, 1.0]])
-    assert_close(feature_penalty(h, h_old), T(3.5))  # 1/2 (1 + 4 + 1 + 1)
+    # per sample: 1/2 (1 + 4) = 2.5 and 1/2 (1 + 1) = 1
+    assert_close(feature_penalty(h, h_old), T(1.75))  # default: batch mean (2.5 + 1) / 2
+    assert_close(feature_penalty(h, h_old, "sum"), T(3.5))  # the seed: 1/2 (1 + 4 + 1 + 1)
+    assert_close(feature_penalty(h_old, h, "sum"), T(3.5))  # symmetric
+
+
+def test_feature_penalty_is_zero_at_no_drift_and_rejects_unknown_reductions():
+    h = T([[0.5, 3.0, 0.0]])
+    assert feature_penalty(h, h.clone()).item() == 0.0
+    assert_close(feature_penalty(h, T([[0.5, 1.0, 0.0]])), T(2.0))  # 1/2 * 2^2
+    with pytest.raises(ValueError):
+        feature_penalty(h, h, "max")
+
+
+def test_feature_penalty_gradient_is_h_minus_h_old_over_the_batch():
+    h = T([[1.0, 2.0], [0.0, 0.0]], requires_grad=True)
+    h_old = T([[0.0, 0.0], [1.0, 1.0]])
+    feature_penalty(h, h_old).backward()
+    assert_close(h.grad, T([[0.5, 1.0], [-0.5, -0.5]]))  # (h - h_old) / B, B = 2
 
 
 def test_mean_merge_is_a_running_mean():

@@ -35,9 +35,16 @@ def distillation_ce(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     return -(teacher * student.log()).sum(1).mean()
 
 
-def feature_penalty(features: torch.Tensor, old_features: torch.Tensor) -> torch.Tensor:
-    """LFL: 1/2 ||h_old - h||^2, summed over the batch and the units."""
-    return 0.5 * (old_features - features).pow(2).sum()
+def feature_penalty(features: torch.Tensor, old_features: torch.Tensor,
+                    reduction: str = "mean") -> torch.Tensor:
+    """LFL: 1/2 ||h_old - h||^2 per sample (summed over the units), then the batch "mean" or, as the
+    seed does, the batch "sum" (whose weight, and gradient step, grow with the batch size)."""
+    per_sample = 0.5 * (old_features - features).pow(2).flatten(1).sum(1)  # (B,)
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
 def mean_merge(current: dict, merged_old: dict, t: int) -> dict[str, torch.Tensor]:
