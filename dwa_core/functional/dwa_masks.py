@@ -2,13 +2,16 @@
 
 Both are sums over masked layers of per-sample reductions of H_b. For rank-1 dense masks
 (H_b = gate(u_b v_bᵀ), up to 2048x2048 per sample) the reduction is a custom autograd Function that
-walks the batch in chunks and recomputes H in the backward, so no (B, out, in) tensor is kept.
-Full masks (conv; dense without combination) exist anyway and are reduced directly."""
+recomputes H in the backward, so no (B, out, in) tensor is kept: the fused C kernel of
+models/kernels on the CPU in float32, else one sample at a time in reused buffers. Full masks
+(conv; dense without combination) exist anyway and are reduced directly."""
 
 from __future__ import annotations
 
 import torch
 
+from dwa_core.models import kernels
+from dwa_core.models.kernels import ptr
 from dwa_core.models.masked import FullMask, RankOneMask, _gate_, chunk_size, gate_fn
 
 PLASTICITY_FORMS = ("paper", "original-code")
@@ -95,6 +98,36 @@ class _RankOneTanhReluSum(torch.autograd.Function):
         return gu * scale, gv * scale, None, None
 
 
+class _RankOneSumKernel(torch.autograd.Function):
+    """S_b = Σ_i w_i φ(gate(u_b v_bᵀ))_i (times η for relu) by the fused C kernel (float32, CPU);
+    w (b, a) or None = ones."""
+
+    @staticmethod
+    def forward(ctx, u, v, w, gate, kind, eta):
+        u, v = u.contiguous(), v.contiguous()
+        w, stride = (u.new_ones(v.shape[1]), 0) if w is None else (w.contiguous(), v.shape[1])
+        ctx.save_for_backward(u, v, w)
+        ctx.conf = stride, kernels.GATE_CODES[gate], kernels.PHI_CODES[kind], eta
+        (batch, n_u), n_v = u.shape, v.shape[1]
+        rows = u.new_empty(batch, n_u)
+        kernels.rank_one().rank_one_sum_forward(batch, n_u, n_v, ptr(u), ptr(v), ptr(w), stride, ctx.conf[1],
+                                                ctx.conf[2], ptr(rows), torch.get_num_threads())
+        out = rows.sum(1)
+        return out if kind == "abs" else out * eta
+
+    @staticmethod
+    def backward(ctx, grad):
+        u, v, w = ctx.saved_tensors
+        stride, gate, kind, eta = ctx.conf
+        grad = (grad if kind == kernels.PHI_CODES["abs"] else grad * eta).contiguous()
+        (batch, n_u), n_v = u.shape, v.shape[1]
+        threads = torch.get_num_threads()
+        gu, scratch = torch.empty_like(u), u.new_zeros(threads, batch, n_v)  # per-thread partial dv
+        kernels.rank_one().rank_one_sum_backward(batch, n_u, n_v, ptr(u), ptr(v), ptr(w), stride, gate, kind,
+                                                 ptr(grad), ptr(gu), ptr(scratch), threads)
+        return gu, scratch.sum(0), None, None, None, None
+
+
 def _relu_outer(h, up, un, vp, vn) -> torch.Tensor:
     """h <- relu(u vᵀ) = u⁺v⁺ᵀ + u⁻v⁻ᵀ."""
     return torch.outer(up, vp, out=h).addr_(un, vn)
@@ -104,6 +137,8 @@ def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0)
     """(B,) Σ_i weight_i · φ(H_bi) with φ = |.| ("abs") or relu(η·) ("relu")."""
     if isinstance(mask, RankOneMask):
         w = None if weight is None else weight.reshape(mask.u.shape[1], mask.v.shape[1])
+        if kernels.applies(mask.u, mask.v, *([] if w is None else [w])):
+            return _RankOneSumKernel.apply(mask.u, mask.v, w, mask.gate, kind, eta)
         if kind == "relu" and mask.gate == "tanh":
             return _RankOneTanhReluSum.apply(mask.u, mask.v, w, eta)
         return _RankOneWeightedSum.apply(mask.u, mask.v, w, mask.gate, kind, eta)

@@ -5,12 +5,16 @@ Sample b uses the weight W ⊙ H_b, with H_b = gate(·) produced from its embedd
 * `FullMask`: the generator emits every entry (conv masks, dense masks without combination):
   H (B, *weight shape) exists anyway, so both paths use it directly.
 * `RankOneMask`: dense masks with `use_combination`: H_b = gate(u_b v_bᵀ) reshaped row-major to
-  (out, in), u_b ∈ R^b, v_b ∈ R^a. The gate is nonlinear, so y_b = (W ⊙ H_b) x_b does not factor;
-  the fast path never keeps a (B, out, in) tensor: a custom autograd Function walks the batch in
-  chunks in the forward and recomputes H per chunk in the backward (memory O(chunk·out·in)).
+  (out, in), u_b ∈ R^b, v_b ∈ R^a. The gate is nonlinear, so y_b = (W ⊙ H_b) x_b does not factor,
+  but the fast path never stores a (B, out, in) tensor. On the CPU in float32, when the factors
+  line up with the weight (b = out, a = in: every dense layer of the paper's networks), a fused C
+  kernel (kernels/rank_one.c, compiled on first use) generates each mask entry, uses it and drops
+  it, in the forward and again in the backward: memory O(B·(out + in)) and one pass over the
+  weights per batch. Otherwise (GPU, float64, no compiler, unaligned factors) a custom autograd
+  Function walks the batch one sample at a time in reused (out, in) buffers.
 
-`impl="reference"` is the straightforward formulation (materialise W ⊙ H_b for the whole batch,
-grouped conv / bmm), kept for tests and benchmarks."""
+`impl="torch"` forces the PyTorch Function; `impl="reference"` is the straightforward formulation
+(materialise W ⊙ H_b for the whole batch, grouped conv / bmm), kept for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -21,8 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dwa_core.models import kernels
+from dwa_core.models.kernels import ptr
+
 GATES = ("tanh", "sigmoid")
-IMPLS = ("fast", "reference")
+# "fast": the C kernel where it applies, else the PyTorch per-sample Function; "torch": always the
+# latter; "reference": materialise W ⊙ H_b for the whole batch.
+IMPLS = ("fast", "torch", "reference")
 # Elements of one (chunk, out, in) temporary in the fast rank-1 path (~32 MB in float32).
 CHUNK_ELEMENTS = 1 << 23
 
@@ -129,9 +138,49 @@ class _RankOneMaskedLinear(torch.autograd.Function):
         return gx, gw, gu, gv, None
 
 
-def rank_one_masked_linear(x, weight, mask: RankOneMask) -> torch.Tensor:
+class _RankOneKernel(torch.autograd.Function):
+    """The same layer as `_RankOneMaskedLinear`, computed by the fused C kernel (float32, CPU, u of
+    length out and v of length in). See kernels/rank_one.c for the formulas."""
+
+    @staticmethod
+    def forward(ctx, x, weight, u, v, gate):
+        lib = kernels.rank_one()
+        x, weight, u, v = x.contiguous(), weight.contiguous(), u.contiguous(), v.contiguous()
+        ctx.save_for_backward(x, weight, u, v)
+        ctx.gate = kernels.GATE_CODES[gate]
+        ctx.set_materialize_grads(False)
+        (batch, n_in), n_out = x.shape, weight.shape[0]
+        y, rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)
+        lib.rank_one_forward(batch, n_out, n_in, ptr(x), ptr(weight), ptr(u), ptr(v), ctx.gate,
+                             ptr(y), ptr(rows), torch.get_num_threads())
+        return y, rows.sum(1)
+
+    @staticmethod
+    def backward(ctx, gy, g_abs):
+        x, weight, u, v = ctx.saved_tensors
+        (batch, n_in), n_out = x.shape, weight.shape[0]
+        gy = x.new_zeros(batch, n_out) if gy is None else gy.contiguous()
+        g_abs = x.new_zeros(batch) if g_abs is None else g_abs.contiguous()
+        threads = torch.get_num_threads()
+        gw, gu = torch.zeros_like(weight), torch.empty_like(u)
+        scratch = x.new_zeros(threads, 2, batch, n_in)  # per-thread partial sums of dx and dv
+        kernels.rank_one().rank_one_backward(
+            batch, n_out, n_in, ptr(x), ptr(weight), ptr(u), ptr(v), ptr(gy), ptr(g_abs), ctx.gate,
+            ptr(gw), ptr(gu), ptr(scratch), threads)
+        gx, gv = scratch.sum(0).unbind(0)
+        return gx, gw, gu, gv, None
+
+
+def kernel_applies(x: torch.Tensor, weight: torch.Tensor, mask: RankOneMask) -> bool:
+    """Whether the fused C kernel computes this layer (else the PyTorch per-sample Function)."""
+    return (mask.u.shape[1] == weight.shape[0] and mask.v.shape[1] == weight.shape[1]
+            and kernels.applies(x, weight, mask.u, mask.v))
+
+
+def rank_one_masked_linear(x, weight, mask: RankOneMask, use_kernel: bool = True) -> torch.Tensor:
     """Fast path; stores Σ_i |H_bi| on the mask (differentiable) for the sparsity loss."""
-    y, mask.abs_sum = _RankOneMaskedLinear.apply(x, weight, mask.u, mask.v, mask.gate)
+    fn = _RankOneKernel if use_kernel and kernel_applies(x, weight, mask) else _RankOneMaskedLinear
+    y, mask.abs_sum = fn.apply(x, weight, mask.u, mask.v, mask.gate)
     return y
 
 
@@ -147,8 +196,8 @@ class MaskedLinear(nn.Module):
         self.impl = check_impl(impl)
 
     def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
-        if self.impl == "fast" and isinstance(mask, RankOneMask):
-            return rank_one_masked_linear(x, self.weight, mask) + self.bias
+        if self.impl != "reference" and isinstance(mask, RankOneMask):
+            return rank_one_masked_linear(x, self.weight, mask, use_kernel=self.impl == "fast") + self.bias
         w = self.weight * mask.materialise()  # (B, out, in)
         return torch.bmm(w, x[:, :, None]).squeeze(-1) + self.bias
 

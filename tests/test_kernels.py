@@ -1,0 +1,159 @@
+"""The fused C kernels of the rank-1 masked layers (dwa_core/models/kernels) against float64 PyTorch:
+the gates, the layer, the mask-loss reduction, a paper-size network, and the fallback without them.
+
+"rel" below is ||a - b|| / ||b|| per tensor, the relative error of the whole output or gradient."""
+
+import pytest
+import torch
+
+from dwa_core.functional import dwa_masks
+from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
+from dwa_core.models import build, kernels
+from dwa_core.models.dwa import DWAState
+from dwa_core.models.masked import FullMask, MaskedLinear, RankOneMask, kernel_applies
+
+MIXTURE = [100, 10, 100, 10, 10, 10, 43, 10]
+
+pytestmark = pytest.mark.skipif(kernels.rank_one() is None,
+                                reason=f"kernels unavailable: {kernels.unavailable_reason()}")
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("gate,kind", [("tanh", "abs"), ("sigmoid", "relu")])
+def test_gates_match_float64_over_their_range(gate, kind):
+    """rows[0, o] = Σ_k I[o, k] φ(gate(1 · z_k)) = φ(gate(z_o)) with an identity weight: the gate itself."""
+    tiny = torch.tensor([0.0, 1e-8, -1e-6, 1e-4, -1e-3, 0.124, 0.126])
+    z = torch.cat([torch.linspace(-30, 30, 2001), tiny])
+    n = z.numel()
+    got = dwa_masks.weighted_sum(RankOneMask(torch.ones(1, n), z[None], gate, (n, n)), torch.eye(n), kind)
+    assert got.shape == (1,)
+    rows = [dwa_masks.weighted_sum(RankOneMask(torch.ones(1, 1), z[None, i:i + 1], gate, (1, 1)),
+                                   torch.ones(1, 1), kind) for i in range(n)]
+    exact = torch.tanh(z.double()).abs() if gate == "tanh" else torch.sigmoid(z.double())
+    values = torch.cat(rows).double()
+    err = ((values - exact).abs() / exact.abs().clamp(min=1e-30)).max()
+    assert err < 2e-6, err  # relative, element by element, down to tiny arguments
+    assert abs(float(got) - float(exact.sum())) / float(exact.sum()) < 1e-6
+
+
+@pytest.mark.parametrize("gate", ["tanh", "sigmoid"])
+def test_masked_linear_kernel_matches_float64_reference(gate):
+    torch.manual_seed(0)
+    batch, n_out, n_in = 6, 37, 29  # odd sizes: the vector loops' remainders are exercised
+    layer = MaskedLinear(n_in, n_out)
+    x, u, v = torch.randn(batch, n_in), torch.randn(batch, n_out), torch.randn(batch, n_in)
+    mask = RankOneMask(u, v, gate, (n_out, n_in))
+    assert kernel_applies(x, layer.weight, mask)
+    weights = torch.arange(1.0, batch + 1)
+
+    def run(impl, dtype):
+        lay = MaskedLinear(n_in, n_out, impl=impl).to(dtype)
+        lay.load_state_dict(layer.state_dict())
+        xs = [t.to(dtype).requires_grad_() for t in (x, u, v)]
+        m = RankOneMask(xs[1], xs[2], gate, (n_out, n_in))
+        y = lay(xs[0], m)
+        s = m.abs_sum if m.abs_sum is not None else m.materialise().abs().flatten(1).sum(1)
+        loss = (y * torch.linspace(-1, 1, n_out, dtype=dtype)).pow(2).sum()
+        loss = loss + (s * weights.to(dtype)).sum() * 1e-2
+        return [y, s, *torch.autograd.grad(loss, [*xs, lay.weight, lay.bias])]
+
+    fast, exact = run("fast", torch.float32), run("reference", torch.float64)
+    for name, a, b in zip(["y", "abs_sum", "dx", "du", "dv", "dW", "dbias"], fast, exact):
+        assert rel(a, b) < 1e-5, name
+
+
+def test_unaligned_factors_and_float64_use_the_pytorch_function():
+    layer = MaskedLinear(8, 2)  # a 4 x 4 outer product reshaped to 2 x 8: factors do not line up
+    x, u, v = torch.randn(3, 8), torch.randn(3, 4), torch.randn(3, 4)
+    mask = RankOneMask(u, v, "tanh", (2, 8))
+    assert not kernel_applies(x, layer.weight, mask)
+    aligned = RankOneMask(torch.randn(3, 2), torch.randn(3, 8), "tanh", (2, 8))
+    assert kernel_applies(x, layer.weight, aligned)
+    as64 = RankOneMask(aligned.u.double(), aligned.v.double(), "tanh", (2, 8))
+    assert not kernel_applies(x.double(), layer.weight.double(), as64)
+    expected = torch.stack([(layer.weight * torch.tanh(torch.outer(u[i], v[i])).reshape(2, 8)) @ x[i]
+                            for i in range(3)]) + layer.bias
+    assert rel(layer(x, mask), expected) < 1e-6
+
+
+@pytest.mark.parametrize("gate", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("kind", ["abs", "relu"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_mask_sum_kernel_matches_float64(gate, kind, weighted):
+    torch.manual_seed(1)
+    u, v = torch.randn(5, 19), torch.randn(5, 23)
+    w = torch.rand(19, 23) if weighted else None
+    scale = torch.arange(1.0, 6.0)
+
+    def run(dtype):
+        uu, vv = u.to(dtype).requires_grad_(), v.to(dtype).requires_grad_()
+        h = RankOneMask(uu, vv, gate, (19, 23)).materialise() if dtype == torch.float64 else None
+        if h is None:
+            s = dwa_masks.weighted_sum(RankOneMask(uu, vv, gate, (19, 23)), w, kind, 3.0)
+        else:  # written out: Σ_i w_i φ(H_i) with φ = |.| or relu(3 ·)
+            phi = h.abs() if kind == "abs" else torch.relu(3.0 * h)
+            s = (phi if w is None else phi * w.double()).flatten(1).sum(1)
+        return [s, *torch.autograd.grad((s * scale.to(dtype)).sum(), (uu, vv))]
+
+    for name, a, b in zip(["sum", "du", "dv"], run(torch.float32), run(torch.float64)):
+        assert rel(a, b) < 1e-5, name
+
+
+def test_paper_size_network_fast_equals_reference():
+    """The mixture-size DWA AlexNet (28.8 M parameters), batch 3: outputs, the mask losses and every
+    parameter's gradient, fast (kernels) vs reference (materialised per-sample weights), both float32."""
+    torch.manual_seed(0)
+    nets = [build("alexnet", "dwa", (3, 32, 32), MIXTURE, params={"masked_impl": impl})
+            for impl in ("fast", "reference")]
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = torch.randn(3, 3, 32, 32)
+    names = nets[0].masked_weight_names()
+    fisher = {n: torch.rand_like(p) for n, p in nets[0].named_parameters() if n in names}
+    results = []
+    for net in nets:
+        out = net(x, 2)
+        state = net.state
+        if net is nets[1]:
+            state = DWAState(state.embedding, {n: FullMask(m.materialise()) for n, m in state.masks.items()})
+        terms = [out.pow(2).mean(), plasticity_loss(state, fisher), sparsity_loss(state, 0.1)]
+        sum(terms).backward()
+        results.append((out, terms, {n: p.grad for n, p in net.named_parameters() if p.grad is not None}))
+    (out_f, terms_f, grads_f), (out_r, terms_r, grads_r) = results
+    assert isinstance(nets[0].state.masks["fc2.weight"], RankOneMask)
+    assert rel(out_f, out_r) < 1e-5
+    for a, b in zip(terms_f, terms_r):
+        assert abs(float(a - b)) <= 1e-5 * abs(float(b)) + 1e-7
+    assert grads_f.keys() == grads_r.keys() and len(grads_f) > 20
+    for name in grads_r:
+        assert rel(grads_f[name], grads_r[name]) < 1e-5, name
+
+
+def test_without_kernels_the_layers_fall_back(monkeypatch):
+    monkeypatch.setitem(kernels._state, "lib", None)
+    monkeypatch.setitem(kernels._state, "reason", "disabled for the test")
+    layer = MaskedLinear(5, 4)
+    x, u, v = torch.randn(2, 5), torch.randn(2, 4), torch.randn(2, 5)
+    mask = RankOneMask(u, v, "sigmoid", (4, 5))
+    assert not kernel_applies(x, layer.weight, mask)
+    expected = torch.stack([(layer.weight * torch.sigmoid(torch.outer(u[i], v[i]))) @ x[i] for i in range(2)])
+    assert rel(layer(x, mask), expected + layer.bias) < 1e-6
+    assert kernels.unavailable_reason() == "disabled for the test"
+
+
+def test_build_failure_is_reported_not_raised(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("DWA_CORE_KERNEL_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert kernels.rank_one() is None
+    assert "no C compiler" in kernels.unavailable_reason()
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("CC", "false")  # exists, always fails
+    assert kernels.rank_one() is None and "compilation failed" in kernels.unavailable_reason()
+    assert not list(tmp_path.glob("*.so"))
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("DWA_CORE_KERNELS", "0")
+    assert kernels.rank_one() is None and "DWA_CORE_KERNELS=0" in kernels.unavailable_reason()
