@@ -3,11 +3,15 @@
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_dwa.py [--steps 5] [--ref-steps 2]
 
 Paper size: input 3x32x32, mixture heads (8 tasks, 293 classes), batch 32, SGD with momentum, loss
-= CE + plasticity + sparsity (paper forms; a random Fisher). Each configuration runs in a fresh
-subprocess; memory is resource.getrusage(RUSAGE_SELF).ru_maxrss (the process's peak resident set):
-`peak` is the whole process, `step peak` the rise of that peak over the RSS after building the
-model, optimiser state and one warm-up step (i.e. the activations/temporaries of a training step
-beyond what the first step already touched, plus the warm-up step itself for the first figure)."""
+= CE + plasticity + sparsity (paper forms; a random Fisher). Configurations: the plain AlexNet (for
+scale); DWA with `masked_impl="fast"` (the fused C kernels of dwa_core/models/kernels where they
+apply), "torch" (the PyTorch per-sample Functions, what "fast" falls back to without a compiler or
+on a GPU) and "reference" (per-sample weights materialised for the whole batch).
+
+Each configuration runs in a fresh subprocess; memory is resource.getrusage(RUSAGE_SELF).ru_maxrss
+(the process's peak resident set). `runtime` is the RSS after `import torch` (the interpreter and
+PyTorch's libraries, the same for every configuration); `training` = peak - runtime is what the
+model, its gradients, the optimiser state, the Fisher and the training steps take."""
 
 from __future__ import annotations
 
@@ -33,6 +37,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+RUNTIME_MB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # after importing torch and dwa_core
+
+
 def measure(arch: str, family: str, params: dict, steps: int, batch: int) -> dict:
     torch.manual_seed(0)
     model = build(arch, family, (3, 32, 32), MIXTURE, params=params)
@@ -47,7 +54,7 @@ def measure(arch: str, family: str, params: dict, steps: int, batch: int) -> dic
         loss = F.cross_entropy(model(x, 1), y)
         if family == "dwa":
             state = model.state
-            if params.get("masked_impl") == "reference":  # the straightforward loss: materialised masks
+            if params["masked_impl"] == "reference":  # the straightforward loss: materialised masks
                 masks = {n: FullMask(m.materialise()) for n, m in state.masks.items()}
                 state = DWAState(state.embedding, masks)
             loss = loss + plasticity_loss(state, fisher) + sparsity_loss(state)
@@ -62,7 +69,8 @@ def measure(arch: str, family: str, params: dict, steps: int, batch: int) -> dic
         step()
     elapsed = time.perf_counter() - t0
     return dict(samples_per_s=batch * steps / elapsed, s_per_step=elapsed / steps, first_step_s=first,
-                rss_before_mb=before, peak_mb=_rss_mb(), step_peak_mb=_rss_mb() - before)
+                runtime_mb=RUNTIME_MB, rss_before_mb=before, peak_mb=_rss_mb(),
+                training_mb=_rss_mb() - RUNTIME_MB)
 
 
 def main() -> None:
@@ -75,13 +83,15 @@ def main() -> None:
     args = parser.parse_args()
     configs = {"alexnet (plain)": ("alexnet", "plain", {}, args.steps),
                "alexnet-dwa fast": ("alexnet", "dwa", {"masked_impl": "fast"}, args.steps),
+               "alexnet-dwa torch": ("alexnet", "dwa", {"masked_impl": "torch"}, args.ref_steps),
                "alexnet-dwa reference": ("alexnet", "dwa", {"masked_impl": "reference"}, args.ref_steps)}
     if args.one:
         arch, family, params, steps = configs[args.one]
         print(json.dumps(measure(arch, family, params, steps, args.batch)))
         return
+    from dwa_core.models import kernels
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}; "
-          "memory = ru_maxrss of a fresh process")
+          f"kernels: {kernels.unavailable_reason() or 'built'}; memory = ru_maxrss of a fresh process")
     results = {}
     for name in args.only or configs:
         out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
@@ -89,12 +99,14 @@ def main() -> None:
                              capture_output=True, text=True, check=True)
         results[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{name:24s} {r['samples_per_s']:8.1f} samples/s  {r['s_per_step']:7.3f} s/step  "
-              f"peak {r['peak_mb']:7.0f} MB  step peak {r['step_peak_mb']:7.0f} MB "
-              f"(after build {r['rss_before_mb']:.0f} MB)", flush=True)
-    if len(results) < 3:
-        return
-    speedup = results["alexnet-dwa fast"]["samples_per_s"] / results["alexnet-dwa reference"]["samples_per_s"]
-    print(f"fast / reference speed-up: {speedup:.1f}x")
+              f"training {r['training_mb']:6.0f} MB  (peak {r['peak_mb']:.0f} MB, "
+              f"runtime {r['runtime_mb']:.0f} MB, after build {r['rss_before_mb']:.0f} MB)", flush=True)
+    ref = results.get("alexnet-dwa reference")
+    for name in ("alexnet-dwa fast", "alexnet-dwa torch"):
+        if ref and name in results:
+            r = results[name]
+            print(f"{name} / reference: {r['samples_per_s'] / ref['samples_per_s']:.1f}x samples/s, "
+                  f"{r['training_mb'] / ref['training_mb']:.2f}x training memory")
 
 
 if __name__ == "__main__":

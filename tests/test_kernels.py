@@ -154,6 +154,9 @@ def test_build_failure_is_reported_not_raised(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", "false")  # exists, always fails
     assert kernels.rank_one() is None and "compilation failed" in kernels.unavailable_reason()
     assert not list(tmp_path.glob("*.so"))
+    with pytest.warns(RuntimeWarning, match="kernels .* unavailable"):
+        assert not kernels.applies(torch.ones(2))
+    assert not kernels.applies(torch.ones(2, dtype=torch.float64))  # not applicable: no warning needed
     monkeypatch.setattr(kernels, "_state", {})
     monkeypatch.setenv("DWA_CORE_KERNELS", "0")
     assert kernels.rank_one() is None and "DWA_CORE_KERNELS=0" in kernels.unavailable_reason()

@@ -19,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -101,9 +102,15 @@ def rank_one() -> ctypes.CDLL | None:
 
 
 def applies(*tensors: torch.Tensor) -> bool:
-    """Whether the kernels can take these tensors: all float32 on the CPU, and the library loads."""
-    on_cpu = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-    return on_cpu and rank_one() is not None
+    """Whether the kernels can take these tensors: all float32 on the CPU, and the library loads.
+    Warns (once per call site) when they would apply but cannot be built or loaded."""
+    if not all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors):
+        return False
+    if rank_one() is None and not _state["reason"].startswith("disabled"):
+        reason = _state["reason"].splitlines()[0]
+        warnings.warn(f"dwa_core: the fused CPU kernels of the masked layers are unavailable, training is "
+                      f"several times slower ({reason})", RuntimeWarning, stacklevel=2)
+    return rank_one() is not None
 
 
 def ptr(t: torch.Tensor) -> int:
