@@ -103,6 +103,25 @@ def test_mask_sum_kernel_matches_float64(gate, kind, weighted):
         assert rel(a, b) < 1e-5, name
 
 
+def test_row_ranges_on_several_threads_give_the_same_result():
+    torch.manual_seed(2)
+    x, weight, u, v = torch.randn(4, 21), torch.randn(11, 21), torch.randn(4, 11), torch.randn(4, 21)
+    gy, gs = torch.randn(4, 11), torch.randn(4)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 3, 16):  # 16 > 11 rows: one range per row
+            torch.set_num_threads(n)
+            results.append([*kernels.linear_forward(x, weight, u, v, "tanh"),
+                            *kernels.linear_backward(x, weight, u, v, gy, gs, "tanh"),
+                            *kernels.mask_sum_backward(u, v, weight, "sigmoid", "abs", gs)])
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(other, results[0]):
+            assert rel(a, b) < 1e-6
+
+
 def test_paper_size_network_fast_equals_reference():
     """The mixture-size DWA AlexNet (28.8 M parameters), batch 3: outputs, the mask losses and every
     parameter's gradient, fast (kernels) vs reference (materialised per-sample weights), both float32."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from dwa_core.models import kernels
-from dwa_core.models.kernels import ptr
 from dwa_core.models.masked import FullMask, RankOneMask, _gate_, chunk_size, gate_fn
 
 PLASTICITY_FORMS = ("paper", "original-code")
@@ -104,28 +103,18 @@ class _RankOneSumKernel(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, v, w, gate, kind, eta):
-        u, v = u.contiguous(), v.contiguous()
-        w, stride = (u.new_ones(v.shape[1]), 0) if w is None else (w.contiguous(), v.shape[1])
+        u, v, w = u.contiguous(), v.contiguous(), None if w is None else w.contiguous()
         ctx.save_for_backward(u, v, w)
-        ctx.conf = stride, kernels.GATE_CODES[gate], kernels.PHI_CODES[kind], eta
-        (batch, n_u), n_v = u.shape, v.shape[1]
-        rows = u.new_empty(batch, n_u)
-        kernels.rank_one().rank_one_sum_forward(batch, n_u, n_v, ptr(u), ptr(v), ptr(w), stride, ctx.conf[1],
-                                                ctx.conf[2], ptr(rows), torch.get_num_threads())
-        out = rows.sum(1)
+        ctx.conf = gate, kind, eta
+        out = kernels.mask_sum_forward(u, v, w, gate, kind)
         return out if kind == "abs" else out * eta
 
     @staticmethod
     def backward(ctx, grad):
         u, v, w = ctx.saved_tensors
-        stride, gate, kind, eta = ctx.conf
-        grad = (grad if kind == kernels.PHI_CODES["abs"] else grad * eta).contiguous()
-        (batch, n_u), n_v = u.shape, v.shape[1]
-        threads = torch.get_num_threads()
-        gu, scratch = torch.empty_like(u), u.new_zeros(threads, batch, n_v)  # per-thread partial dv
-        kernels.rank_one().rank_one_sum_backward(batch, n_u, n_v, ptr(u), ptr(v), ptr(w), stride, gate, kind,
-                                                 ptr(grad), ptr(gu), ptr(scratch), threads)
-        return gu, scratch.sum(0), None, None, None, None
+        gate, kind, eta = ctx.conf
+        grad = (grad if kind == "abs" else grad * eta).contiguous()
+        return (*kernels.mask_sum_backward(u, v, w, gate, kind, grad), None, None, None, None)
 
 
 def _relu_outer(h, up, un, vp, vn) -> torch.Tensor:

@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwa_core.models import kernels
-from dwa_core.models.kernels import ptr
 
 GATES = ("tanh", "sigmoid")
 # "fast": the C kernel where it applies, else the PyTorch per-sample Function; "torch": always the
@@ -140,35 +139,22 @@ class _RankOneMaskedLinear(torch.autograd.Function):
 
 class _RankOneKernel(torch.autograd.Function):
     """The same layer as `_RankOneMaskedLinear`, computed by the fused C kernel (float32, CPU, u of
-    length out and v of length in). See kernels/rank_one.c for the formulas."""
+    length out and v of length in); see kernels/rank_one.c for the formulas."""
 
     @staticmethod
     def forward(ctx, x, weight, u, v, gate):
-        lib = kernels.rank_one()
         x, weight, u, v = x.contiguous(), weight.contiguous(), u.contiguous(), v.contiguous()
         ctx.save_for_backward(x, weight, u, v)
-        ctx.gate = kernels.GATE_CODES[gate]
+        ctx.gate = gate
         ctx.set_materialize_grads(False)
-        (batch, n_in), n_out = x.shape, weight.shape[0]
-        y, rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)
-        lib.rank_one_forward(batch, n_out, n_in, ptr(x), ptr(weight), ptr(u), ptr(v), ctx.gate,
-                             ptr(y), ptr(rows), torch.get_num_threads())
-        return y, rows.sum(1)
+        return kernels.linear_forward(x, weight, u, v, gate)
 
     @staticmethod
     def backward(ctx, gy, g_abs):
         x, weight, u, v = ctx.saved_tensors
-        (batch, n_in), n_out = x.shape, weight.shape[0]
-        gy = x.new_zeros(batch, n_out) if gy is None else gy.contiguous()
-        g_abs = x.new_zeros(batch) if g_abs is None else g_abs.contiguous()
-        threads = torch.get_num_threads()
-        gw, gu = torch.zeros_like(weight), torch.empty_like(u)
-        scratch = x.new_zeros(threads, 2, batch, n_in)  # per-thread partial sums of dx and dv
-        kernels.rank_one().rank_one_backward(
-            batch, n_out, n_in, ptr(x), ptr(weight), ptr(u), ptr(v), ptr(gy), ptr(g_abs), ctx.gate,
-            ptr(gw), ptr(gu), ptr(scratch), threads)
-        gx, gv = scratch.sum(0).unbind(0)
-        return gx, gw, gu, gv, None
+        gy = x.new_zeros(x.shape[0], weight.shape[0]) if gy is None else gy.contiguous()
+        g_abs = x.new_zeros(x.shape[0]) if g_abs is None else g_abs.contiguous()
+        return (*kernels.linear_backward(x, weight, u, v, gy, g_abs, ctx.gate), None)
 
 
 def kernel_applies(x: torch.Tensor, weight: torch.Tensor, mask: RankOneMask) -> bool:

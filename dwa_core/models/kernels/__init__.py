@@ -1,9 +1,12 @@
 """Compiled CPU kernels, built on first use with the system's C compiler and cached.
 
-`rank_one()` returns the loaded library of `rank_one.c` (the fused rank-1 masked linear layer), or
-None when it cannot be had; `unavailable_reason()` then says why. Nothing here is required: the
-masked layers fall back to their PyTorch formulation. The build is keyed by the source, the
-compiler, the flags and the CPU, so a cache shared between machines never loads a wrong binary.
+`rank_one.c` holds the fused rank-1 masked linear layer of DWA and the reduction of its mask
+losses; `linear_forward`, `linear_backward`, `mask_sum_forward` and `mask_sum_backward` run them
+on float32 CPU tensors, splitting the output rows over `torch.get_num_threads()` threads (the C
+calls release the GIL). `applies(...)` says whether they can be used; `unavailable_reason()` why
+not. Nothing here is required: the masked layers fall back to their PyTorch formulation. The build
+is keyed by the source, the compiler, the flags and the CPU, so a cache shared between machines
+never loads a wrong binary.
 
     DWA_CORE_KERNELS=0          never build or load (use the PyTorch formulation)
     DWA_CORE_KERNEL_DIR=PATH    where builds are cached (default ~/.cache/dwa_core/kernels)
@@ -20,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -27,11 +31,10 @@ import torch
 SOURCE = Path(__file__).with_name("rank_one.c")
 GATE_CODES = {"tanh": 0, "sigmoid": 1}  # the enums of rank_one.c
 PHI_CODES = {"abs": 0, "relu": 1}
-# Tried in order; the first that compiles wins (OpenMP threads, then SIMD pragmas only, then plain).
-# -ffinite-math-only and -fno-trapping-math let the compiler vectorise the selects and fmaxf.
-_MATH = ("-O3", "-ffinite-math-only", "-fno-trapping-math")
-FLAG_SETS = ((*_MATH, "-march=native", "-fopenmp"), (*_MATH, "-march=native", "-fopenmp-simd"),
-             (*_MATH, "-fopenmp-simd"), ("-O3",))
+# Tried in order; the first that compiles wins. -fopenmp-simd honours the `omp simd` pragmas (no
+# OpenMP runtime); -ffinite-math-only and -fno-trapping-math let the selects and fmaxf vectorise.
+_MATH = ("-O3", "-fopenmp-simd", "-ffinite-math-only", "-fno-trapping-math")
+FLAG_SETS = ((*_MATH, "-march=native"), _MATH, ("-O3",))
 _state: dict = {}
 
 
@@ -70,11 +73,11 @@ def _build(compiler: str) -> tuple[Path | None, str]:
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    sizes = [i64, i64, i64]  # B, O, I
-    signatures = {"rank_one_forward": [*sizes, ptr, ptr, ptr, ptr, c_int, ptr, ptr, c_int],
-                  "rank_one_backward": [*sizes, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, c_int],
-                  "rank_one_sum_forward": [*sizes, ptr, ptr, ptr, i64, c_int, c_int, ptr, c_int],
-                  "rank_one_sum_backward": [*sizes, ptr, ptr, ptr, i64, c_int, c_int, ptr, ptr, ptr, c_int]}
+    rows = [i64, i64, i64, i64, i64]  # B, O, I, o_begin, o_end
+    signatures = {"rank_one_forward": [*rows, ptr, ptr, ptr, ptr, c_int, ptr, ptr],
+                  "rank_one_backward": [*rows, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr],
+                  "rank_one_sum_forward": [*rows, ptr, ptr, ptr, i64, c_int, c_int, ptr],
+                  "rank_one_sum_backward": [*rows, ptr, ptr, ptr, i64, c_int, c_int, ptr, ptr, ptr]}
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
     return lib
@@ -113,10 +116,77 @@ def applies(*tensors: torch.Tensor) -> bool:
     return rank_one() is not None
 
 
-def ptr(t: torch.Tensor) -> int:
-    """Address of a contiguous tensor's data, for the ctypes calls."""
-    assert t.is_contiguous()
+def _ptr(t: torch.Tensor) -> int:
+    assert t.is_contiguous() and t.dtype == torch.float32
     return t.data_ptr()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """torch.get_num_threads() workers; rebuilt after a fork (a child inherits no threads) or a change."""
+    key = (os.getpid(), threads := torch.get_num_threads())
+    if _state.get("pool_key") != key:
+        _state["pool"], _state["pool_key"] = ThreadPoolExecutor(threads, thread_name_prefix="dwa-kernel"), key
+    return _state["pool"]
+
+
+def _parts(n_rows: int) -> int:
+    return max(1, min(torch.get_num_threads(), n_rows))
+
+
+def _over_rows(fn, n_rows: int, call) -> None:
+    """Run `call(fn, part, o_begin, o_end)` for `_parts(n_rows)` contiguous row ranges, one per
+    thread (the callers keep one (B, I) partial-sum buffer per range)."""
+    parts = _parts(n_rows)
+    bounds = [n_rows * i // parts for i in range(parts + 1)]
+    if parts == 1:
+        call(fn, 0, 0, n_rows)
+        return
+    for future in [_pool().submit(call, fn, i, bounds[i], bounds[i + 1]) for i in range(parts)]:
+        future.result()
+
+
+def linear_forward(x, weight, u, v, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b and s_b = Σ|gate(u_b v_bᵀ)|; W (O, I), u (B, O), v (B, I)."""
+    (batch, n_in), n_out = x.shape, weight.shape[0]
+    y, abs_rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)
+    _over_rows(rank_one().rank_one_forward, n_out, lambda fn, _, o0, o1: fn(
+        batch, n_out, n_in, o0, o1, _ptr(x), _ptr(weight), _ptr(u), _ptr(v), GATE_CODES[gate], _ptr(y),
+        _ptr(abs_rows)))
+    return y, abs_rows.sum(1)
+
+
+def linear_backward(x, weight, u, v, gy, gs, gate: str) -> tuple[torch.Tensor, ...]:
+    """(dx, dW, du, dv) of `linear_forward` given gy (B, O) and gs (B,)."""
+    (batch, n_in), n_out = x.shape, weight.shape[0]
+    gw, gu = torch.zeros_like(weight), torch.empty_like(u)
+    partial = x.new_zeros(_parts(n_out), 2, batch, n_in)  # dx and dv of each row range
+    _over_rows(rank_one().rank_one_backward, n_out, lambda fn, i, o0, o1: fn(
+        batch, n_out, n_in, o0, o1, _ptr(x), _ptr(weight), _ptr(u), _ptr(v), _ptr(gy), _ptr(gs),
+        GATE_CODES[gate], _ptr(gw), _ptr(gu), _ptr(partial[i, 0]), _ptr(partial[i, 1])))
+    gx, gv = partial.sum(0).unbind(0)
+    return gx, gw, gu, gv
+
+
+def mask_sum_forward(u, v, w, gate: str, kind: str) -> torch.Tensor:
+    """(B,) Σ_i w_i φ(gate(u_b v_bᵀ))_i, φ = |.| or relu; w (O, I) or None (ones)."""
+    (batch, n_u), n_v = u.shape, v.shape[1]
+    w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
+    rows = u.new_empty(batch, n_u)
+    _over_rows(rank_one().rank_one_sum_forward, n_u, lambda fn, _, o0, o1: fn(
+        batch, n_u, n_v, o0, o1, _ptr(u), _ptr(v), _ptr(w), stride, GATE_CODES[gate], PHI_CODES[kind],
+        _ptr(rows)))
+    return rows.sum(1)
+
+
+def mask_sum_backward(u, v, w, gate: str, kind: str, gs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(du, dv) of `mask_sum_forward` given gs (B,)."""
+    (batch, n_u), n_v = u.shape, v.shape[1]
+    w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
+    gu, partial = torch.empty_like(u), u.new_zeros(_parts(n_u), batch, n_v)
+    _over_rows(rank_one().rank_one_sum_backward, n_u, lambda fn, i, o0, o1: fn(
+        batch, n_u, n_v, o0, o1, _ptr(u), _ptr(v), _ptr(w), stride, GATE_CODES[gate], PHI_CODES[kind],
+        _ptr(gs), _ptr(gu), _ptr(partial[i])))
+    return gu, partial.sum(0)
 
 
 def unavailable_reason() -> str | None:
