@@ -1,0 +1,213 @@
+"""Step-through helpers of the HAT and DWA tutorials (notebooks 03 and 05).
+
+They drive the library's own approach objects (fit, forward, loss, after_backward) and return plain
+numbers and numpy arrays, so the notebooks only show and explain. HAT: seed_spec §6.1 (Serra et al.
+2018, Eqs. 1-5); DWA: seed_spec §5 (paper Eqs. 3-7)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dwa_core.curriculum import SCHEDULES, Curriculum
+from dwa_core.functional.dwa import embedding_loss, ideal_code, stiffness, task_code_loss, total_loss
+from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
+from dwa_core.functional.hat import anneal_s, compensate_embedding_grad, gate, mask_regularizer
+
+BLOCKED = 0.01  # a gradient entry is "blocked" when conditioning keeps at most 1 % of it
+
+
+def prepare(cfg):
+    """(approach, benchmark) of an ExperimentConfig, built and seeded as run_experiment does."""
+    from dwa_core import data
+    from dwa_core.experiment import build_approach, resolve_device, validate
+
+    plan, device = validate(cfg), resolve_device(cfg.device)
+    bench = data.load_benchmark(cfg, device)
+    return build_approach(cfg, plan, bench, device), bench
+
+
+def accuracy_row(approach, bench, t: int) -> list[float]:
+    """Test accuracy on tasks 0..t (a row of the accuracy matrix)."""
+    return [approach.test(u, bench.tasks[u])[1] for u in range(t + 1)]
+
+
+# ---- HAT --------------------------------------------------------------------------------------
+def gate_table(e, s_values) -> np.ndarray:
+    """(len(s_values), len(e)): a = sigmoid(s e) for every s (HAT Eq. 1)."""
+    e = torch.as_tensor(e, dtype=torch.float64)
+    return torch.stack([gate(e, float(s)) for s in s_values]).numpy()
+
+
+def anneal_trace(s_max: float, n_batches: int) -> np.ndarray:
+    """s used by the n_batches batches of one epoch: progress b/n_batches in anneal_s (HAT Eq. 3)."""
+    return np.array([anneal_s(b / n_batches, s_max) for b in range(n_batches)])
+
+
+def compensation_factor(e, s: float, s_max: float, thres_cosh: float = 50.0) -> np.ndarray:
+    """The factor HAT multiplies an embedding gradient by (Eq. 4 with the cosh clamp)."""
+    e = torch.as_tensor(e, dtype=torch.float64)
+    return compensate_embedding_grad(torch.ones_like(e), e, s, s_max, thres_cosh).numpy()
+
+
+def unit_usage(masks: dict, threshold: float = 0.5) -> dict:
+    """Layer -> fraction of its units with a mask above `threshold`."""
+    return {k: float((torch.as_tensor(m) > threshold).float().mean()) for k, m in masks.items()}
+
+
+def gradient_conditioning(approach, x: torch.Tensor, y: torch.Tensor, t: int, progress: float = 0.5) -> dict:
+    """One training batch of task t through HAT's step up to the conditioning (no optimiser step):
+    forward at the annealed s of `progress`, loss, backward, then after_backward (Eq. 2). For each
+    gated layer's weight: the fraction of its non-zero gradient entries that conditioning blocks
+    (keeps <= 1 %) and the fraction of the gradient norm it keeps; 'blocked' over all of them, and
+    'blocked_all', the fraction of all weight entries whose multiplier is <= 1 %."""
+    model = approach.model
+    was_training = model.training
+    model.train()
+    approach.progress = progress
+    model.zero_grad(set_to_none=True)
+    with torch.random.fork_rng(devices=[]):  # dropout draws here leave the training run unchanged
+        approach.loss(approach.forward(x, t), y, t).backward()
+    names = [f"layers.{k}.weight" for k in model.layers]
+    params = dict(model.named_parameters())
+    raw = {n: params[n].grad.detach().clone() for n in names}
+    approach.after_backward(t)
+    out, blocked, total = {}, 0, 0
+    for n in names:
+        g, h = raw[n], params[n].grad
+        live = g != 0
+        stopped = live & (h.abs() <= BLOCKED * g.abs())
+        out[n] = {"blocked": float(stopped.sum() / live.sum().clamp_min(1)),
+                  "kept_norm": float(h.norm() / g.norm().clamp_min(1e-30))}
+        blocked, total = blocked + int(stopped.sum()), total + int(live.sum())
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    multipliers = [approach.multipliers[n].expand_as(params[n]) for n in names if n in approach.multipliers]
+    stopped_all = sum(int((m <= BLOCKED).sum()) for m in multipliers)
+    return {"layers": out, "blocked": blocked / max(total, 1), "s": approach.s,
+            "blocked_all": stopped_all / sum(params[n].numel() for n in names)}
+
+
+def predicted_blocked(cumulative: dict, layers: dict, threshold: float = 1 - BLOCKED) -> float:
+    """Fraction of the gated weight entries with min(a_post, a_pre) > threshold (first layer: a_post
+    only): those whose gradient Eq. 2 scales by < 1 - threshold, from the cumulative unit masks
+    (layer -> (units,)) and the layers' input widths (layer -> int), for an MLP."""
+    blocked, total, pre = 0, 0, None
+    for name in layers:
+        post = (torch.as_tensor(cumulative[name]) > threshold).float()
+        used = post[:, None] * (torch.ones(layers[name]) if pre is None else pre[None, :])
+        blocked, total, pre = blocked + float(used.sum()), total + used.numel(), post
+    return blocked / total
+
+
+def fit_hat(approach, bench, batch: int = 64) -> list[dict]:
+    """Fit HAT (MLP) on every task in order. Before task t >= 1: the conditioning of its first
+    training batch and its prediction from the cumulative mask; after task t: its masks at s_max,
+    the cumulative mask, the units used, R of its masks against a^{<t} (Eq. 5) and 'acc', the row
+    of the accuracy matrix. One dict per task (numpy arrays)."""
+    records = []
+    s_max = approach.params.s_max
+    for t, task in enumerate(bench.tasks):
+        rec = {"task": task.name}
+        if t:
+            x, y = task.train.x[:batch], task.train.y[:batch]
+            rec["conditioning"] = gradient_conditioning(approach, x, y, t)
+            widths = {k: layer.weight.shape[1] for k, layer in approach.model.layers.items()}
+            rec["predicted_blocked"] = predicted_blocked(approach.cumulative, widths)
+        previous = approach.cumulative  # a^{<t}; after_task builds a new dict
+        approach.fit(t, task)
+        with torch.no_grad():
+            masks = approach.model.masks(t, s_max)
+            rec["regularizer"] = float(mask_regularizer(
+                masks.values(), None if previous is None else [previous[k] for k in masks]))
+        rec["masks"] = {k: m.cpu().numpy() for k, m in masks.items()}
+        rec["cumulative"] = {k: m.cpu().numpy() for k, m in approach.cumulative.items()}
+        rec["used"] = unit_usage(rec["masks"])
+        rec["cumulative_used"] = unit_usage(rec["cumulative"])
+        rec["acc"] = accuracy_row(approach, bench, t)
+        records.append(rec)
+    return records
+
+
+# ---- DWA --------------------------------------------------------------------------------------
+@torch.no_grad()
+def dwa_inspect(approach, x: torch.Tensor, t: int) -> dict:
+    """Evaluation forward of x on task t: {'embedding' (B, d), 'masks' {weight: (B, out, in...)},
+    'output' (B, classes)} as numpy (materialised masks; small networks only)."""
+    model = approach.model
+    was_training = model.training
+    model.eval()
+    out = model(x, t)
+    state = model.state
+    model.train(was_training)
+    return {"embedding": state.embedding.cpu().numpy(), "output": out.cpu().numpy(),
+            "masks": {k: m.materialise().cpu().numpy() for k, m in state.masks.items()}}
+
+
+def schedule_table(epochs: int, start: float = 0.2, horizon: int | None = None) -> dict:
+    """{kind: [θ_e for e in 0..horizon]} of the curriculum schedules linear, exp and log."""
+    horizon = epochs if horizon is None else horizon
+    return {k: [Curriculum(k, epochs, start).theta(e) for e in range(horizon + 1)] for k in SCHEDULES}
+
+
+def start_task(approach, task, t: int, epoch: int = 0):
+    """What DWA does before an epoch of task t: the anchor search (t >= 1) and the curriculum's rows.
+    Returns (rows, anchors) with anchors {'positive', 'negative', 'previous'} or None."""
+    approach.before_task(t, task)
+    rows = approach.epoch_indices(t, epoch, len(task.train), task.train.x.device)
+    return rows, approach.current
+
+
+@torch.no_grad()
+def anchor_summary(approach, x: torch.Tensor, y: torch.Tensor, t: int, anchors: dict) -> dict:
+    """Norms of P and N, cos(P, N) (N is drawn orthogonal to P), and the CE of head t when every
+    embedding is replaced by each anchor (N is the candidate that hurts most)."""
+    from dwa_core.anchors import override_loss
+
+    model, p, n = approach.model, anchors["positive"], anchors["negative"]
+    was_training = model.training
+    model.eval()
+    out = {"norm_positive": float(p.norm()), "norm_negative": float(n.norm()),
+           "cos_positive_negative": float(F.cosine_similarity(p, n, dim=0))}
+    for key in ("positive", "negative", "previous"):
+        if anchors.get(key) is not None:
+            out[f"ce_{key}"] = float(override_loss(model, x, y, t, anchors[key]))
+    model.train(was_training)
+    return out
+
+
+def dwa_loss_terms(approach, split, rows: torch.Tensor, t: int, epoch: int = 0) -> dict:
+    """Each term of DWA's loss (Eq. 7) on the batch split[rows] of task t, as DWA.loss forms it:
+    CE, L_emb (triplet, weighted by 1 - ζ), L_plasticity (Fisher-weighted masks), R (sparsity),
+    σ and the weighted total; 'approach_loss' is DWA.loss itself on the same outputs (equal)."""
+    p, model = approach.params, approach.model
+    model.train()
+    approach.epoch, approach.batch_index, approach._split = epoch, rows, split
+    x, y = split.x[rows], split.y[rows]
+    out = approach.forward(x, t)
+    state = model.state
+    zeta = approach.zeta(split.x)[rows]
+    terms = {"ce": F.cross_entropy(out, y), "embedding": None, "plasticity": None}
+    if approach.current is not None:
+        c = approach.current
+        terms["embedding"] = embedding_loss(state.embedding, zeta, c["positive"], c["negative"],
+                                            c["previous"], alpha=p.alpha, delta=p.delta, form=p.triplet_form)
+        if p.use_task_loss:
+            code = ideal_code(t, model.n_tasks, state.embedding.shape[1], zeta)
+            terms["embedding"] = terms["embedding"] + task_code_loss(state.embedding, zeta, code)
+    if approach.fisher is not None:
+        n = len(state.masks)
+        scale = [0.2 + j * 0.8 / n for j in range(n)] if p.scale_att_loss else None
+        terms["plasticity"] = plasticity_loss(state, approach.fisher, p.plasticity_form, p.eta, scale)
+    terms["sparsity"] = sparsity_loss(state, p.sparsity_mu, p.sparsity_form)
+    sigma = 1.0 if t == 0 and not p.use_anchor_first else stiffness(epoch, p.stiff, p.stiff_uncapped)
+    total = total_loss(terms["ce"], sigma=sigma, emb=terms["embedding"], plasticity=terms["plasticity"],
+                       sparsity=terms["sparsity"], lamb_triplet=p.lamb_triplet,
+                       lamb_plasticity=p.lamb_plasticity, lamb_sparsity=p.lamb_sparsity)
+    with torch.no_grad():
+        reference = approach.loss(out, y, t)
+    result = {k: None if v is None else float(v.detach()) for k, v in terms.items()}
+    result.update(sigma=sigma, total=float(total.detach()), approach_loss=float(reference),
+                  zeta_mean=float(zeta.mean()))
+    return result
