@@ -33,6 +33,15 @@ def accuracy_row(approach, bench, t: int) -> list[float]:
     return [approach.test(u, bench.tasks[u])[1] for u in range(t + 1)]
 
 
+def fit_tasks(approach, bench, n_tasks: int) -> list[list[float]]:
+    """Fit the first n_tasks tasks in order (as run_experiment); the accuracy rows after each."""
+    rows = []
+    for t in range(n_tasks):
+        approach.fit(t, bench.tasks[t])
+        rows.append(accuracy_row(approach, bench, t))
+    return rows
+
+
 # ---- HAT --------------------------------------------------------------------------------------
 def gate_table(e, s_values) -> np.ndarray:
     """(len(s_values), len(e)): a = sigmoid(s e) for every s (HAT Eq. 1)."""

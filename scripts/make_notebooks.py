@@ -104,22 +104,106 @@ pd.DataFrame(rows).T.round(3)'''),
         code('save(plots.plot_accuracy_curves({n: rs[0] for n, rs in runs.items()}), "02_curves", '
              'runs["sgd"][0].config)'),
     ]),
-    "03_hat_step_by_step": ("HAT step by step", "Hard attention to the task (Serra et al. 2018): a gate "
-                            "a = sigmoid(s e_t) per unit and task; s is annealed from 1/s_max to s_max within "
-                            "each epoch (HAT eq. 3), gradients of units used by earlier tasks are conditioned "
-                            "(eq. 2) and the embedding gradients are compensated for the annealing (eq. 5).", [
-        code('s_max = 400.0\nprogress = np.linspace(0, 1, 50)\ns = 1 / s_max + (s_max - 1 / s_max) * progress  '
-             '# HAT eq. 3\nfig, ax = plt.subplots(figsize=(4, 2.5)); ax.plot(progress, s); '
-             'ax.set_xlabel("position in epoch"); ax.set_ylabel("s"); ax.set_yscale("log")'),
-        code(skip_unless('["hat"]')),
-        code('''if record["available"]:
-    print(approaches.get("hat").Params.__doc__)
-    display(approaches.get("hat").Params())
-    runs = run(["hat", "sgd"])
-    for n, rs in runs.items():
-        display(save(plots.plot_accuracy_matrix(rs[0]), f"03_accmatrix_{n}", rs[0].config))
-    record["final_accuracy"] = {n: float(rs[0].acc_matrix()[-1].mean()) for n, rs in runs.items()}
-    record["forgetting"] = {n: metrics.forgetting(rs[0].acc_matrix()) for n, rs in runs.items()}'''),
+    "03_hat_step_by_step": ("HAT step by step", "Hard attention to the task (Serra et al. 2018; seed_spec §6.1), "
+                            "opened up on a small run. Every gated layer has a task embedding e_t; its units are "
+                            "multiplied by the gate a = sigmoid(s e_t) (Eq. 1). s is annealed from 1/s_max to "
+                            "s_max within every epoch (Eq. 3). After a task, the cumulative mask a^{<=t} = "
+                            "max(a^{<t}, a^t) conditions the gradients of later tasks (Eq. 2), the embedding "
+                            "gradients are compensated for the annealing (Eq. 4) and the loss adds c R, a "
+                            "penalty on units not used by earlier tasks (Eq. 5). The maths is "
+                            "`dwa_core/functional/hat.py`; the steps below call `dwa_core.walkthrough`.", [
+        code('''from dwa_core import walkthrough
+cfg = figures.profile_config(profile, "hat", seeds[0], device, data_dir)
+approach, bench = walkthrough.prepare(cfg)
+hp = approach.params
+print(approach.model)
+hp'''),
+        md("**1. The gate.** a = sigmoid(s e): at small s every unit is half open and the gate is smooth "
+           "(gradients reach e); at s = s_max it is a step, nearly binary."),
+        code('''e = np.linspace(-0.5, 0.5, 201)
+s_values = [1.0, 10.0, 50.0, hp.s_max]
+table = walkthrough.gate_table(e, s_values)
+fig, ax = plt.subplots(figsize=(5, 3))
+for s, row in zip(s_values, table):
+    ax.plot(e, row, label=f"s = {s:g}")
+ax.set_xlabel("embedding e"); ax.set_ylabel("a = sigmoid(s e)"); ax.legend()
+save(fig, "03_gate", {"s": s_values})
+record["gate_at_e_0.05"] = {f"{s:g}": float(walkthrough.gate_table([0.05], [s])[0, 0]) for s in s_values}
+record["gate_at_e_0.05"]'''),
+        md("**2. Annealing of s within an epoch** (Eq. 3): batch b of n uses progress b/n; evaluation uses s_max."),
+        code('''n_batches = -(-len(bench.tasks[0].train) // cfg.train.batch_size)
+trace = walkthrough.anneal_trace(hp.s_max, n_batches)
+fig, ax = plt.subplots(figsize=(5, 2.5))
+ax.step(range(n_batches), trace, where="post", marker="o"); ax.set_yscale("log")
+ax.set_xlabel(f"batch of the epoch ({n_batches} batches)"); ax.set_ylabel("s")
+save(fig, "03_anneal", cfg)
+record["anneal"] = {"n_batches": n_batches, "s_first": float(trace[0]), "s_last": float(trace[-1])}
+record["anneal"]'''),
+        md("**3. Embedding-gradient compensation** (Eq. 4, as the seed code): the gradient of e is multiplied by "
+           "(s_max/s)(cosh(clamp(s e, ±thres_cosh)) + 1)/(cosh(e) + 1). At s = 1 the factor is s_max for every e; "
+           "at large s it grows like cosh(s e) until the clamp stops it (|s e| > thres_cosh): the flat tops."),
+        code('''e = np.linspace(-1, 1, 401)
+fig, ax = plt.subplots(figsize=(5, 3))
+for s in (1.0, 10.0, 100.0, hp.s_max):
+    ax.plot(e, walkthrough.compensation_factor(e, s, hp.s_max, hp.thres_cosh), label=f"s = {s:g}")
+ax.plot(e, walkthrough.compensation_factor(e, hp.s_max, hp.s_max, 1e3), "k:", label="s = s_max, no clamp")
+ax.set_yscale("log"); ax.set_xlabel("e"); ax.set_ylabel("gradient factor"); ax.legend(fontsize=7)
+save(fig, "03_compensation", {"s_max": hp.s_max, "thres_cosh": hp.thres_cosh})
+record["compensation"] = {f"s={s:g},e={x:g}": float(walkthrough.compensation_factor([x], s, hp.s_max, hp.thres_cosh)[0])
+                          for s in (1.0, hp.s_max) for x in (0.0, 0.5)}
+record["compensation"]'''),
+        md("**4. A small run, task by task.** `walkthrough.fit_hat` trains every task with the approach's own "
+           "loop and records, after task t, its masks at s_max, the cumulative mask and R; before task t >= 1 "
+           "it sends one real training batch of task t through the step up to the gradient conditioning."),
+        code('''records = walkthrough.fit_hat(approach, bench, batch=cfg.train.batch_size)
+layers = list(records[0]["masks"])
+usage = pd.DataFrame({r["task"]: {**{f"{k} used": r["used"][k] for k in layers},
+                                 **{f"{k} cumulative": r["cumulative_used"][k] for k in layers},
+                                 "R": r["regularizer"]} for r in records}).T
+record["usage"] = {r["task"]: {"used": r["used"], "cumulative_used": r["cumulative_used"]} for r in records}
+record["regularizer"] = [r["regularizer"] for r in records]
+usage.round(3)'''),
+        md("Masks per task (rows) and unit (columns), at s_max: each task claims a few units; the last row of "
+           "each panel is the cumulative mask after the last task, the units no later task may change."),
+        code('''fig, axes = plt.subplots(1, len(layers), figsize=(5 * len(layers), 2.6), squeeze=False)
+for ax, k in zip(axes[0], layers):
+    rows = [r["masks"][k] for r in records] + [records[-1]["cumulative"][k]]
+    im = ax.imshow(np.stack(rows), aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(range(len(rows)), [r["task"] for r in records] + ["cumulative"], fontsize=7)
+    ax.set_xlabel("unit"); ax.set_title(f"{k} mask a^t")
+fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+save(fig, "03_masks", cfg)'''),
+        md("**5. Gradient conditioning on a real batch** (Eq. 2): before task t, the gradient of weight (i, j) "
+           "is scaled by 1 - min(a_post_i, a_pre_j) of the cumulative mask. `blocked`: fraction of the batch's "
+           "non-zero weight-gradient entries that conditioning stops (keeps <= 1 %); `blocked_all`: fraction of "
+           "all weight entries whose multiplier is <= 1 %, which the cumulative unit masks predict exactly "
+           "(`predicted`). It grows with every task: the network fills up."),
+        code('''cond = pd.DataFrame({r["task"]: {"blocked (batch)": r["conditioning"]["blocked"],
+                                 "blocked_all": r["conditioning"]["blocked_all"],
+                                 "predicted": r["predicted_blocked"],
+                                 **{f"{k} kept norm": v["kept_norm"] for k, v in r["conditioning"]["layers"].items()}}
+                     for r in records[1:]}).T
+record["conditioning"] = cond.to_dict(orient="index")
+record["blocked_last"] = float(records[-1]["conditioning"]["blocked"])
+cond.round(3)'''),
+        md("**6. The mask regulariser** R (Eq. 5) of each task's final masks against a^{<t}: the share of "
+           "free units a task claims (task 0: the mean of its masks). The loss adds c R with c = "
+           "`approach_params.c`."),
+        code('''fig, ax = plt.subplots(figsize=(5, 2.5))
+ax.bar([r["task"] for r in records], record["regularizer"]); ax.set_ylabel("R"); ax.tick_params(axis="x", labelsize=7)
+save(fig, "03_regularizer", cfg)'''),
+        md("**7. Forgetting.** The accuracy matrix of this run, and HAT against SGD on the same smoke settings "
+           "(`run_suite`). HAT's masks keep earlier tasks intact; SGD's shared weights drift."),
+        code('''acc = np.full((len(records), len(records)), np.nan)
+for t, r in enumerate(records):
+    acc[t, : t + 1] = r["acc"]
+record["walkthrough_acc"] = acc.tolist()
+runs = run(["hat", "sgd"])
+for n, rs in runs.items():
+    display(save(plots.plot_accuracy_matrix(rs[0]), f"03_accmatrix_{n}", rs[0].config))
+record["final_accuracy"] = {n: float(rs[0].acc_matrix()[-1].mean()) for n, rs in runs.items()}
+record["forgetting"] = {n: metrics.forgetting(rs[0].acc_matrix()) for n, rs in runs.items()}
+record["forgetting"]'''),
     ]),
     "04_regularisers": ("Regularisers: EWC, LwF, LFL, IMM", "Approaches that keep one shared network and "
                         "add a penalty (EWC: Fisher-weighted distance to old weights; LwF: distillation of "
@@ -130,17 +214,81 @@ pd.DataFrame(rows).T.round(3)'''),
              'pd.DataFrame(record["summary"]).T.drop(columns="acc_matrix")'),
         code('save(plots.plot_retention(runs, rand, joint), "04_retention", runs["sgd"][0].config)'),
     ]),
-    "05_dwa_step_by_step": ("DWA step by step", "Dynamic Weight Allocation: a context processor maps the "
-                            "input to an embedding, which produces per-weight attention masks; the loss adds "
-                            "mask terms, a curriculum and anchors (seed_spec §5).", [
-        code(skip_unless('["dwa"]')),
-        code('''if record["available"]:
-    print(approaches.get("dwa").__doc__)
-    display(approaches.get("dwa").Params())
-    res = run(["dwa"])["dwa"][0]
-    display(save(plots.plot_accuracy_matrix(res), "05_accmatrix_dwa", res.config))
-    record["final_accuracy"] = float(res.acc_matrix()[-1].mean())
-    record["history_keys"] = sorted(res.history[0][0])'''),
+    "05_dwa_step_by_step": ("DWA step by step", "Dynamic Weight Allocation (paper §3-4; seed_spec §5), opened up. "
+                            "A context processor maps each input to an embedding E; mask generators turn E into "
+                            "one mask H_j per masked layer, and layer j uses W_j ⊙ H_j for that sample. The loss "
+                            "(Eq. 7) adds to CE a triplet loss on E (anchors P, N), a plasticity loss (Fisher-"
+                            "weighted masks) and a sparsity regulariser, weighted per sample by the curriculum's "
+                            "complexity ζ. The steps call `dwa_core.walkthrough`.", [
+        code('''from dwa_core import walkthrough
+from dwa_core.anchors import anchor_rows
+from dwa_core.curriculum import complexity
+cfg = figures.profile_config(profile, "dwa", seeds[0], device, data_dir)
+approach, bench = walkthrough.prepare(cfg)
+p = approach.params
+print(approach.model)
+p'''),
+        md("**1. Context processor -> embedding.** Eight test images of the first task and their embeddings "
+           "E (one row each; the gate bounds them to [-1, 1])."),
+        code('''task0, task1 = bench.tasks[0], bench.tasks[1]
+x = task0.test.x[:8]
+seen = walkthrough.dwa_inspect(approach, x, 0)
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 2]})
+axes[0].imshow(np.concatenate(list(x[:, 0].cpu().numpy()), axis=1), cmap="gray"); axes[0].axis("off")
+im = axes[1].imshow(seen["embedding"], aspect="auto", cmap="coolwarm", vmin=-1, vmax=1)
+axes[1].set_xlabel("embedding dimension"); axes[1].set_ylabel("sample"); fig.colorbar(im, ax=axes[1])
+save(fig, "05_embedding", cfg)
+record["embedding_shape"] = list(seen["embedding"].shape)'''),
+        md("**2. The masks per layer**: one per sample, shaped like the layer's weight, and their values."),
+        code('''masks = seen["masks"]
+record["mask_shapes"] = {k: list(v.shape) for k, v in masks.items()}
+display(pd.DataFrame({k: {"shape (B, out, in)": v.shape, "mean |H|": float(np.abs(v).mean()),
+                          "fraction |H| > 0.5": float((np.abs(v) > 0.5).mean())} for k, v in masks.items()}).T)
+fig, axes = plt.subplots(1, len(masks), figsize=(4 * len(masks), 2.5), squeeze=False)
+for ax, (k, v) in zip(axes[0], masks.items()):
+    ax.hist(v.ravel(), bins=50); ax.set_title(k); ax.set_xlabel("H")
+save(fig, "05_mask_histograms", cfg)'''),
+        md("**3. The curriculum.** ζ: the normalised mean squared local entropy of each image (`curriculum.complexity`); "
+           "an epoch trains on the samples with ζ <= θ_e, θ growing by the linear, exp or log schedule."),
+        code('''sample = task1.train.x[:12]
+zeta = complexity(sample).cpu().numpy()
+order = np.argsort(zeta)
+fig, axes = plt.subplots(1, len(order), figsize=(1.2 * len(order), 1.6))
+for ax, i in zip(axes, order):
+    ax.imshow(sample[i, 0].cpu().numpy(), cmap="gray"); ax.set_title(f"{zeta[i]:.2f}", fontsize=8); ax.axis("off")
+save(fig, "05_complexity", cfg)
+sched = walkthrough.schedule_table(p.schedule.epochs if p.schedule else 10, p.schedule.start if p.schedule else 0.2)
+fig, ax = plt.subplots(figsize=(4.5, 2.6))
+for kind, theta in sched.items():
+    ax.plot(theta, label=kind)
+ax.set_xlabel("epoch"); ax.set_ylabel("θ"); ax.legend()
+save(fig, "05_schedules", {"schedules": sched})
+record["zeta_sample"] = zeta.tolist()
+record["schedules"] = sched'''),
+        md("**4. Task 0, then the anchors of task 1.** Task 0 trains with CE + λ3 R; after it DWA stores its "
+           "positive anchor and the Fisher of the masked weights. Before each epoch of task 1 it searches the "
+           "anchors on the n lowest-ζ samples: P, the mean embedding; N, of K random unit vectors orthogonal to "
+           "P, the one that hurts head t most when it replaces every embedding; N_T, the most harmful "
+           "stored anchor of an earlier task."),
+        code('''record["acc_task0"] = walkthrough.fit_tasks(approach, bench, 1)[0]
+rows, anchors = walkthrough.start_task(approach, task1, 1)  # rows: the curriculum's, epoch 0
+anchor_set = anchor_rows(approach.zeta(task1.train.x), p.anchor_samples, p.anchor_threshold)
+xa, ya = task1.train.x[anchor_set], task1.train.y[anchor_set]
+record["anchors"] = walkthrough.anchor_summary(approach, xa, ya, 1, anchors)
+record["curriculum_rows_epoch0"] = [len(rows), len(task1.train)]
+pd.Series(record["anchors"]).round(4)'''),
+        md("**5. Each loss term on one batch of task 1** (Eq. 7), as `DWA.loss` forms it; `approach_loss` is "
+           "the approach's own value on the same outputs."),
+        code('''terms = walkthrough.dwa_loss_terms(approach, task1.train, rows[: cfg.train.batch_size], 1)
+record["loss_terms"] = terms
+weights = {"ce": 1.0, "embedding": p.lamb_triplet, "plasticity": p.lamb_plasticity, "sparsity": p.lamb_sparsity}
+pd.DataFrame({k: {"value": terms[k], "λ": w, "σ λ value": terms["sigma"] * w * terms[k] if k != "ce" else terms[k]}
+              for k, w in weights.items()}).T'''),
+        md("**6. A short training run** on every task, with the same settings (`run_suite`)."),
+        code('''res = run(["dwa"])["dwa"][0]
+display(save(plots.plot_accuracy_matrix(res), "05_accmatrix_dwa", res.config))
+record["final_accuracy"] = float(res.acc_matrix()[-1].mean())
+record["history_keys"] = sorted(res.history[0][0])'''),
     ]),
     "06_paper_fig5_fig6": ("Paper Fig. 5 and Fig. 6", "Accuracy after each learned task (Fig. 5) and the "
                            "forgetting ratio (Fig. 6) for DWA, EWC, SGD and HAT (those registered), with "

@@ -141,7 +141,8 @@ def test_dwa_steps_inspect_anchors_and_loss_terms():
 
     terms0 = walkthrough.dwa_loss_terms(approach, task0.train, torch.arange(8), 0)
     assert terms0["embedding"] is None and terms0["plasticity"] is None  # task 0: CE + λ3 R
-    approach.fit(0, task0)
+    acc = walkthrough.fit_tasks(approach, bench, 1)
+    assert len(acc) == 1 and len(acc[0]) == 1 and 0 <= acc[0][0] <= 1
     rows, anchors = walkthrough.start_task(approach, task1, 1)
     zeta = approach.zeta(task1.train.x)
     assert torch.equal(rows.sort().values, (zeta <= 0.2).nonzero().squeeze(1))  # θ_0 = 0.2
