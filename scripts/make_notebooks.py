@@ -30,6 +30,12 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from dwa_core import approaches, metrics, plots, figures
 from dwa_core.experiment import run_experiment
+from io import BytesIO
+def _png(fig):  # dwa_core.plots selects the Agg backend: figures are shown as PNG when displayed
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    return buf.getvalue()
+get_ipython().display_formatter.formatters["image/png"].for_type(plt.Figure, _png)
 figures_dir = pathlib.Path(figures_dir)
 command = f"papermill -p profile {profile} (notebook {NAME!r})"
 record = {"profile": profile, "seeds": list(seeds)}
@@ -123,32 +129,32 @@ hp'''),
         code('''e = np.linspace(-0.5, 0.5, 201)
 s_values = [1.0, 10.0, 50.0, hp.s_max]
 table = walkthrough.gate_table(e, s_values)
-fig, ax = plt.subplots(figsize=(5, 3))
+fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
 for s, row in zip(s_values, table):
     ax.plot(e, row, label=f"s = {s:g}")
 ax.set_xlabel("embedding e"); ax.set_ylabel("a = sigmoid(s e)"); ax.legend()
-save(fig, "03_gate", {"s": s_values})
+display(save(fig, "03_gate", {"s": s_values}))
 record["gate_at_e_0.05"] = {f"{s:g}": float(walkthrough.gate_table([0.05], [s])[0, 0]) for s in s_values}
 record["gate_at_e_0.05"]'''),
         md("**2. Annealing of s within an epoch** (Eq. 3): batch b of n uses progress b/n; evaluation uses s_max."),
         code('''n_batches = -(-len(bench.tasks[0].train) // cfg.train.batch_size)
 trace = walkthrough.anneal_trace(hp.s_max, n_batches)
-fig, ax = plt.subplots(figsize=(5, 2.5))
+fig, ax = plt.subplots(figsize=(5, 2.5), layout="constrained")
 ax.step(range(n_batches), trace, where="post", marker="o"); ax.set_yscale("log")
 ax.set_xlabel(f"batch of the epoch ({n_batches} batches)"); ax.set_ylabel("s")
-save(fig, "03_anneal", cfg)
+display(save(fig, "03_anneal", cfg))
 record["anneal"] = {"n_batches": n_batches, "s_first": float(trace[0]), "s_last": float(trace[-1])}
 record["anneal"]'''),
         md("**3. Embedding-gradient compensation** (Eq. 4, as the seed code): the gradient of e is multiplied by "
            "(s_max/s)(cosh(clamp(s e, ±thres_cosh)) + 1)/(cosh(e) + 1). At s = 1 the factor is s_max for every e; "
            "at large s it grows like cosh(s e) until the clamp stops it (|s e| > thres_cosh): the flat tops."),
         code('''e = np.linspace(-1, 1, 401)
-fig, ax = plt.subplots(figsize=(5, 3))
+fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
 for s in (1.0, 10.0, 100.0, hp.s_max):
     ax.plot(e, walkthrough.compensation_factor(e, s, hp.s_max, hp.thres_cosh), label=f"s = {s:g}")
 ax.plot(e, walkthrough.compensation_factor(e, hp.s_max, hp.s_max, 1e3), "k:", label="s = s_max, no clamp")
 ax.set_yscale("log"); ax.set_xlabel("e"); ax.set_ylabel("gradient factor"); ax.legend(fontsize=7)
-save(fig, "03_compensation", {"s_max": hp.s_max, "thres_cosh": hp.thres_cosh})
+display(save(fig, "03_compensation", {"s_max": hp.s_max, "thres_cosh": hp.thres_cosh}))
 record["compensation"] = {f"s={s:g},e={x:g}": float(walkthrough.compensation_factor([x], s, hp.s_max, hp.thres_cosh)[0])
                           for s in (1.0, hp.s_max) for x in (0.0, 0.5)}
 record["compensation"]'''),
@@ -165,14 +171,14 @@ record["regularizer"] = [r["regularizer"] for r in records]
 usage.round(3)'''),
         md("Masks per task (rows) and unit (columns), at s_max: each task claims a few units; the last row of "
            "each panel is the cumulative mask after the last task, the units no later task may change."),
-        code('''fig, axes = plt.subplots(1, len(layers), figsize=(5 * len(layers), 2.6), squeeze=False)
+        code('''fig, axes = plt.subplots(1, len(layers), figsize=(5 * len(layers), 2.6), squeeze=False, layout="constrained")
 for ax, k in zip(axes[0], layers):
     rows = [r["masks"][k] for r in records] + [records[-1]["cumulative"][k]]
     im = ax.imshow(np.stack(rows), aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks(range(len(rows)), [r["task"] for r in records] + ["cumulative"], fontsize=7)
     ax.set_xlabel("unit"); ax.set_title(f"{k} mask a^t")
 fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
-save(fig, "03_masks", cfg)'''),
+display(save(fig, "03_masks", cfg))'''),
         md("**5. Gradient conditioning on a real batch** (Eq. 2): before task t, the gradient of weight (i, j) "
            "is scaled by 1 - min(a_post_i, a_pre_j) of the cumulative mask. `blocked`: fraction of the batch's "
            "non-zero weight-gradient entries that conditioning stops (keeps <= 1 %); `blocked_all`: fraction of "
@@ -189,9 +195,9 @@ cond.round(3)'''),
         md("**6. The mask regulariser** R (Eq. 5) of each task's final masks against a^{<t}: the share of "
            "free units a task claims (task 0: the mean of its masks). The loss adds c R with c = "
            "`approach_params.c`."),
-        code('''fig, ax = plt.subplots(figsize=(5, 2.5))
+        code('''fig, ax = plt.subplots(figsize=(5, 2.5), layout="constrained")
 ax.bar([r["task"] for r in records], record["regularizer"]); ax.set_ylabel("R"); ax.tick_params(axis="x", labelsize=7)
-save(fig, "03_regularizer", cfg)'''),
+display(save(fig, "03_regularizer", cfg))'''),
         md("**7. Forgetting.** The accuracy matrix of this run, and HAT against SGD on the same smoke settings "
            "(`run_suite`). HAT's masks keep earlier tasks intact; SGD's shared weights drift."),
         code('''acc = np.full((len(records), len(records)), np.nan)
@@ -233,21 +239,21 @@ p'''),
         code('''task0, task1 = bench.tasks[0], bench.tasks[1]
 x = task0.test.x[:8]
 seen = walkthrough.dwa_inspect(approach, x, 0)
-fig, axes = plt.subplots(1, 2, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 2]})
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 2]}, layout="constrained")
 axes[0].imshow(np.concatenate(list(x[:, 0].cpu().numpy()), axis=1), cmap="gray"); axes[0].axis("off")
 im = axes[1].imshow(seen["embedding"], aspect="auto", cmap="coolwarm", vmin=-1, vmax=1)
 axes[1].set_xlabel("embedding dimension"); axes[1].set_ylabel("sample"); fig.colorbar(im, ax=axes[1])
-save(fig, "05_embedding", cfg)
+display(save(fig, "05_embedding", cfg))
 record["embedding_shape"] = list(seen["embedding"].shape)'''),
         md("**2. The masks per layer**: one per sample, shaped like the layer's weight, and their values."),
         code('''masks = seen["masks"]
 record["mask_shapes"] = {k: list(v.shape) for k, v in masks.items()}
 display(pd.DataFrame({k: {"shape (B, out, in)": v.shape, "mean |H|": float(np.abs(v).mean()),
                           "fraction |H| > 0.5": float((np.abs(v) > 0.5).mean())} for k, v in masks.items()}).T)
-fig, axes = plt.subplots(1, len(masks), figsize=(4 * len(masks), 2.5), squeeze=False)
+fig, axes = plt.subplots(1, len(masks), figsize=(4 * len(masks), 2.5), squeeze=False, layout="constrained")
 for ax, (k, v) in zip(axes[0], masks.items()):
     ax.hist(v.ravel(), bins=50); ax.set_title(k); ax.set_xlabel("H")
-save(fig, "05_mask_histograms", cfg)'''),
+display(save(fig, "05_mask_histograms", cfg))'''),
         md("**3. The curriculum.** ζ: the normalised mean squared local entropy of each image (`curriculum.complexity`); "
            "an epoch trains on the samples with ζ <= θ_e, θ growing by the linear, exp or log schedule."),
         code('''sample = task1.train.x[:12]
@@ -256,13 +262,13 @@ order = np.argsort(zeta)
 fig, axes = plt.subplots(1, len(order), figsize=(1.2 * len(order), 1.6))
 for ax, i in zip(axes, order):
     ax.imshow(sample[i, 0].cpu().numpy(), cmap="gray"); ax.set_title(f"{zeta[i]:.2f}", fontsize=8); ax.axis("off")
-save(fig, "05_complexity", cfg)
+display(save(fig, "05_complexity", cfg))
 sched = walkthrough.schedule_table(p.schedule.epochs if p.schedule else 10, p.schedule.start if p.schedule else 0.2)
-fig, ax = plt.subplots(figsize=(4.5, 2.6))
+fig, ax = plt.subplots(figsize=(4.5, 2.6), layout="constrained")
 for kind, theta in sched.items():
     ax.plot(theta, label=kind)
 ax.set_xlabel("epoch"); ax.set_ylabel("θ"); ax.legend()
-save(fig, "05_schedules", {"schedules": sched})
+display(save(fig, "05_schedules", {"schedules": sched}))
 record["zeta_sample"] = zeta.tolist()
 record["schedules"] = sched'''),
         md("**4. Task 0, then the anchors of task 1.** Task 0 trains with CE + λ3 R; after it DWA stores its "

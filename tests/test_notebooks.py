@@ -55,6 +55,9 @@ def executed(tmp_path_factory):
                             parameters={"profile": "smoke", "seeds": [0], "metrics_path": str(metrics),
                                         "figures_dir": str(tmp / "figures")}, progress_bar=False)
         out[path.stem] = json.loads(metrics.read_text())
+        ran = nbformat.read(tmp / path.name, as_version=4)
+        out[path.stem]["_png_outputs"] = sum("image/png" in o.get("data", {}) for c in ran.cells
+                                             if c.cell_type == "code" for o in c.outputs)
     return out
 
 
@@ -66,6 +69,13 @@ def test_every_notebook_records_metrics(executed):
 # Margins below are for the smoke profile of dwa_core/figures.py, seed 0 (measured: forgetting sgd
 # 0.114, hat 0.000, joint 0.004; average accuracy joint 0.994, random 0.495).
 FORGETTING_MARGIN = 0.05
+
+
+def test_figures_are_shown(executed):
+    """Figures appear in the executed notebooks (dwa_core.plots uses Agg: they are displayed as PNG)."""
+    assert executed["03_hat_step_by_step"]["_png_outputs"] >= 7
+    assert executed["05_dwa_step_by_step"]["_png_outputs"] >= 5
+    assert executed["02_catastrophic_forgetting"]["_png_outputs"] >= 4
 
 
 def test_forgetting_notebook(executed):
