@@ -11,8 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from dwa_core.curriculum import SCHEDULES, Curriculum
-from dwa_core.functional.dwa import embedding_loss, ideal_code, stiffness, task_code_loss, total_loss
-from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
 from dwa_core.functional.hat import anneal_s, compensate_embedding_grad, gate, mask_regularizer
 
 BLOCKED = 0.01  # a gradient entry is "blocked" when conditioning keeps at most 1 % of it
@@ -187,36 +185,22 @@ def anchor_summary(approach, x: torch.Tensor, y: torch.Tensor, t: int, anchors: 
 
 
 def dwa_loss_terms(approach, split, rows: torch.Tensor, t: int, epoch: int = 0) -> dict:
-    """Each term of DWA's loss (Eq. 7) on the batch split[rows] of task t, as DWA.loss forms it:
+    """Each term of DWA's loss (Eq. 7) on the batch split[rows] of task t, from DWA.loss_terms:
     CE, L_emb (triplet, weighted by 1 - ζ), L_plasticity (Fisher-weighted masks), R (sparsity),
-    σ and the weighted total; 'approach_loss' is DWA.loss itself on the same outputs (equal)."""
+    σ, the weighted total and 'approach_loss' (DWA.loss itself on the same outputs; equal)."""
     p, model = approach.params, approach.model
     model.train()
     approach.epoch, approach.batch_index, approach._split = epoch, rows, split
     x, y = split.x[rows], split.y[rows]
     out = approach.forward(x, t)
-    state = model.state
-    zeta = approach.zeta(split.x)[rows]
-    terms = {"ce": F.cross_entropy(out, y), "embedding": None, "plasticity": None}
-    if approach.current is not None:
-        c = approach.current
-        terms["embedding"] = embedding_loss(state.embedding, zeta, c["positive"], c["negative"],
-                                            c["previous"], alpha=p.alpha, delta=p.delta, form=p.triplet_form)
-        if p.use_task_loss:
-            code = ideal_code(t, model.n_tasks, state.embedding.shape[1], zeta)
-            terms["embedding"] = terms["embedding"] + task_code_loss(state.embedding, zeta, code)
-    if approach.fisher is not None:
-        n = len(state.masks)
-        scale = [0.2 + j * 0.8 / n for j in range(n)] if p.scale_att_loss else None
-        terms["plasticity"] = plasticity_loss(state, approach.fisher, p.plasticity_form, p.eta, scale)
-    terms["sparsity"] = sparsity_loss(state, p.sparsity_mu, p.sparsity_form)
-    sigma = 1.0 if t == 0 and not p.use_anchor_first else stiffness(epoch, p.stiff, p.stiff_uncapped)
-    total = total_loss(terms["ce"], sigma=sigma, emb=terms["embedding"], plasticity=terms["plasticity"],
-                       sparsity=terms["sparsity"], lamb_triplet=p.lamb_triplet,
-                       lamb_plasticity=p.lamb_plasticity, lamb_sparsity=p.lamb_sparsity)
+    terms = approach.loss_terms(out, y, t)
+    total = terms["ce"]
+    for name, lamb in (("embedding", p.lamb_triplet), ("plasticity", p.lamb_plasticity),
+                       ("sparsity", p.lamb_sparsity)):
+        if terms[name] is not None:
+            total = total + terms["sigma"] * lamb * terms[name]
     with torch.no_grad():
         reference = approach.loss(out, y, t)
-    result = {k: None if v is None else float(v.detach()) for k, v in terms.items()}
-    result.update(sigma=sigma, total=float(total.detach()), approach_loss=float(reference),
-                  zeta_mean=float(zeta.mean()))
+    result = {k: v if v is None or isinstance(v, float) else float(v.detach()) for k, v in terms.items()}
+    result.update(total=float(total.detach()), approach_loss=float(reference))
     return result

@@ -121,31 +121,38 @@ class DWA(Approach):
         self._split = split
         return super().evaluate(split, head)
 
-    def loss(self, outputs, y, t):
+    def loss_terms(self, outputs, y, t) -> dict:
+        """Each term of Eq. 7 on this batch: ce, embedding, plasticity, sparsity (None where inactive)
+        and σ; `loss` combines them with λ1-λ3."""
         p, state = self.params, self.model.state
-        ce = F.cross_entropy(outputs, y)
         if self._fisher_mode:  # §5.9: ζ := 1, so no embedding term
             zeta = torch.ones(len(y), device=y.device)
         else:
             zeta = self.zeta(self._split.x)[self.batch_index]
-        sigma = stiffness(self.epoch, p.stiff, p.stiff_uncapped) if self.model.training else 1.0
-        emb = None
+        terms = {"ce": F.cross_entropy(outputs, y), "embedding": None, "plasticity": None}
         if self.current is not None and not self._fisher_mode:
             c = self.current
-            emb = embedding_loss(state.embedding, zeta, c["positive"], c["negative"], c["previous"],
-                                 alpha=p.alpha, delta=p.delta, form=p.triplet_form)
+            terms["embedding"] = embedding_loss(state.embedding, zeta, c["positive"], c["negative"],
+                                                c["previous"], alpha=p.alpha, delta=p.delta,
+                                                form=p.triplet_form)
             if p.use_task_loss:
                 d = state.embedding.shape[1]
-                emb = emb + task_code_loss(state.embedding, zeta, ideal_code(t, self.model.n_tasks, d, zeta))
-        plast = None
+                code = ideal_code(t, self.model.n_tasks, d, zeta)
+                terms["embedding"] = terms["embedding"] + task_code_loss(state.embedding, zeta, code)
         if self.fisher is not None:
             n = len(state.masks)
             scale = [0.2 + j * 0.8 / n for j in range(n)] if p.scale_att_loss else None
-            plast = plasticity_loss(state, self.fisher, p.plasticity_form, p.eta, scale)
-        reg = sparsity_loss(state, p.sparsity_mu, p.sparsity_form)
-        if t == 0 and not p.use_anchor_first:
-            sigma = 1.0  # task 0: CE + λ3 R
-        return total_loss(ce, sigma=sigma, emb=emb, plasticity=plast, sparsity=reg,
+            terms["plasticity"] = plasticity_loss(state, self.fisher, p.plasticity_form, p.eta, scale)
+        terms["sparsity"] = sparsity_loss(state, p.sparsity_mu, p.sparsity_form)
+        sigma = stiffness(self.epoch, p.stiff, p.stiff_uncapped) if self.model.training else 1.0
+        terms["sigma"] = 1.0 if t == 0 and not p.use_anchor_first else sigma  # task 0: CE + λ3 R
+        terms["zeta_mean"] = zeta.mean()
+        return terms
+
+    def loss(self, outputs, y, t):
+        p, terms = self.params, self.loss_terms(outputs, y, t)
+        return total_loss(terms["ce"], sigma=terms["sigma"], emb=terms["embedding"],
+                          plasticity=terms["plasticity"], sparsity=terms["sparsity"],
                           lamb_triplet=p.lamb_triplet, lamb_plasticity=p.lamb_plasticity,
                           lamb_sparsity=p.lamb_sparsity)
 
