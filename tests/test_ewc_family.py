@@ -231,3 +231,18 @@ def test_lfl_learns_each_new_task_and_keeps_the_old_ones():
     # The seed's form (batch sum, dropout-noised h) at the same settings: later tasks near chance.
     seed = lfl_run(lamb=0.05, reduction="sum", seed_dropout_mismatch=True)
     assert np.diag(seed)[1:].mean() < 0.7
+
+
+def test_lfl_clean_penultimate_is_the_eval_forward_on_both_networks():
+    from dwa_core.approaches.lfl import clean_penultimate
+    from dwa_core.models.plain import MLP, AlexNet
+
+    torch.manual_seed(0)
+    for model, x in ((MLP((1, 8, 8), [2], hidden=16), torch.randn(5, 1, 8, 8)),
+                     (AlexNet((3, 32, 32), [2], fc_units=16), torch.randn(3, 3, 32, 32))):
+        model.eval()
+        expected = model.features(x)
+        model.train()  # dropout active: clean_penultimate must skip it and keep gradients
+        h = clean_penultimate(model, x)
+        torch.testing.assert_close(h, expected)
+        assert h.requires_grad
