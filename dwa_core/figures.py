@@ -26,13 +26,16 @@ PROFILES = {
     # A forgetting-prone smoke setting: 30 epochs of plain SGD at a constant lr 0.1 (no decay, no
     # early stop) on a small MLP without dropout; split-digits with 30 samples per class and 3
     # epochs hardly forgot at all. HAT keeps its network's dropout (2 gated layers of 50 units).
-    # DWA: a smaller, shorter run (lr 0.1 diverges; its curriculum fits in 5 of its 10 epochs).
+    # DWA: a smaller, shorter run (lr 0.1 diverges; its curriculum fits in 5 of its 10 epochs) and
+    # λ3 = 10: at the paper's 500 the sparsity hinge is so stiff at lr 0.05 on this small MLP that
+    # one step saturates every tanh mask (|H| = 1, no gradient left) and the task is not learned.
     "smoke": {"benchmark": "split-digits", "benchmark_params": {"per_class": 100}, "seeds": [0, 1],
               "train": {"epochs": 30, "lr": 0.1, "lr_schedule": "original-code"},
               "network_params": {"plain": {"hidden": 50, "layers": 3, "dropout": 0.0},
                                  "hat": {"nhid": 50, "nlayers": 2}, "dwa": {"hidden": 100}},
               "overrides": {"dwa": {"train": {"epochs": 10, "lr": 0.05},
-                                    "approach_params": {"curriculum": "linear:5:0.2"}}}},
+                                    "approach_params": {"curriculum": "linear:5:0.2",
+                                                        "lamb_sparsity": 10.0}}}},
     "paper": {"benchmark": "mixture", "benchmark_params": {}, "train": {"epochs": 200},
               "seeds": list(range(10))},
 }

@@ -165,13 +165,13 @@ def test_plasticity_hand_values():
 
 def test_sparsity_hand_values():
     state, t, t2 = _tiny_state(), math.tanh(0.5), math.tanh(2)
-    # mean |H| per sample: a (0.375, 0.5); b (t, tanh(2)/2)
-    paper = max(0.375 - 0.2, 0) + max(0.5 - 0.2, 0) + max(t - 0.2, 0) + max(t2 / 2 - 0.2, 0)
+    # mean |H| per sample: a (0.375, 0.5); b (t, tanh(2)/2); paper and binary: mean over the 2 samples
+    paper = (max(0.375 - 0.2, 0) + max(0.5 - 0.2, 0) + max(t - 0.2, 0) + max(t2 / 2 - 0.2, 0)) / 2
     assert sparsity_loss(state, 0.2, "paper").item() == pytest.approx(paper)
     orig = max(0.625 - 0.2, 0) + max(0.5 - 0.2, 0) + max(1 - t - 0.2, 0) + max(1 - t2 / 2 - 0.2, 0)
     assert sparsity_loss(state, 0.2, "original-code").item() == pytest.approx(orig)
-    # binary: non-zero fractions a (1, 0.5), b (1, 0.5); minus mu=0.6 -> 0.4 + 0 + 0.4 + 0
-    assert sparsity_loss(state, 0.6, "binary").item() == pytest.approx(0.8)
+    # binary: non-zero fractions a (1, 0.5), b (1, 0.5); minus mu=0.6 -> (0.4 + 0) / 2 + (0.4 + 0) / 2
+    assert sparsity_loss(state, 0.6, "binary").item() == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize("gate", ["tanh", "sigmoid"])

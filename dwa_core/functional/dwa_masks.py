@@ -166,11 +166,13 @@ def plasticity_loss(state, fisher: dict, form: str = "paper", eta: float = 10.0,
 
 
 def sparsity_loss(state, mu: float = 0.2, form: str = "paper") -> torch.Tensor:
-    """Sparsity regulariser R = Σ_j Σ_b relu(r_bj − μ) with, per sample b and layer j:
-    original-code: r = mean_i (1 − |H_bi|) (pushes |H| towards 1, i.e. dense: the seed's quirk);
-    binary (Eq. 6 literally): r = fraction of H_bi ≠ 0, no gradient;
+    """Sparsity regulariser R = Σ_j relu(r_bj − μ) per sample b, with r_bj for layer j:
     paper: r = mean_i |H_bi|, a differentiable surrogate of Eq. 6's non-zero fraction that pushes
-      masks towards 0 (sparse) once their mean magnitude exceeds μ."""
+      masks towards 0 (sparse) once their mean magnitude exceeds μ; averaged over the batch (the
+      paper writes one sample; as for the other paper forms, the term does not grow with B);
+    binary (Eq. 6 literally): r = fraction of H_bi ≠ 0, no gradient; averaged over the batch;
+    original-code: r = mean_i (1 − |H_bi|) (pushes |H| towards 1, i.e. dense: the seed's quirk),
+      summed over the batch as the seed did."""
     if form not in SPARSITY_FORMS:
         raise ValueError(f"sparsity form: must be one of {', '.join(SPARSITY_FORMS)}, got {form!r}")
     total = state.embedding.new_zeros(())
@@ -182,7 +184,8 @@ def sparsity_loss(state, mu: float = 0.2, form: str = "paper") -> torch.Tensor:
             abs_sum = getattr(mask, "abs_sum", None)  # computed by the fast masked layer's forward
             mean_abs = (weighted_sum(mask, None, "abs") if abs_sum is None else abs_sum) / n
             r = 1 - mean_abs if form == "original-code" else mean_abs
-        total = total + torch.relu(r - mu).sum()
+        per_sample = torch.relu(r - mu)
+        total = total + (per_sample.sum() if form == "original-code" else per_sample.mean())
     return total
 
 
