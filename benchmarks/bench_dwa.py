@@ -5,8 +5,9 @@
 Paper size: input 3x32x32, mixture heads (8 tasks, 293 classes), batch 32, SGD with momentum, loss
 = CE + plasticity + sparsity (paper forms; a random Fisher). Configurations: the plain AlexNet (for
 scale); DWA with `masked_impl="fast"` (the fused C kernels of dwa_core/models/kernels where they
-apply), "torch" (the PyTorch per-sample Functions, what "fast" falls back to without a compiler or
-on a GPU) and "reference" (per-sample weights materialised for the whole batch).
+apply); "fast" with DWA_CORE_KERNELS=0 (what it falls back to without a compiler: the PyTorch
+per-sample Functions, layer and mask losses); and "reference" (per-sample weights materialised for
+the whole batch).
 
 Each configuration runs in a fresh subprocess; memory is resource.getrusage(RUSAGE_SELF).ru_maxrss
 (the process's peak resident set). `runtime` is the RSS after `import torch` (the interpreter and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -83,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     configs = {"alexnet (plain)": ("alexnet", "plain", {}, args.steps),
                "alexnet-dwa fast": ("alexnet", "dwa", {"masked_impl": "fast"}, args.steps),
-               "alexnet-dwa torch": ("alexnet", "dwa", {"masked_impl": "torch"}, args.ref_steps),
+               "alexnet-dwa no kernels": ("alexnet", "dwa", {"masked_impl": "fast"}, args.ref_steps),
                "alexnet-dwa reference": ("alexnet", "dwa", {"masked_impl": "reference"}, args.ref_steps)}
     if args.one:
         arch, family, params, steps = configs[args.one]
@@ -94,15 +96,16 @@ def main() -> None:
           f"kernels: {kernels.unavailable_reason() or 'built'}; memory = ru_maxrss of a fresh process")
     results = {}
     for name in args.only or configs:
+        env = {**os.environ, **({"DWA_CORE_KERNELS": "0"} if name.endswith("no kernels") else {})}
         out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
                               "--ref-steps", str(args.ref_steps), "--batch", str(args.batch)],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True, env=env)
         results[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{name:24s} {r['samples_per_s']:8.1f} samples/s  {r['s_per_step']:7.3f} s/step  "
               f"training {r['training_mb']:6.0f} MB  (peak {r['peak_mb']:.0f} MB, "
               f"runtime {r['runtime_mb']:.0f} MB, after build {r['rss_before_mb']:.0f} MB)", flush=True)
     ref = results.get("alexnet-dwa reference")
-    for name in ("alexnet-dwa fast", "alexnet-dwa torch"):
+    for name in ("alexnet-dwa fast", "alexnet-dwa no kernels"):
         if ref and name in results:
             r = results[name]
             print(f"{name} / reference: {r['samples_per_s'] / ref['samples_per_s']:.1f}x samples/s, "
