@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dwa_core import figures
+from dwa_core import fidelity, figures
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -160,7 +160,11 @@ def test_hat_compression_uses_fewer_units_with_larger_c(executed):
 
 def test_fidelity_switch_changes_training(executed):
     m = executed["10_paper_vs_original_code"]
-    assert any(r["field"] == "lr_schedule" for r in m["switches"])
+    assert {r["switch"] for r in m["switches"]} == {s.name for s in fidelity.SWITCHES}
+    dwa = m["dwa_switches"]  # default, each DWA switch alone, all together
+    flipped = {s.name for s in fidelity.of("dwa") if s.owner != "train"}
+    assert set(dwa) == {"default", "all of the above"} | flipped
+    assert all(r["finite"] and 0.0 <= r["final_accuracy"] <= 1.0 for r in dwa.values())
     # original-code never decays the lr, so it never stops early: all epochs of every task
     epochs = figures.PROFILES["smoke"]["train"]["epochs"]
     assert all(n == epochs for n in m["epochs_per_task"]["original-code"])
