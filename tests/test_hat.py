@@ -140,3 +140,14 @@ def test_extra_state_roundtrip_restores_multipliers():
     expected[1, 0] = 0
     assert torch.equal(fresh.multipliers["layers.fc2.weight"], expected)
     assert torch.equal(fresh.multipliers["layers.fc1.bias"], torch.tensor([0.0, 1, 1, 1]))
+
+
+def test_negligible_masks_are_exactly_zero_no_denormals():
+    """sigmoid(-48) = 1.4e-21 < 1e-20 is set to 0; sigmoid(-40) = 4.2e-18 is kept as it is."""
+    net = build("mlp", "hat", (1, 8, 8), [2], {"nhid": 4, "nlayers": 1})
+    with torch.no_grad():
+        net.emb["fc1"].weight[0] = torch.tensor([-0.12, -0.1, 0.0, 0.01])
+    a = net.mask("fc1", 0, 400.0)
+    assert a[0].item() == 0.0
+    assert a[1].item() == pytest.approx(1 / (1 + math.exp(40)), rel=1e-5)
+    assert a[2].item() == 0.5 and a[3].item() == pytest.approx(1 / (1 + math.exp(-4)), rel=1e-6)
