@@ -151,3 +151,13 @@ def test_negligible_masks_are_exactly_zero_no_denormals():
     assert a[0].item() == 0.0
     assert a[1].item() == pytest.approx(1 / (1 + math.exp(40)), rel=1e-5)
     assert a[2].item() == 0.5 and a[3].item() == pytest.approx(1 / (1 + math.exp(-4)), rel=1e-6)
+
+
+def test_negligible_masks_keep_the_exact_embedding_gradient():
+    net = build("mlp", "hat", (1, 8, 8), [2], {"nhid": 2, "nlayers": 1})
+    with torch.no_grad():
+        net.emb["fc1"].weight[0] = torch.tensor([-0.12, 0.01])
+    net.mask("fc1", 0, 400.0).sum().backward()
+    z = torch.tensor([-48.0, 4.0], dtype=torch.float64)  # d sigmoid(400 e) / de = 400 σ(z)(1 - σ(z))
+    expected = 400 * torch.sigmoid(z) * (1 - torch.sigmoid(z))
+    torch.testing.assert_close(net.emb["fc1"].weight.grad[0].double(), expected, rtol=1e-4, atol=0)

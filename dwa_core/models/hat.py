@@ -16,7 +16,7 @@ from dwa_core.models.plain import alexnet_kernel_sizes
 # float32 denormals) that make CPU matmuls up to ~200x slower on any thread that does not
 # flush them, and torch.set_flush_denormal reaches only the calling thread, not PyTorch's intra-op
 # worker threads (measured: 64x800 @ 800x800 with denormal input, 2 threads: 55.7 ms vs 0.30 ms).
-# A unit scaled by 1e-20 is off; its gradient, <= s * 1e-20, is lost to rounding anyway.
+# A unit scaled by 1e-20 is off, so its value goes to 0; its embedding keeps its exact gradient.
 NEGLIGIBLE_MASK = 1e-20
 
 
@@ -35,7 +35,9 @@ class HATNet(nn.Module):
     def mask(self, name: str, t, s: float) -> torch.Tensor:
         e = self.emb[name].weight[t] if isinstance(t, int) else self.emb[name](t)
         a = gate(e, s)
-        return a.masked_fill(a < NEGLIGIBLE_MASK, 0.0)
+        # the value with the negligible masks at 0; the gradient of the exact a (straight through),
+        # because HAT's compensation can scale an embedding gradient of s·a(1-a) ~ 1e-21 up to O(1)
+        return a + (a.masked_fill(a < NEGLIGIBLE_MASK, 0.0) - a).detach()
 
     def masks(self, t: int, s: float) -> dict:
         """The unit masks of task t at scale s, layer name -> (units,)."""
