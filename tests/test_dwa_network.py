@@ -8,7 +8,6 @@ import torch
 from dwa_core.config import ConfigError
 from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
 from dwa_core.models import NETWORKS, build, count_parameters
-from dwa_core.models import masked as masked_mod
 from dwa_core.models.dwa import DWAState, combination_sizes
 from dwa_core.models.masked import FullMask, MaskedConv2d, MaskedLinear, RankOneMask
 
@@ -20,8 +19,7 @@ def _grads(module, inputs, out):
 
 
 @pytest.mark.parametrize("gate", ["tanh", "sigmoid"])
-def test_masked_linear_fast_matches_reference(gate, monkeypatch):
-    monkeypatch.setattr(masked_mod, "CHUNK_ELEMENTS", 2 * 6 * 4)  # force several batch chunks
+def test_masked_linear_fast_matches_reference(gate):
     torch.manual_seed(0)
     fast, ref = MaskedLinear(8, 2).double(), MaskedLinear(8, 2, impl="reference").double()
     ref.load_state_dict(fast.state_dict())

@@ -173,19 +173,11 @@ def test_imm_mode_merges_as_the_formula_says(merge, monkeypatch):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_resume_after_an_interruption_gives_the_same_matrix(name, tmp_path):
+def test_resume_after_an_interruption_gives_the_same_matrix(name, tmp_path, interrupt_and_resume):
     cfg = CFG.replace(approach=name, max_tasks=3, output_dir=str(tmp_path),
                       train=dataclasses.replace(CFG.train, epochs=2))
     reference = run_experiment(cfg, save=False).acc_matrix()
-
-    def stop_after_task_1(t, results):
-        if t == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, on_task=stop_after_task_1)
-    trained = []
-    results = run_experiment(cfg, on_epoch=lambda t, e, row: trained.append(t))
+    results, trained = interrupt_and_resume(cfg)
     assert min(trained) == 2
     np.testing.assert_array_equal(results.acc_matrix(), reference)
 

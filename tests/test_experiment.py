@@ -25,17 +25,9 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_after_interruption_at_a_task_boundary(tiny_cfg):
+def test_resume_after_interruption_at_a_task_boundary(tiny_cfg, interrupt_and_resume):
     reference = run_experiment(tiny_cfg, save=False).acc_matrix()
-
-    def stop_after_task_1(t, results):
-        if t == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_experiment(tiny_cfg, on_task=stop_after_task_1)
-    trained = []
-    results = run_experiment(tiny_cfg, on_epoch=lambda t, e, row: trained.append(t))
+    results, trained = interrupt_and_resume(tiny_cfg)
     assert min(trained) == 2  # tasks 0 and 1 were not trained again
     np.testing.assert_array_equal(results.acc_matrix(), reference)
 

@@ -151,16 +151,7 @@ def test_runs_on_3x32x32_alexnet(name, params):
 
 
 @pytest.mark.parametrize("cfg", [PROGRESSIVE, PATHNET], ids=["progressive", "pathnet"])
-def test_resume_after_an_interruption_gives_the_same_matrix(acc, cfg, tmp_path):
-    cfg = cfg.replace(output_dir=str(tmp_path))
-
-    def stop_after_task_1(t, results):
-        if t == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, on_task=stop_after_task_1)
-    trained = []
-    results = run_experiment(cfg, on_epoch=lambda t, e, row: trained.append(t))
+def test_resume_after_an_interruption_gives_the_same_matrix(acc, cfg, tmp_path, interrupt_and_resume):
+    results, trained = interrupt_and_resume(cfg.replace(output_dir=str(tmp_path)))
     assert min(trained) == 2
     np.testing.assert_array_equal(results.acc_matrix(), acc[cfg.approach])

@@ -170,6 +170,6 @@ def test_smoke_profile_settings_per_family_and_approach():
     assert figures.profile_config("smoke", "hat").network_params == {"nhid": 50, "nlayers": 2}
     dwa = figures.profile_config("smoke", "dwa", curriculum=None)
     assert dwa.train.epochs == 10 and dwa.train.lr == 0.05
-    assert dwa.approach_params == {"curriculum": None, "lamb_sparsity": 10.0}  # the call overrides the profile
+    assert dwa.approach_params == {"curriculum": None, "lamb_sparsity": 10.0}  # the call overrides
     assert figures.profile_config("smoke", "progressive").network_params == {}
     assert figures.profile_config("paper", "sgd").train.epochs == 200
