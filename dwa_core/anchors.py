@@ -6,10 +6,13 @@ N_T: the stored positive anchor of an earlier task with the highest such CE."""
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 
-RANKINGS = ("paper", "last-batch")
+AnchorRanking = Literal["paper", "last-batch"]  # "last-batch": the original code's ranking
+RANKINGS = get_args(AnchorRanking)
 
 
 def anchor_rows(zeta: torch.Tensor, n: int, threshold: float | None = None) -> torch.Tensor:

@@ -22,6 +22,17 @@ def check(condition: bool, field_name: str, allowed: str, value: Any) -> None:
         raise ConfigError(f"{field_name}: must be {allowed}, got {value!r}")
 
 
+def check_literals(obj: Any, owner: str) -> None:
+    """Check every Literal[...]-typed field of the dataclass `obj` against its Literal's values
+    (so the set of allowed values is written once, in the annotation). Raises ConfigError."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        if typing.get_origin(hints[f.name]) is Literal:
+            allowed = typing.get_args(hints[f.name])
+            check(getattr(obj, f.name) in allowed, f"{owner}.{f.name}", " | ".join(allowed),
+                  getattr(obj, f.name))
+
+
 def _coerce(value: Any, annotation: Any, name: str) -> Any:
     """Coerce strings from the CLI / JSON lists into the annotated type (bool, int, float, tuple)."""
     if isinstance(annotation, str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 from dwa_core.config import ConfigError
 
 RADIUS = 5
-SCHEDULES = ("linear", "exp", "log")
+CurriculumKind = Literal["linear", "exp", "log"]
+SCHEDULES = get_args(CurriculumKind)
 
 
 def to_ubyte(x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,7 @@ class Curriculum:
     log ln(1+E·x)/ln(1+E) (the seed's ln x / ln E is -inf at epoch 0 and selects nothing: we shift
     by one epoch so θ_0 = s)."""
 
-    kind: str = "linear"
+    kind: CurriculumKind = "linear"
     epochs: int = 100
     start: float = 0.2
     power: float = 2.0
@@ -79,7 +81,27 @@ class Curriculum:
             raise ConfigError(f"curriculum: need E >= 1 and 0 <= start <= 1, got {self.epochs}, {self.start}")
 
     @classmethod
+    def coerce(cls, value) -> Curriculum | None:
+        """A Curriculum from a Curriculum, its string form ("linear:100:0.2", as the CLI and presets
+        write it), a dict of its fields, or None / "" / "none" (no curriculum). Raises ConfigError."""
+        if value is None or isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            try:
+                return cls(**value)
+            except TypeError as err:
+                raise ConfigError(f"curriculum: {err}; fields: kind, epochs, start, power") from err
+        if isinstance(value, str):
+            return None if value.strip().lower() in ("", "none") else cls.parse(value)
+        raise ConfigError(f"curriculum: expected 'type:E[:start[:power]]', a table or none, got {value!r}")
+
+    def __str__(self) -> str:
+        """The string form `parse` reads: kind:epochs:start:power."""
+        return f"{self.kind}:{self.epochs}:{self.start:g}:{self.power:g}"
+
+    @classmethod
     def parse(cls, text: str) -> Curriculum:
+        """Curriculum from "type:E[:start[:power]]" (start 0.2, power 2 when left out)."""
         parts = str(text).split(":")
         try:
             kind, epochs = parts[0], int(parts[1])
@@ -101,6 +123,22 @@ class Curriculum:
 
     def done(self, epoch: int) -> bool:
         return self.theta(epoch) >= 1.0
+
+
+class ComplexityCache:
+    """ζ of each split seen, computed once per tensor (by identity); ζ ≡ 1 when `enabled` is False
+    (no curriculum)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self._cache = enabled, {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,) ζ of the images x (N, ...)."""
+        key = id(x)
+        if key not in self._cache or self._cache[key][0] is not x:  # id() may be reused
+            z = complexity(x) if self.enabled else torch.ones(len(x), device=x.device)
+            self._cache[key] = (x, z)
+        return self._cache[key][1]
 
 
 def select(zeta: torch.Tensor, theta: float) -> torch.Tensor:

@@ -93,7 +93,6 @@ def build_approach(cfg: ExperimentConfig, plan: Plan, bench, device):
     model = models.build(arch, plan.approach_cls.family, bench.input_shape, bench.task_classes,
                          cfg.network_params, cfg.weight_init).to(device)
     approach = plan.approach_cls(model, cfg.train, plan.approach_params, seed=cfg.seed)
-    approach.tasks = bench.tasks
     return approach
 
 
@@ -115,7 +114,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = True, save: bool = T
         log.info("resuming %s after task %d", run_dir, results.completed_tasks - 1)
     for t in range(results.completed_tasks, len(bench.tasks)):
         start = time.perf_counter()
-        history = approach.fit(t, bench.tasks[t])
+        history = approach.fit(t, bench.tasks[t], bench.tasks[:t])
         for u in range(t + 1):
             results.loss[t][u], results.acc[t][u] = approach.test(u, bench.tasks[u])
         results.history.append(history)

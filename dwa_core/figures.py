@@ -91,7 +91,7 @@ def dwa_introspection(profile: str, seed: int = 0, device: str = "cpu", data_dir
     bench = data.load_benchmark(cfg, dev)
     approach = build_approach(cfg, validate(cfg), bench, dev)
     for t, task in enumerate(bench.tasks):
-        approach.fit(t, task)
+        approach.fit(t, task, bench.tasks[:t])
     return introspect(approach, bench, n_per_task=n_per_task, seed=seed), cfg.benchmark
 
 

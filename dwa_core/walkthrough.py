@@ -10,7 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dwa_core.approaches.base import Batch
 from dwa_core.curriculum import SCHEDULES, Curriculum
+from dwa_core.data.types import Split
 from dwa_core.functional.hat import anneal_s, compensate_embedding_grad, gate, mask_regularizer
 
 BLOCKED = 0.01  # a gradient entry is "blocked" when conditioning keeps at most 1 % of it
@@ -35,7 +37,7 @@ def fit_tasks(approach, bench, n_tasks: int) -> list[list[float]]:
     """Fit the first n_tasks tasks in order (as run_experiment); the accuracy rows after each."""
     rows = []
     for t in range(n_tasks):
-        approach.fit(t, bench.tasks[t])
+        approach.fit(t, bench.tasks[t], bench.tasks[:t])
         rows.append(accuracy_row(approach, bench, t))
     return rows
 
@@ -72,10 +74,10 @@ def gradient_conditioning(approach, x: torch.Tensor, y: torch.Tensor, t: int, pr
     model = approach.model
     was_training = model.training
     model.train()
-    approach.progress = progress
+    batch = Batch(Split(x, y), torch.arange(len(y)), epoch=0, progress=progress)
     model.zero_grad(set_to_none=True)
     with torch.random.fork_rng(devices=[]):  # dropout draws here leave the training run unchanged
-        approach.loss(approach.forward(x, t), y, t).backward()
+        approach.loss(approach.forward(x, t, batch), y, t, batch).backward()
     names = [f"layers.{k}.weight" for k in model.layers]
     params = dict(model.named_parameters())
     raw = {n: params[n].grad.detach().clone() for n in names}
@@ -123,7 +125,7 @@ def fit_hat(approach, bench, batch: int = 64) -> list[dict]:
             widths = {k: layer.weight.shape[1] for k, layer in approach.model.layers.items()}
             rec["predicted_blocked"] = predicted_blocked(approach.cumulative, widths)
         previous = approach.cumulative  # a^{<t}; after_task builds a new dict
-        approach.fit(t, task)
+        approach.fit(t, task, bench.tasks[:t])
         with torch.no_grad():
             masks = approach.model.masks(t, s_max)
             rec["regularizer"] = float(mask_regularizer(
@@ -162,7 +164,8 @@ def start_task(approach, task, t: int, epoch: int = 0):
     """What DWA does before an epoch of task t: the anchor search (t >= 1) and the curriculum's rows.
     Returns (rows, anchors) with anchors {'positive', 'negative', 'previous'} or None."""
     approach.before_task(t, task)
-    rows = approach.epoch_indices(t, epoch, len(task.train), task.train.x.device)
+    approach.before_epoch(t, epoch, task.train)
+    rows = approach.epoch_indices(t, epoch, task.train)
     return rows, approach.current
 
 
@@ -190,17 +193,17 @@ def dwa_loss_terms(approach, split, rows: torch.Tensor, t: int, epoch: int = 0) 
     σ, the weighted total and 'approach_loss' (DWA.loss itself on the same outputs; equal)."""
     p, model = approach.params, approach.model
     model.train()
-    approach.epoch, approach.batch_index, approach._split = epoch, rows, split
+    batch = Batch(split, rows, epoch, progress=0.0)
     x, y = split.x[rows], split.y[rows]
-    out = approach.forward(x, t)
-    terms = approach.loss_terms(out, y, t)
+    out = approach.forward(x, t, batch)
+    terms = approach.loss_terms(out, y, t, batch)
     total = terms["ce"]
     for name, lamb in (("embedding", p.lamb_triplet), ("plasticity", p.lamb_plasticity),
                        ("sparsity", p.lamb_sparsity)):
         if terms[name] is not None:
             total = total + terms["sigma"] * lamb * terms[name]
     with torch.no_grad():
-        reference = approach.loss(out, y, t)
+        reference = approach.loss(out, y, t, batch)
     result = {k: v if v is None or isinstance(v, float) else float(v.detach()) for k, v in terms.items()}
     result.update(total=float(total.detach()), approach_loss=float(reference))
     return result

@@ -67,8 +67,8 @@ def test_anchor_search_fake():
 def test_params():
     p = DWAParams()
     assert (p.lamb_triplet, p.lamb_plasticity, p.lamb_sparsity, p.alpha) == (20, 0.1, 500, 1.5)
-    assert p.schedule.kind == "linear" and p.schedule.epochs == 100 and p.schedule.start == 0.2
-    assert DWAParams(curriculum=None).schedule is None
+    assert p.curriculum.kind == "linear" and p.curriculum.epochs == 100 and p.curriculum.start == 0.2
+    assert DWAParams(curriculum=None).curriculum is None
     for bad in ({"triplet_form": "x"}, {"anchor_ranking": "x"}, {"curriculum": "foo:1"}, {"alpha": -1}):
         with pytest.raises(ConfigError):
             build_params(DWAParams, bad, "approach_params")

@@ -109,8 +109,8 @@ def test_unknown_config_keys_and_bad_weight_init():
 class Diverges(Approach):
     """Test double: the loss turns NaN on task 1."""
 
-    def loss(self, outputs, y, t):
-        loss = super().loss(outputs, y, t)
+    def loss(self, outputs, y, t, batch=None):
+        loss = super().loss(outputs, y, t, batch)
         return loss * float("nan") if t == 1 else loss
 
 

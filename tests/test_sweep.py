@@ -129,10 +129,10 @@ def test_failed_run_in_pool_is_recorded(local_sweep):
 class Boom(SGD):
     """Trains task 0, raises inside training on task 1."""
 
-    def fit(self, t, task):
+    def fit(self, t, task, earlier=()):
         if t == 1:
             raise RuntimeError("boom on task 1")
-        return super().fit(t, task)
+        return super().fit(t, task, earlier)
 
 
 def test_failure_inside_training_is_isolated(tmp_path):

@@ -1,18 +1,31 @@
-"""The one training loop (seed_spec §3) and the hooks every approach overrides.
+"""The one training loop (paper §4.1: the HAT paper's protocol) and the hooks an approach overrides.
 
-An approach subclasses `Approach`, sets `Params` (its hyper-parameter dataclass), `family`
-(the network family it needs) and `clip_grad` (its default), and overrides some of:
+An approach subclasses `Approach`, sets `Params` (its hyper-parameter dataclass), `family` (the
+network family it needs) and `clip_grad` (its default gradient-norm clip), and overrides some of
+these hooks. Each receives what it needs as arguments; the loop sets no attribute behind its back.
 
-    before_task(t, task)    once before the first epoch     (warm-up, new column, reset)
-    epoch_indices(t, e, n)  each epoch: which training rows (curriculum)
-    forward(x, t)           every batch                      (masked forward)
-    loss(outputs, y, t)     every batch and in evaluation    (CE + penalty)
-    after_backward(t)       every batch, before the step     (gradient masking)
-    after_step(t)           every batch, after the step      (clamps)
-    after_task(t, task)     once after the best weights are restored (Fisher, masks, anchors)
+    before_task(t, task)               once, before the first epoch of task t (warm-up, new column,
+                                       reset)
+    training_data(t, task, earlier)    once: ((train, head), (valid, head)) to fit; `earlier` are the
+                                       tasks before t (joint trains on their union)
+    before_epoch(t, epoch, train)      each epoch, before its batches (DWA's anchor search)
+    epoch_indices(t, epoch, train)     each epoch: the training rows to use (curriculum); None = all
+    curriculum_done(epoch)             each epoch: may the lr schedule act yet
+    forward(x, t, batch)               every batch, training and evaluation (masked forward)
+    loss(outputs, y, t, batch)         every batch, training and evaluation (CE + penalty)
+    after_backward(t)                  every training batch, before the clip and the step (gradient
+                                       masking / compensation)
+    after_step(t)                      every training batch, after the step (clamps)
+    after_task(t, task)                once, after the best weights are restored (Fisher, masks,
+                                       anchors)
+    extra_state() / load_extra_state(state)   what a checkpoint must hold beyond the weights
+    make_optimizer(lr), trainable_parameters() the optimiser and what it updates
 
-`self.progress` is the position of the current batch in the epoch, in [0, 1) (HAT anneals s
-with it); `self.batch_index` holds the training-set rows of the current batch.
+`batch` is a `Batch` (which rows of which split, the epoch, the position in the epoch); it is None
+when a hook is called outside the loop (a Fisher pass, a notebook probing one step). `fit`, `test`
+and `train_epochs` are the loop itself: HAT wraps `fit`/`test` in a context, PathNet's tournament
+replaces `fit`, the reference approaches (`random`) replace both; nothing else overrides them.
+docs/design.md#hooks says the same with a worked example.
 """
 
 from __future__ import annotations
@@ -21,7 +34,8 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -39,49 +53,72 @@ class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Where the current batch comes from, as `forward` and `loss` receive it.
+
+    split: the split the batch is drawn from; rows: (B,) int64 row indices into it (the batch is
+    split.x[rows]); epoch: the epoch of the task (0-based; in evaluation, the epoch just trained);
+    progress: the batch's position in the epoch in [0, 1) while training (HAT anneals s with it,
+    Eq. 3), 1.0 in evaluation."""
+
+    split: Split
+    rows: torch.Tensor
+    epoch: int
+    progress: float
+
+
 class Approach:
+    """The training loop of the paper's protocol; see the module docstring for the hooks."""
+
     Params: ClassVar[type] = NoParams
     family: ClassVar[str] = "plain"
     clip_grad: ClassVar[float] = 10000.0
-    scenarios: ClassVar[tuple[str, ...]] = ("task-incremental",)
 
     def __init__(self, model: nn.Module, train: TrainConfig, params=None, *, seed: int = 0):
         self.model = model
         self.train_cfg = train
-        self.params = params if params is not None else self.Params()
+        self.params = params if params is not None else self.Params()  # hyper-parameters (Params)
         self.generator = torch.Generator().manual_seed(seed)  # shuffles; saved in checkpoints
-        self.progress = 0.0
-        self.batch_index: torch.Tensor | None = None
         self.on_epoch: Callable[[int, int, dict], None] | None = None  # progress callback
-        self.tasks: list[Task] = []  # the benchmark's tasks, set by run_experiment
 
     # ---- hooks -------------------------------------------------------------------------------
     def before_task(self, t: int, task: Task) -> None:
-        pass
+        """Once before the first epoch of task t."""
 
-    def epoch_indices(self, t: int, epoch: int, n: int, device) -> torch.Tensor | None:
-        """Rows of the training set used this epoch (None: all)."""
+    def training_data(self, t: int, task: Task, earlier: Sequence[Task] = ()
+                      ) -> tuple[tuple[Split, object], tuple[Split, object]]:
+        """((train, head), (valid, head)) used to fit task t. The head is the task id, or a (N,)
+        tensor of per-sample task ids (`joint` trains on the union of `earlier` and task t)."""
+        return (task.train, t), (task.valid, t)
+
+    def before_epoch(self, t: int, epoch: int, train: Split) -> None:
+        """Each epoch of task t, before its first batch (and before `epoch_indices`)."""
+
+    def epoch_indices(self, t: int, epoch: int, train: Split) -> torch.Tensor | None:
+        """(n,) rows of the training split used this epoch (None: all of them)."""
         return None
 
-    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+    def curriculum_done(self, epoch: int) -> bool:
+        """False while a curriculum still grows the training set (the lr schedule waits)."""
+        return True
+
+    def forward(self, x: torch.Tensor, t, batch: Batch | None = None) -> torch.Tensor:
+        """(B, n_classes of t) logits of head t (t: an int or a (B,) tensor of task ids)."""
         return self.model(x, t)
 
-    def loss(self, outputs: torch.Tensor, y: torch.Tensor, t) -> torch.Tensor:
+    def loss(self, outputs: torch.Tensor, y: torch.Tensor, t, batch: Batch | None = None) -> torch.Tensor:
+        """Scalar training criterion of a batch (also the evaluation loss)."""
         return F.cross_entropy(outputs, y)
 
     def after_backward(self, t: int) -> None:
-        pass
+        """Every training batch: gradients are in `.grad`, not yet clipped or applied."""
 
     def after_step(self, t: int) -> None:
-        pass
+        """Every training batch, after the optimiser step."""
 
     def after_task(self, t: int, task: Task) -> None:
-        pass
-
-    def training_data(self, t: int, task: Task) -> tuple[tuple[Split, object], tuple[Split, object]]:
-        """((train, head), (valid, head)) used to fit task t. The head is the task id, or a (N,)
-        tensor of per-sample task ids (`joint` trains on the union of tasks 0..t)."""
-        return (task.train, t), (task.valid, t)
+        """Once after task t's best weights are restored."""
 
     # ---- state for checkpoints -----------------------------------------------------------------
     def extra_state(self) -> dict:
@@ -107,10 +144,11 @@ class Approach:
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.trainable_parameters(), lr=lr)
 
-    def fit(self, t: int, task: Task) -> list[dict]:
-        """Train task t with the paper's protocol; returns the per-epoch history."""
+    def fit(self, t: int, task: Task, earlier: Sequence[Task] = ()) -> list[dict]:
+        """Train task t with the paper's protocol; returns the per-epoch history. `earlier`: the
+        benchmark's tasks before t (only `training_data` looks at them)."""
         self.before_task(t, task)
-        (train, head), (valid, valid_head) = self.training_data(t, task)
+        (train, head), (valid, valid_head) = self.training_data(t, task, earlier)
         history: list[dict] = []
         self.train_epochs(t, train, head, valid, valid_head, self.train_cfg.epochs, history,
                           label=task.name)
@@ -128,9 +166,10 @@ class Approach:
         best = copy.deepcopy(self.model.state_dict())
         for epoch in range(epochs):
             start = time.perf_counter()
+            self.before_epoch(t, epoch, train)
             self.train_epoch(t, epoch, train, head, optimizer)
-            train_loss, train_acc = self.evaluate(train, head)
-            valid_loss, valid_acc = self.evaluate(valid, valid_head)
+            train_loss, train_acc = self.evaluate(train, head, epoch)
+            valid_loss, valid_acc = self.evaluate(valid, valid_head, epoch)
             if not math.isfinite(train_loss):
                 where = f"task {t} ({label})" if label else f"task {t}"
                 suffix = f" {tag}" if tag else ""
@@ -155,46 +194,44 @@ class Approach:
         self.model.load_state_dict(best)
         return state.best_loss, best
 
-    def curriculum_done(self, epoch: int) -> bool:
-        return True
-
     def train_epoch(self, t, epoch, train: Split, head, optimizer) -> None:
+        """One pass over this epoch's rows of `train` in a seeded random order."""
         self.model.train()
-        rows = self.epoch_indices(t, epoch, len(train), train.x.device)
+        rows = self.epoch_indices(t, epoch, train)
         n = len(train) if rows is None else len(rows)
         order = torch.randperm(n, generator=self.generator).to(train.x.device)
         if rows is not None:
             order = rows[order]
         clip = self.train_cfg.clip_grad or self.clip_grad
-        params = self.trainable_parameters()
+        weights = self.trainable_parameters()
         bs = self.train_cfg.batch_size
         for start in range(0, n, bs):
             index = order[start:start + bs]
-            self.progress, self.batch_index = start / n, index
+            batch = Batch(train, index, epoch, start / n)
             x, y = train.x[index], train.y[index]
             hb = head[index] if torch.is_tensor(head) else head
-            loss = self.loss(self.forward(x, hb), y, hb)
+            loss = self.loss(self.forward(x, hb, batch), y, hb, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.after_backward(t)
-            torch.nn.utils.clip_grad_norm_(params, clip)
+            torch.nn.utils.clip_grad_norm_(weights, clip)
             optimizer.step()
             self.after_step(t)
 
     @torch.no_grad()
-    def evaluate(self, split: Split, head) -> tuple[float, float]:
+    def evaluate(self, split: Split, head, epoch: int = 0) -> tuple[float, float]:
         """Mean loss and accuracy of head `head` on a split (one host sync at the end)."""
         self.model.eval()
-        self.progress, bs = 1.0, self.train_cfg.eval_batch_size
+        bs = self.train_cfg.eval_batch_size
         total_loss = split.x.new_zeros(())
         correct = split.x.new_zeros((), dtype=torch.long)
         for start in range(0, len(split), bs):
             index = torch.arange(start, min(start + bs, len(split)), device=split.x.device)
-            self.batch_index = index
+            batch = Batch(split, index, epoch, 1.0)
             x, y = split.x[start:start + bs], split.y[start:start + bs]
             hb = head[start:start + bs] if torch.is_tensor(head) else head
-            out = self.forward(x, hb)
-            total_loss += self.loss(out, y, hb) * len(y)
+            out = self.forward(x, hb, batch)
+            total_loss += self.loss(out, y, hb, batch) * len(y)
             correct += (out.argmax(1) == y).sum()
         n = max(len(split), 1)
         return total_loss.item() / n, correct.item() / n

@@ -53,7 +53,7 @@ class EWC(Approach):
             return None
         return ewc_penalty(self.model.named_parameters(), self.anchor, self.fisher)
 
-    def loss(self, outputs, y, t):
+    def loss(self, outputs, y, t, batch=None):
         ce = F.cross_entropy(outputs, y)
         penalty = self.penalty()
         return ce if penalty is None else ce + self.params.lamb * penalty

@@ -70,19 +70,22 @@ class HAT(Approach):
         self.masks: dict = {}  # masks of the last forward pass (for the regulariser)
         self.s = self.params.s_max
 
-    def fit(self, t, task):
+    def fit(self, t, task, earlier=()):
         with flush_denormals():
-            return super().fit(t, task)
+            return super().fit(t, task, earlier)
 
     def test(self, u, task):
         with flush_denormals():
             return super().test(u, task)
 
-    def gate_scale(self) -> float:
-        return anneal_s(self.progress, self.params.s_max) if self.model.training else self.params.s_max
+    def gate_scale(self, batch=None) -> float:
+        """s of this batch: annealed with its progress while training (Eq. 3), else s_max."""
+        if self.model.training and batch is not None:
+            return anneal_s(batch.progress, self.params.s_max)
+        return self.params.s_max
 
-    def forward(self, x, t):
-        self.s = self.gate_scale()
+    def forward(self, x, t, batch=None):
+        self.s = self.gate_scale(batch)
         out, self.masks = self.model(x, t, s=self.s, return_masks=True)
         return out
 
@@ -90,7 +93,7 @@ class HAT(Approach):
         previous = None if self.cumulative is None else [self.cumulative[k] for k in self.masks]
         return mask_regularizer(self.masks.values(), previous)
 
-    def loss(self, outputs, y, t):
+    def loss(self, outputs, y, t, batch=None):
         return F.cross_entropy(outputs, y) + self.params.c * self.regularizer()
 
     @torch.no_grad()

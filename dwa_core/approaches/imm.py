@@ -58,7 +58,7 @@ class _L2Transfer(Approach):
     def penalty_weight(self) -> float:
         raise NotImplementedError
 
-    def loss(self, outputs, y, t):
+    def loss(self, outputs, y, t, batch=None):
         ce = F.cross_entropy(outputs, y)
         if self.anchor is None:
             return ce

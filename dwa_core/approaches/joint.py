@@ -31,6 +31,9 @@ class Joint(Approach):
     def before_task(self, t, task):
         self.model.load_state_dict(self.initial)
 
-    def training_data(self, t, task):
-        seen = self.tasks[:t] + [task]
+    def training_data(self, t, task, earlier=()):
+        if len(earlier) != t:
+            raise ValueError(f"joint needs the {t} tasks before task {t} (fit(t, task, earlier)), "
+                             f"got {len(earlier)}")
+        seen = [*earlier, task]
         return union([s.train for s in seen]), union([s.valid for s in seen])

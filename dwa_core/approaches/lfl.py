@@ -74,7 +74,7 @@ class LFL(DistillsFromOldModel):
         self.old: nn.Module | None = None
         self._x = self._h = None
 
-    def forward(self, x, t):
+    def forward(self, x, t, batch=None):
         self._x = x
         self._h = penultimate(self.model, x, self.params.dropout_after_penultimate)  # (B, units)
         return self.model.last(self._h, t)
@@ -89,7 +89,7 @@ class LFL(DistillsFromOldModel):
             h = clean_penultimate(self.model, self._x)  # a second pass, dropout-free like h_old
         return feature_penalty(h, h_old, self.params.reduction)
 
-    def loss(self, outputs, y, t):
+    def loss(self, outputs, y, t, batch=None):
         ce = F.cross_entropy(outputs, y)
         penalty = self.penalty()
         return ce if penalty is None else ce + self.params.lamb * penalty

@@ -68,7 +68,7 @@ class LwF(DistillsFromOldModel):
         self.old: nn.Module | None = None  # the model after the previous task
         self._x = self._h = None
 
-    def forward(self, x, t):
+    def forward(self, x, t, batch=None):
         self._x, self._h = x, self.model.features(x)  # kept for the old heads in loss()
         return self.model.last(self._h, t)
 
@@ -82,7 +82,7 @@ class LwF(DistillsFromOldModel):
         return sum(distillation_ce(self.model.last(self._h, u), self.old.last(h_old, u),
                                    p.temperature, p.eps) for u in range(t))
 
-    def loss(self, outputs, y, t):
+    def loss(self, outputs, y, t, batch=None):
         ce = F.cross_entropy(outputs, y)
         dist = self.distillation(t)
         return ce if dist is None else ce + self.params.lamb * dist

@@ -78,13 +78,13 @@ class PathNet(Approach):
         for u, head in enumerate(self.model.last.heads):
             head.requires_grad_(u == t)
 
-    def forward(self, x, t):
+    def forward(self, x, t, batch=None):
         return self.model(x, t, path=self.path)
 
-    def fit(self, t, task):
+    def fit(self, t, task, earlier=()):
         p, model = self.params, self.model
         self.before_task(t, task)
-        (train, head), (valid, valid_head) = self.training_data(t, task)
+        (train, head), (valid, valid_head) = self.training_data(t, task, earlier)
         paths = [random_path(model.n_layers, model.n_active, model.n_modules, self.generator)
                  for _ in range(p.paths)]
         epochs = max(1, self.train_cfg.epochs // p.generations)

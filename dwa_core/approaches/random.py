@@ -22,7 +22,7 @@ class Random(Approach):
 
     Params = RandomParams
 
-    def fit(self, t, task):
+    def fit(self, t, task, earlier=()):
         self.labels = getattr(self, "labels", {})
         self.labels[t] = task.train.y.clone()
         self.latest = t

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
-TRIPLET_FORMS = ("paper", "original-code")
+TripletForm = Literal["paper", "original-code"]
+TRIPLET_FORMS = get_args(TripletForm)
 
 
 def triplet_paper(e: torch.Tensor, p: torch.Tensor, n: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -46,12 +49,27 @@ def task_code_loss(e: torch.Tensor, zeta: torch.Tensor, code: torch.Tensor) -> t
     return ((1 - zeta) * (e - code).pow(2).mean(1)).sum()
 
 
+def anchored_embedding_loss(e, zeta, anchors: dict, *, alpha: float, delta: float, form: TripletForm,
+                            task_code: torch.Tensor | None = None) -> torch.Tensor:
+    """L_emb (Eq. 4) of embeddings e (B, d) against this epoch's anchors {positive, negative,
+    previous (None at t = 0)}; with `task_code` (use_task_loss, see `ideal_code`) plus its
+    task_code_loss."""
+    loss = embedding_loss(e, zeta, anchors["positive"], anchors["negative"], anchors["previous"],
+                          alpha=alpha, delta=delta, form=form)
+    return loss if task_code is None else loss + task_code_loss(e, zeta, task_code)
+
+
 def stiffness(epoch: int, stiff: int | None, uncapped: bool = False) -> float:
     """σ = e / stiff, capped at 1 (paper intent: a ramp); uncapped reproduces the seed (§5.5 item 5)."""
     if stiff is None:
         return 1.0
     s = epoch / stiff
     return s if uncapped else min(1.0, s)
+
+
+def layer_scales(n_layers: int) -> list[float]:
+    """κ_j = 0.2 + 0.8·j / L for masked layer j of L (`scale_att_loss`: deeper layers weigh more)."""
+    return [0.2 + j * 0.8 / n_layers for j in range(n_layers)]
 
 
 def total_loss(ce, *, sigma=1.0, emb=None, plasticity=None, sparsity=None,

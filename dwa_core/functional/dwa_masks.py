@@ -8,13 +8,16 @@ models/kernels on the CPU in float32, else one sample at a time in reused buffer
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from dwa_core.models import kernels
 from dwa_core.models.masked import FullMask, RankOneMask, _gate_, chunk_size, gate_fn
 
-PLASTICITY_FORMS = ("paper", "original-code")
-SPARSITY_FORMS = ("paper", "original-code", "binary")
+PlasticityForm = Literal["paper", "original-code"]
+SparsityForm = Literal["paper", "original-code", "binary"]
+PLASTICITY_FORMS, SPARSITY_FORMS = get_args(PlasticityForm), get_args(SparsityForm)
 
 
 def _phi(kind: str, h: torch.Tensor, eta: float) -> torch.Tensor:
