@@ -1,4 +1,5 @@
-"""`python -m dwa_core run | list | sweep`: a thin layer over run_experiment and the registries."""
+"""`python -m dwa_core run | list | sweep | figures`: every command line of the project (also
+`python -m dwa_core.figures`), a thin layer over run_experiment, the sweeps and the registries."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import tomllib
 
 from dwa_core.config import ConfigError, ExperimentConfig
+from dwa_core.files import load_config_file, set_dotted
+from dwa_core.runs import run_dir as run_dir_of
 
 SHORTCUTS = {  # flag -> dotted config field
     "benchmark": "benchmark", "approach": "approach", "network": "network", "seed": "seed",
@@ -21,29 +23,13 @@ SHORTCUTS = {  # flag -> dotted config field
 }
 
 
-def load_config_file(name_or_path: str) -> dict:
-    """A preset: a .json/.toml file, or the name of a preset shipped in dwa_core/presets."""
-    path = Path(name_or_path)
-    if path.suffix in (".json", ".toml"):
-        if not path.exists():
-            raise ConfigError(f"preset file {path} does not exist")
-        text = path.read_text()
-        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    try:
-        from dwa_core.presets import load_preset
-    except ImportError as err:
-        raise ConfigError(f"preset {name_or_path!r}: no such file and no shipped presets") from err
+def load_preset_or_file(name_or_path: str) -> dict:
+    """--preset: a .json/.toml file (files.load_config_file), or the name of a shipped preset."""
+    if Path(name_or_path).suffix in (".json", ".toml"):
+        return load_config_file(name_or_path)
+    from dwa_core.presets import load_preset
+
     return load_preset(name_or_path)
-
-
-def set_dotted(values: dict, key: str, value) -> None:
-    """values["a"]["b"] = value for key "a.b" (creating dicts on the way)."""
-    *parents, last = key.split(".")
-    for parent in parents:
-        values = values.setdefault(parent, {})
-        if not isinstance(values, dict):
-            raise ConfigError(f"{key}: {parent} is not a group of settings")
-    values[last] = value
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
@@ -54,7 +40,7 @@ def parse_assignment(text: str) -> tuple[str, str]:
 
 
 def config_from_args(args) -> ExperimentConfig:
-    values: dict = load_config_file(args.preset) if args.preset else {}
+    values: dict = load_preset_or_file(args.preset) if args.preset else {}
     for flag, key in SHORTCUTS.items():
         if getattr(args, flag) is not None:
             set_dotted(values, key, getattr(args, flag))
@@ -95,7 +81,7 @@ def cmd_run(args) -> int:
     results = run_experiment(cfg, resume=not args.restart, on_epoch=on_epoch)
     if bar is not None:
         bar.close()
-    run_dir = Path(cfg.output_dir) / cfg.run_name()
+    run_dir = run_dir_of(cfg)
     print(f"{cfg.approach} on {cfg.benchmark} (seed {cfg.seed}): accuracy acc[t, u] after task t on task u")
     print(format_matrix(results.acc_matrix(), results.task_names))
     from dwa_core import metrics
@@ -143,10 +129,72 @@ def cmd_list(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dwa_core", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_sweep(args) -> int:
+    """Run a sweep definition (unless --aggregate-only / --dry-run), then aggregate what finished:
+    runs.csv, summary.csv (and table.md with --table) in the output folder."""
+    from dwa_core import aggregate
+    from dwa_core.sweep import ERROR, load_definition, run_sweep, tune_search, with_fields
+
+    d = load_definition(args.definition)
+    out = Path(args.output_dir or d.output_dir)
+    if args.dry_run:
+        print("\n".join(c.run_name() for c in d.configs) + f"\n{len(d.configs)} runs -> {out}")
+        return 0
+    failed, backend = 0, args.backend or d.backend
+    workers = args.workers or d.workers
+    if d.search and backend == "ray" and not args.aggregate_only:  # Ray Tune (Optuna when asked)
+        result = tune_search(d.base, d.search["space"], out, num_samples=int(d.search.get("num_samples", 8)),
+                             algorithm=d.search.get("algorithm", "random"), address=args.address,
+                             workers=workers, threads=args.threads)
+        best = result.get_best_result()
+        print(f"best: {best.config} avg_acc={best.metrics.get('avg_acc')}")
+        d.configs = [with_fields(d.base, **r.config) for r in result]
+        args.aggregate_only = True
+    if not args.aggregate_only:
+        outcomes = run_sweep(d.configs, out, backend=backend, workers=workers, threads=args.threads,
+                             address=args.address)
+        failed = sum(o["status"] == "failed" for o in outcomes)
+        print("runs: " + ", ".join(f"{s} {sum(o['status'] == s for o in outcomes)}"
+                                   for s in ("trained", "resumed", "cached", "failed")))
+        for o in (o for o in outcomes if o["status"] == "failed"):
+            print(f"failed: {o['run']}: {o['error']} (see {o['run_dir']}/{ERROR})")
+    problems: list = []
+    frame = aggregate.results_frame(aggregate.load_results(out, None if d.search else d.configs, problems))
+    for path, reason in problems:
+        print(f"skipped (unreadable results): {path}: {reason}", file=sys.stderr)
+    failed += len(problems)
+    if frame.empty:
+        print("no finished runs")
+        return 1 if failed else 0
+    frame.to_csv(out / "runs.csv", index=False)
+    aggregate.summarize(frame).to_csv(out / "summary.csv", index=False)
+    if args.table:
+        text = aggregate.to_markdown(aggregate.related_work_table(frame))
+        (out / "table.md").write_text(text + "\n")
+        print(text)
+    else:
+        print(aggregate.summarize(frame, metric_names=("avg_acc", "rho")).to_string(index=False))
+    return 1 if failed else 0
+
+
+def cmd_figures(args) -> int:
+    """Regenerate the committed figures of a profile and print their summary numbers."""
+    import time
+
+    from dwa_core.figures import make_figures
+
+    start = time.perf_counter()
+    command = "python -m dwa_core.figures " + " ".join(args.argv)
+    result = make_figures(args.profile, args.out, args.results_dir, command.strip(), device=args.device,
+                          data_dir=args.data_dir)
+    for name, row in result.items():
+        print(f"{name:12s} final acc {row['final_accuracy']:.3f}  % forgotten {row['percent_forgotten']:.1f}"
+              f"  rho {row['rho_mean']:.3f} ({row['rho_ci95']:.3f})")
+    print(f"figures written to {args.out} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def add_run_command(sub) -> None:
     run = sub.add_parser("run", help="run one experiment (defaults: sgd on split-digits)")
     run.add_argument("--preset", help="a preset name (e.g. final-warm) or a .toml/.json config file")
     for flag in SHORTCUTS:
@@ -159,19 +207,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     run.add_argument("--no-figure", action="store_true")
     run.set_defaults(func=cmd_run)
-    lister = sub.add_parser("list", help="benchmarks, approaches and networks")
-    lister.set_defaults(func=cmd_list)
-    try:
-        from dwa_core.sweep import add_sweep_command
-    except ImportError:
-        pass
-    else:
-        add_sweep_command(sub)
+
+
+def add_sweep_command(sub) -> None:
+    p = sub.add_parser("sweep", help="run a sweep definition (TOML/JSON) and aggregate it")
+    p.add_argument("definition", help="a .toml/.json file, or the name of one in dwa_core/sweeps")
+    p.add_argument("--backend", choices=("local", "ray"), default=None)
+    p.add_argument("--workers", type=int, default=None, help="parallel runs (default: devices / CPUs)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray locally)")
+    p.add_argument("--output-dir", default=None)
+    p.add_argument("--table", action="store_true", help="print the related-work table as Markdown")
+    p.add_argument("--aggregate-only", action="store_true", help="do not run, only aggregate")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    p.set_defaults(func=cmd_sweep)
+
+
+def add_figures_command(sub) -> None:
+    from dwa_core.figures import PROFILES
+
+    p = sub.add_parser("figures", help="regenerate the committed figures (python -m dwa_core.figures)")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
+    p.add_argument("--out", default="figures")
+    p.add_argument("--results-dir", default=None, help="cache runs here (resumed on rerun)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_figures)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dwa_core", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_run_command(sub)
+    sub.add_parser("list", help="benchmarks, approaches and networks").set_defaults(func=cmd_list)
+    add_sweep_command(sub)
+    add_figures_command(sub)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])[1:]  # after the command's name
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

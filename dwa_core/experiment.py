@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dwa_core import approaches, data, models
+from dwa_core import approaches, data, models, runs
 from dwa_core.config import ConfigError, ExperimentConfig, build_params
 from dwa_core.results import Results
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
-RESULTS = "results.json"
+RESULTS = runs.RESULTS
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,7 +107,7 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = True, save: bool = T
     bench = data.load_benchmark(cfg, device)
     approach = build_approach(cfg, plan, bench, device)
     approach.on_epoch = on_epoch
-    run_dir = Path(cfg.output_dir) / cfg.run_name()
+    run_dir = runs.run_dir(cfg)
     results = Results.empty(cfg.to_dict(), [t.name for t in bench.tasks], bench.task_classes, str(device))
     if save and resume and (run_dir / CHECKPOINT).exists():
         results = _restore(run_dir, approach, results)

@@ -2,19 +2,17 @@
 
 smoke: split-digits (offline data), 100 samples per class, 2 seeds, small networks trained long
 enough at a constant lr to forget (SGD clearly forgets, HAT does not; a few minutes on 2 CPU cores).
-paper: the paper's settings on `mixture` (seed_spec §10.3), 10 seeds.
+paper: the paper's settings on `mixture` (paper §4.1), 10 seeds.
 The notebooks call the same functions (`profile_config`, `run_suite`, `make_figures`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
-from dwa_core import approaches, metrics, plots
+from dwa_core import aggregate, approaches, metrics, plots
 from dwa_core.config import ExperimentConfig, TrainConfig
 from dwa_core.experiment import run_experiment
 
@@ -96,18 +94,17 @@ def dwa_introspection(profile: str, seed: int = 0, device: str = "cpu", data_dir
 
 
 def summary(runs: dict, random, joint) -> dict:
-    """seed_spec §9 summary numbers per approach (seed 0): final accuracy and % forgotten, plus
-    HAT's rho (mean over t) with its 95% CI over seeds, and the final matrices."""
+    """The summary numbers per approach (docs/original-code.md#figures): final accuracy, % forgotten
+    and the final matrix of seed 0, plus HAT's rho (mean over t) with its 95% CI over seeds. Each run
+    is measured against the random/joint runs of its own seed (aggregate.paired_references)."""
     out = {}
     for name, seeds in runs.items():
-        acc = seeds[0].acc_matrix()
-        rhos = [metrics.forgetting_ratio(r.acc_matrix(), random[i % len(random)].acc_matrix(),
-                                         joint[i % len(joint)].acc_matrix()).mean()
-                for i, r in enumerate(seeds)]
+        pairs = aggregate.paired_references(seeds, random, joint)
+        rhos = [metrics.forgetting_ratio(r.acc_matrix(), *pair).mean() for r, pair in zip(seeds, pairs)]
         rho, ci = metrics.mean_ci(rhos)
+        acc = seeds[0].acc_matrix()
         out[name] = {"final_accuracy": float(acc[-1].mean()),
-                     "percent_forgotten": metrics.percent_forgotten(acc, random[0].acc_matrix(),
-                                                                    joint[0].acc_matrix()),
+                     "percent_forgotten": metrics.percent_forgotten(acc, *pairs[0]),
                      "backward_transfer": metrics.backward_transfer(acc),
                      "rho_mean": rho, "rho_ci95": ci, "acc_matrix": acc.tolist()}
     return out
@@ -136,22 +133,10 @@ def make_figures(profile: str, out_dir="figures", results_dir=None, command: str
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
-    parser.add_argument("--out", default="figures")
-    parser.add_argument("--results-dir", default=None, help="cache runs here (resumed on rerun)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    command = "python -m dwa_core.figures " + " ".join(argv if argv is not None else sys.argv[1:])
-    result = make_figures(args.profile, args.out, args.results_dir, command.strip(), device=args.device,
-                          data_dir=args.data_dir)
-    for name, row in result.items():
-        print(f"{name:12s} final acc {row['final_accuracy']:.3f}  % forgotten {row['percent_forgotten']:.1f}"
-              f"  rho {row['rho_mean']:.3f} ({row['rho_ci95']:.3f})")
-    print(f"figures written to {args.out} in {time.perf_counter() - start:.1f} s")
-    return 0
+    """`python -m dwa_core.figures ARGS` is `python -m dwa_core figures ARGS` (cli.py parses them)."""
+    from dwa_core.cli import main as cli_main
+
+    return cli_main(["figures", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dwa_core import metrics  # noqa: E402
+from dwa_core.aggregate import paired_references  # noqa: E402
 
 PAPER_BENCHMARK = "mixture"
 
@@ -58,11 +59,13 @@ def plot_accuracy_curves(runs: dict) -> plt.Figure:
 
 def plot_retention(runs: dict, random, joint) -> plt.Figure:
     """Paper Fig. 6: metrics.retention_ratio (rows 1..T-1) per approach; 1 = joint, 0 = random.
-    `runs`: {approach: Results or [Results per seed]}; random/joint: one Results (or a list)."""
+    `runs`: {approach: Results or [Results per seed]}; random/joint: one Results for every run, or
+    lists matched to each run by aggregate.reference_key (its seed)."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    rand, jnt = _first(random).acc_matrix(), _first(joint).acc_matrix()
     for name, res in runs.items():
-        curves = np.array([metrics.retention_ratio(r.acc_matrix(), rand, jnt)[1:] for r in _as_list(res)])
+        seeds = _as_list(res)
+        curves = np.array([metrics.retention_ratio(r.acc_matrix(), rand, jnt)[1:]
+                           for r, (rand, jnt) in zip(seeds, paired_references(seeds, random, joint))])
         _line_with_ci(ax, np.arange(2, curves.shape[1] + 2), curves, name)
     ax.axhline(1, color="grey", lw=0.5, ls="--")
     ax.axhline(0, color="grey", lw=0.5, ls="--")
@@ -76,14 +79,12 @@ def plot_retention(runs: dict, random, joint) -> plt.Figure:
 
 def plot_forgetting_ratio(runs: dict, random, joint) -> plt.Figure:
     """HAT's rho^{<=t} (metrics.forgetting_ratio) with 95% CI over seeds, like plot_results.py.
-    `runs`: {approach: [Results per seed]}; random/joint: lists matched by seed, or single Results."""
+    `runs`: {approach: [Results per seed]}; random/joint: as in plot_retention."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for name, res in runs.items():
         seeds = _as_list(res)
-        rands, joints = _as_list(random), _as_list(joint)
-        curves = np.array([metrics.forgetting_ratio(r.acc_matrix(), rands[i % len(rands)].acc_matrix(),
-                                                    joints[i % len(joints)].acc_matrix())
-                           for i, r in enumerate(seeds)])
+        curves = np.array([metrics.forgetting_ratio(r.acc_matrix(), rand, jnt)
+                           for r, (rand, jnt) in zip(seeds, paired_references(seeds, random, joint))])
         _line_with_ci(ax, np.arange(1, curves.shape[1] + 1), curves, name)
     ax.axhline(0, color="grey", lw=0.5, ls="--")
     ax.axhline(-1, color="grey", lw=0.5, ls="--")

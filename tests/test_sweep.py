@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from dwa_core import sweep
+from dwa_core import cli, sweep
 from dwa_core.approaches import register
 from dwa_core.approaches.sgd import SGD
 from dwa_core.config import ConfigError, ExperimentConfig
@@ -78,11 +78,76 @@ def test_every_shipped_definition_validates(name):
 
 def test_cli_dry_run_lists_runs(capsys):
     parser = argparse.ArgumentParser()
-    sweep.add_sweep_command(parser.add_subparsers())
+    cli.add_sweep_command(parser.add_subparsers())
     args = parser.parse_args(["sweep", "smoke-digits", "--dry-run"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "8 runs" in out and "split-digits_sgd_0_" in out
+
+
+SMOKE_DEFINITION = """
+[sweep]
+name = "typo"
+seeds = [0, 1, 2]
+[base]
+benchmark = "split-digits"
+[grid]
+approach = ["sgd"]
+"""
+
+
+@pytest.mark.parametrize("typo, unknown, valid", [
+    (("[grid]", "[grdi]"), "'grdi'", "sweep, base, grid, variants, search"),
+    (("[grid]\napproach", "[[variant]]\napproach"), "'variant'", "sweep, base, grid, variants, search"),
+    (("seeds =", "seed ="), "'seed'", "name, seeds, references, output_dir, backend, workers")])
+def test_definition_with_a_misspelt_table_or_key_is_an_error(tmp_path, typo, unknown, valid):
+    # Issue 12: a misspelt table or [sweep] key was silently ignored (3 runs instead of 9).
+    good = tmp_path / "good.toml"
+    good.write_text(SMOKE_DEFINITION)
+    assert len([c for c in sweep.load_definition(good).configs if c.approach == "sgd"]) == 3
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SMOKE_DEFINITION.replace(*typo))
+    with pytest.raises(ConfigError) as err:
+        sweep.load_definition(bad)
+    assert str(bad) in str(err.value) and unknown in str(err.value) and f"valid: {valid}" in str(err.value)
+
+
+def test_syntax_errors_name_the_file(tmp_path, capsys):
+    from dwa_core.presets import load_preset
+
+    definition, preset = tmp_path / "broken.toml", tmp_path / "broken.json"
+    definition.write_text("[sweep]\nname = \n")
+    preset.write_text('{"approach": "sgd",}')
+    with pytest.raises(ConfigError, match=r"broken\.toml: invalid TOML: .*line 2"):
+        sweep.load_definition(definition)
+    with pytest.raises(ConfigError, match=r"broken\.json: invalid JSON: .*line 1 column 20"):
+        load_preset(str(preset))
+    assert cli.main(["run", "--preset", str(preset)]) == 2
+    assert f"{preset}: invalid JSON" in capsys.readouterr().err
+
+
+def test_a_corrupt_results_file_is_reported_and_the_rest_aggregated(tmp_path, capsys):
+    # Issue 12: one truncated results.json aborted the aggregation of every run (--aggregate-only too).
+    definition = tmp_path / "two.toml"
+    definition.write_text(SMOKE_DEFINITION.replace("[0, 1, 2]", "[0, 1]").replace(
+        "[base]", '[base]\nmax_tasks = 2\nbenchmark_params = { per_class = 5 }\ntrain = { epochs = 1 }'))
+    out = tmp_path / "out"
+    d = sweep.load_definition(definition)
+    for cfg in d.configs:
+        acc = {"random": [[0.5, 0.0], [0.5, 0.5]], "joint": [[1.0, 0.0], [1.0, 1.0]]}.get(
+            cfg.approach, [[0.9, 0.0], [0.7, 0.9]])
+        results = hand_results(cfg.approach, cfg.seed, acc)
+        results.config = cfg.to_dict()
+        results.save(sweep.run_dir(cfg, out) / "results.json")
+    corrupt = sweep.run_dir(d.configs[1], out) / "results.json"
+    corrupt.write_text(corrupt.read_text()[:40])
+    problems = []
+    frame = sweep.results_frame(sweep.load_results(out, d.configs, problems))
+    assert len(frame) == len(d.configs) - 1 and [p for p, _ in problems] == [corrupt]
+    code = cli.main(["sweep", str(definition), "--output-dir", str(out), "--aggregate-only"])
+    captured = capsys.readouterr()
+    assert code == 1 and f"skipped (unreadable results): {corrupt}" in captured.err
+    assert (out / "summary.csv").exists() and len((out / "runs.csv").read_text().splitlines()) == len(d.configs)
 
 
 # ---- running ------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ a smoke run overrides train.epochs (and max_tasks, data size)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from dwa_core.files import load_config_file
 
 HERE = Path(__file__).parent
 
@@ -21,5 +22,5 @@ def load_preset(name_or_path: str) -> dict:
         path = HERE / f"{name_or_path}.json"
     if not path.is_file():
         raise FileNotFoundError(f"unknown preset {name_or_path!r}; known: {', '.join(list_presets())}")
-    data = json.loads(path.read_text())
+    data = load_config_file(path)
     return {k: v for k, v in data.items() if not k.startswith("_")}
