@@ -125,8 +125,3 @@ class Results:
                  "task_name": self.task_names[u], "acc": self.acc[t][u], "loss": self.loss[t][u]}
                 for t in range(self.completed_tasks) for u in range(t + 1)]
         return pd.DataFrame(rows)
-
-    def history_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame([{"task": t, **row} for t, rows in enumerate(self.history) for row in rows])

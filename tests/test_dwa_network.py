@@ -187,3 +187,19 @@ def test_mask_losses_gradients_match_materialised(gate):
         torch.testing.assert_close(fused, full)
         for g1, g2 in zip(torch.autograd.grad(fused, (u, v)), torch.autograd.grad(full, (u, v))):
             torch.testing.assert_close(g1, g2, msg=form)
+
+
+def test_binary_sparsity_counts_the_same_over_several_chunks():
+    # Rank-1 masks are materialised a chunk of samples at a time for the binary form; 5 samples of a
+    # (3, 4) mask with room for 2 per chunk -> chunks of 2, 2, 1, equal to the whole batch at once.
+    from dwa_core.functional.dwa_masks import _nonzero_fraction
+    from dwa_core.models.masked import RankOneMask
+
+    u = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, 0.0], [1.0, 0.0, 0.0]])
+    v = torch.tensor([[1.0, 1.0, 0.0, 1.0]] * 5)
+    mask = RankOneMask(u, v, "tanh", (3, 4))
+    # non-zero entries of u_b v_bᵀ: (2·3, 0, 3·3, 1·3, 1·3) of 12 (tanh(0) = 0)
+    expected = torch.tensor([6.0, 0.0, 9.0, 3.0, 3.0]) / 12
+    torch.testing.assert_close(_nonzero_fraction(mask, chunk_elements=2 * 12), expected)
+    torch.testing.assert_close(_nonzero_fraction(mask, chunk_elements=1), expected)
+    torch.testing.assert_close(_nonzero_fraction(mask), expected)

@@ -12,9 +12,6 @@ from dwa_core.config import check
 from dwa_core.functional.fisher import fisher_diagonal, iterate_batches, merge_fisher
 from dwa_core.functional.regularizers import ewc_penalty, parameters_of
 
-# The HAT paper's search grid for lamb; 5000 is the published comparison's value.
-GRID = {"lamb": (500, 1000, 2000, 5000, 10000, 20000, 50000)}
-
 
 @dataclass(frozen=True)
 class EWCParams:

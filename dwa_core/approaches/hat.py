@@ -37,10 +37,6 @@ def flush_denormals():
             torch.set_flush_denormal(False)
 
 
-# Grids of the original scripts (seed_spec §6.1), kept as data for sweeps.
-GRID = {"c": (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 4.0), "s_max": (25, 50, 100, 200, 400, 800)}
-
-
 @dataclass(frozen=True)
 class HATParams:
     c: float = 0.75  # regularisation strength (`lamb` in the seed)

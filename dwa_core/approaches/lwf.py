@@ -14,9 +14,6 @@ from dwa_core.approaches.base import Approach
 from dwa_core.config import check
 from dwa_core.functional.regularizers import distillation_ce
 
-# The HAT paper's search grid; lamb=2, T=1 are the defaults used in the comparison.
-GRID = {"lamb": (0.1, 0.5, 1, 2, 4, 8, 10), "temperature": (0.5, 1, 2, 4)}
-
 
 def frozen_copy(model: nn.Module) -> nn.Module:
     """The reference model of lwf / lfl / ewc / imm: a deep copy, eval mode, no gradients."""

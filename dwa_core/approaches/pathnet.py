@@ -19,8 +19,6 @@ from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
 from dwa_core.config import check
 
-GRID = {"generations": (5, 10, 20, 50, 100, 200)}  # the seed's search grid
-
 
 @dataclass(frozen=True)
 class PathNetParams:

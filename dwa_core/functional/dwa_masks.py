@@ -12,8 +12,9 @@ from typing import Literal, get_args
 
 import torch
 
+from dwa_core.functional.gates import gate_, gate_fn
 from dwa_core.models import kernels
-from dwa_core.models.masked import FullMask, RankOneMask, _gate_, chunk_size, gate_fn
+from dwa_core.models.masked import FullMask, RankOneMask
 
 PlasticityForm = Literal["paper", "original-code"]
 SparsityForm = Literal["paper", "original-code", "binary"]
@@ -46,7 +47,7 @@ class _RankOneWeightedSum(torch.autograd.Function):
         out = u.new_empty(u.shape[0])
         h = u.new_empty(u.shape[1], v.shape[1])
         for i in range(u.shape[0]):
-            val = _phi(kind, _gate_(gate, torch.outer(u[i], v[i], out=h)), 1.0)
+            val = _phi(kind, gate_(gate, torch.outer(u[i], v[i], out=h)), 1.0)
             out[i] = val.sum() if w is None else torch.dot(val.view(-1), w.view(-1))
         return out if kind == "abs" else out * eta
 
@@ -58,7 +59,7 @@ class _RankOneWeightedSum(torch.autograd.Function):
         gu, gv = torch.empty_like(u), torch.empty_like(v)
         h, tmp = u.new_empty(u.shape[1], v.shape[1]), u.new_empty(u.shape[1], v.shape[1])
         for i in range(u.shape[0]):
-            g = _phi_gate_grad_(kind, gate, _gate_(gate, torch.outer(u[i], v[i], out=h)), tmp)
+            g = _phi_gate_grad_(kind, gate, gate_(gate, torch.outer(u[i], v[i], out=h)), tmp)
             if w is not None:
                 g.mul_(w)
             torch.mv(g, v[i], out=gu[i])
@@ -192,12 +193,18 @@ def sparsity_loss(state, mu: float = 0.2, form: str = "paper") -> torch.Tensor:
     return total
 
 
+# Elements of one (chunk, out, in) temporary of the binary sparsity form (~32 MB in float32).
+CHUNK_ELEMENTS = 1 << 23
+
+
 @torch.no_grad()
-def _nonzero_fraction(mask) -> torch.Tensor:
-    """(B,) fraction of H_bi != 0, batch-chunked for rank-1 masks."""
+def _nonzero_fraction(mask, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """(B,) fraction of H_bi != 0; rank-1 masks are materialised a chunk of samples at a time, at
+    most `chunk_elements` entries per chunk (at least one sample)."""
     if isinstance(mask, FullMask):
         return (mask.h != 0).flatten(1).float().mean(1)
-    step, act = chunk_size(_numel(mask), mask.u.shape[0]), gate_fn(mask.gate)
+    step = max(1, min(mask.u.shape[0], chunk_elements // max(_numel(mask), 1)))
+    act = gate_fn(mask.gate)
     return torch.cat([(act(mask.u[s:s + step, :, None] * mask.v[s:s + step, None, :]) != 0).flatten(1)
                       .float().mean(1) for s in range(0, mask.u.shape[0], step)])
 

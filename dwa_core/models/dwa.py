@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwa_core.config import ConfigError
+from dwa_core.functional.gates import GATES, gate_fn
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
-from dwa_core.models.masked import GATES, IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask, gate_fn
+from dwa_core.models.masked import IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask
 from dwa_core.models.plain import alexnet_kernel_sizes
 
 

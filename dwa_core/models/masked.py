@@ -25,35 +25,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dwa_core.functional.gates import gate_, gate_fn
 from dwa_core.models import kernels
 
-GATES = ("tanh", "sigmoid")
 # "fast": the C kernel where it applies, else the PyTorch per-sample Function; "torch": always the
 # latter; "reference": materialise W ⊙ H_b for the whole batch.
 IMPLS = ("fast", "torch", "reference")
-# Elements of one (chunk, out, in) temporary in the fast rank-1 path (~32 MB in float32).
-CHUNK_ELEMENTS = 1 << 23
-
-
-def gate_fn(name: str):
-    if name not in GATES:
-        raise ValueError(f"gate: must be one of {', '.join(GATES)}, got {name!r}")
-    return torch.tanh if name == "tanh" else torch.sigmoid
-
-
-def gate_grad(name: str, h: torch.Tensor) -> torch.Tensor:
-    """d gate / d pre-activation, written with the gate's output h."""
-    return 1 - h * h if name == "tanh" else h * (1 - h)
 
 
 def check_impl(impl: str) -> str:
     if impl not in IMPLS:
         raise ValueError(f"masked_impl: must be one of {', '.join(IMPLS)}, got {impl!r}")
     return impl
-
-
-def chunk_size(per_sample: int, batch: int) -> int:
-    return max(1, min(batch, CHUNK_ELEMENTS // max(per_sample, 1)))
 
 
 @dataclass
@@ -83,10 +66,6 @@ class RankOneMask:
         return gate_fn(self.gate)(m).reshape(-1, *self.shape)
 
 
-def _gate_(name: str, m: torch.Tensor) -> torch.Tensor:
-    return m.tanh_() if name == "tanh" else m.sigmoid_()
-
-
 class _RankOneMaskedLinear(torch.autograd.Function):
     """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, one sample at a time in reused (out, in) buffers; H_b is
     recomputed in the backward. Also returns s_b = Σ_i |H_bi| (the sparsity loss's statistic, one
@@ -102,7 +81,7 @@ class _RankOneMaskedLinear(torch.autograd.Function):
         h = torch.empty(u.shape[1], v.shape[1], dtype=x.dtype, device=x.device)  # (b, a) = H_b
         h_w = h.view(weight.shape)  # (out, in)
         for i in range(x.shape[0]):
-            _gate_(gate, torch.outer(u[i], v[i], out=h))
+            gate_(gate, torch.outer(u[i], v[i], out=h))
             abs_sum[i] = torch.linalg.vector_norm(h, 1)
             torch.mv(h_w.mul_(weight), x[i], out=y[i])
         return y, abs_sum
@@ -118,7 +97,7 @@ class _RankOneMaskedLinear(torch.autograd.Function):
         h_w, outer, d = h.view(weight.shape), torch.empty_like(weight), torch.empty_like(weight)
         one = x.new_ones(())
         for i in range(x.shape[0]):
-            _gate_(ctx.gate, torch.outer(u[i], v[i], out=h))
+            gate_(ctx.gate, torch.outer(u[i], v[i], out=h))
             torch.outer(gy[i], x[i], out=outer)  # (out, in)
             gw.addcmul_(h_w, outer)
             torch.mv(torch.mul(weight, h_w, out=d).t(), gy[i], out=gx[i])  # (W ⊙ H)ᵀ gy
