@@ -19,7 +19,7 @@ from dwa_core.experiment import run_experiment
 
 SETTINGS = {"mlp": ("permuted-digits", "1x28x28"), "alexnet": ("split-digits", "3x32x32")}
 # Network params that give a family's variant the plain network's sizes (MLP 800 x 3).
-SAME_SIZE = {("mlp", "hat"): {"nhid": 800, "nlayers": 3}}
+SAME_SIZE = {("mlp", "hat"): {"hidden": 800, "layers": 3}}
 
 
 def samples_per_second(name: str, arch: str, args) -> float:

@@ -30,7 +30,7 @@ PROFILES = {
     "smoke": {"benchmark": "split-digits", "benchmark_params": {"per_class": 100}, "seeds": [0, 1],
               "train": {"epochs": 30, "lr": 0.1, "lr_schedule": "original-code"},
               "network_params": {"plain": {"hidden": 50, "layers": 3, "dropout": 0.0},
-                                 "hat": {"nhid": 50, "nlayers": 2}, "dwa": {"hidden": 100}},
+                                 "hat": {"hidden": 50, "layers": 2}, "dwa": {"hidden": 100}},
               "overrides": {"dwa": {"train": {"epochs": 10, "lr": 0.05},
                                     "approach_params": {"curriculum": "linear:5:0.2",
                                                         "lamb_sparsity": 10.0}}}},

@@ -149,7 +149,7 @@ def test_imm_mean_merges_as_the_formula_says(merge_heads):
             expected = trained[1][name]
         torch.testing.assert_close(value, expected)
     assert not torch.equal(after["features.1.weight"], trained[1]["features.1.weight"])
-    assert all(torch.equal(approach.anchor[k], v) for k, v in after.items())
+    assert all(torch.equal(approach.old_params[k], v) for k, v in after.items())
 
 
 @pytest.mark.parametrize("merge", [True, False])

@@ -10,7 +10,7 @@ import torch
 
 from dwa_core.approaches.hat import HAT
 from dwa_core.compression import COLUMNS, compression_analysis
-from dwa_core.config import ExperimentConfig, TrainConfig
+from dwa_core.config import ConfigError, ExperimentConfig, TrainConfig
 from dwa_core.experiment import run_experiment
 from dwa_core.functional import hat as H
 from dwa_core.models import build
@@ -66,7 +66,7 @@ def test_alexnet_fc1_view_is_channel_major():
 
 def test_conditioned_gradients_zero_where_cumulative_mask_is_one():
     torch.manual_seed(0)
-    net = MLPHAT((1, 8, 8), [3, 3], nhid=6)
+    net = MLPHAT((1, 8, 8), [3, 3], hidden=6)
     approach = HAT(net, TrainConfig())
     approach.cumulative = {"fc1": torch.tensor([1.0, 1, 1, 0, 0, 0]),
                            "fc2": torch.tensor([1.0, 0, 0, 0, 0, 0])}
@@ -85,7 +85,7 @@ def test_conditioned_gradients_zero_where_cumulative_mask_is_one():
 
 
 def _forgetting(approach, seed=0):
-    net = {"nhid": 200} if approach == "hat" else {"hidden": 200, "layers": 2}
+    net = {"hidden": 200} if approach == "hat" else {"hidden": 200, "layers": 2}
     cfg = ExperimentConfig(benchmark="split-digits", approach=approach, seed=seed, network_params=net,
                            benchmark_params={"shape": "1x28x28", "per_class": 30},
                            train=TrainConfig(epochs=30, lr=0.1, batch_size=32, lr_patience=100))
@@ -119,7 +119,7 @@ def test_network_registry_and_embedding_init():
 
 
 def test_compression_table():
-    cfg = ExperimentConfig(benchmark="split-digits", network_params={"nhid": 50},
+    cfg = ExperimentConfig(benchmark="split-digits", network_params={"hidden": 50},
                            benchmark_params={"per_class": 20}, train=TrainConfig(epochs=3, lr=0.1))
     table = compression_analysis(cfg, [0.1, 4.0])
     assert list(table.columns) == list(COLUMNS) and len(table) == 6
@@ -129,7 +129,7 @@ def test_compression_table():
 
 
 def test_extra_state_roundtrip_restores_multipliers():
-    net = MLPHAT((1, 8, 8), [2, 2], nhid=4)
+    net = MLPHAT((1, 8, 8), [2, 2], hidden=4)
     approach = HAT(net, TrainConfig())
     approach.cumulative = {"fc1": torch.tensor([1.0, 0, 0, 0]), "fc2": torch.tensor([0.0, 1, 0, 0])}
     state = approach.extra_state()
@@ -144,7 +144,7 @@ def test_extra_state_roundtrip_restores_multipliers():
 
 def test_negligible_masks_are_exactly_zero_no_denormals():
     """sigmoid(-48) = 1.4e-21 < 1e-20 is set to 0; sigmoid(-40) = 4.2e-18 is kept as it is."""
-    net = build("mlp", "hat", (1, 8, 8), [2], {"nhid": 4, "nlayers": 1})
+    net = build("mlp", "hat", (1, 8, 8), [2], {"hidden": 4, "layers": 1})
     with torch.no_grad():
         net.emb["fc1"].weight[0] = torch.tensor([-0.12, -0.1, 0.0, 0.01])
     a = net.mask("fc1", 0, 400.0)
@@ -154,10 +154,20 @@ def test_negligible_masks_are_exactly_zero_no_denormals():
 
 
 def test_negligible_masks_keep_the_exact_embedding_gradient():
-    net = build("mlp", "hat", (1, 8, 8), [2], {"nhid": 2, "nlayers": 1})
+    net = build("mlp", "hat", (1, 8, 8), [2], {"hidden": 2, "layers": 1})
     with torch.no_grad():
         net.emb["fc1"].weight[0] = torch.tensor([-0.12, 0.01])
     net.mask("fc1", 0, 400.0).sum().backward()
     z = torch.tensor([-48.0, 4.0], dtype=torch.float64)  # d sigmoid(400 e) / de = 400 σ(z)(1 - σ(z))
     expected = 400 * torch.sigmoid(z) * (1 - torch.sigmoid(z))
     torch.testing.assert_close(net.emb["fc1"].weight.grad[0].double(), expected, rtol=1e-4, atol=0)
+
+
+def test_old_network_size_names_are_still_accepted():
+    # Every family says hidden / layers; presets written with HAT's old nhid / nlayers still build.
+    old = build("mlp", "hat", (1, 8, 8), [2, 2], {"nhid": 7, "nlayers": 3})
+    new = build("mlp", "hat", (1, 8, 8), [2, 2], {"hidden": 7, "layers": 3})
+    assert [p.shape for p in old.parameters()] == [p.shape for p in new.parameters()]
+    assert list(old.layers) == ["fc1", "fc2", "fc3"] and old.layers["fc1"].out_features == 7
+    with pytest.raises(ConfigError, match="'nhid' is the old name of 'hidden'"):
+        build("mlp", "hat", (1, 8, 8), [2, 2], {"nhid": 7, "hidden": 7})

@@ -51,7 +51,7 @@ def test_unit_usage_and_predicted_blocked():
 # ---- HAT: on a model -----------------------------------------------------------------------------
 def _tiny_hat():
     torch.manual_seed(0)
-    model = MLPHAT((4,), [2, 2], nhid=3, nlayers=2)
+    model = MLPHAT((4,), [2, 2], hidden=3, layers=2)
     model.drop.p = model.drop_in.p = 0.0  # every gradient entry is non-zero below
     with torch.no_grad():
         for layer in model.layers.values():
@@ -88,7 +88,7 @@ def test_gradient_conditioning_counts_the_blocked_entries():
 
 def _hat_cfg():
     return ExperimentConfig(benchmark="split-digits", approach="hat", seed=0, device="cpu",
-                            benchmark_params={"per_class": 10}, network_params={"nhid": 16, "nlayers": 2},
+                            benchmark_params={"per_class": 10}, network_params={"hidden": 16, "layers": 2},
                             train=TrainConfig(epochs=2, lr=0.1, lr_schedule="original-code"))
 
 
@@ -167,7 +167,7 @@ def test_smoke_profile_settings_per_family_and_approach():
     assert sgd.network_params == {"hidden": 50, "layers": 3, "dropout": 0.0}
     assert (sgd.train.epochs, sgd.train.lr, sgd.train.lr_schedule) == (30, 0.1, "original-code")
     assert figures.profile_config("smoke", "ewc").network_params == sgd.network_params  # plain family
-    assert figures.profile_config("smoke", "hat").network_params == {"nhid": 50, "nlayers": 2}
+    assert figures.profile_config("smoke", "hat").network_params == {"hidden": 50, "layers": 2}
     dwa = figures.profile_config("smoke", "dwa", curriculum=None)
     assert dwa.train.epochs == 10 and dwa.train.lr == 0.05
     assert dwa.approach_params == {"curriculum": None, "lamb_sparsity": 10.0}  # the call overrides

@@ -10,7 +10,7 @@ from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
 from dwa_core.config import check
 from dwa_core.functional.fisher import fisher_diagonal, iterate_batches, merge_fisher
-from dwa_core.functional.regularizers import ewc_penalty, parameters_of
+from dwa_core.functional.regularizers import ewc_penalty, old_params_of, parameters_of
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,13 @@ class EWC(Approach):
 
     def __init__(self, model, train, params=None, *, seed=0):
         super().__init__(model, train, params, seed=seed)
-        self.anchor: dict | None = None  # theta*: the weights after the previous task
+        self.old_params: dict | None = None  # theta*: the weights after the previous task
         self.fisher: dict | None = None
 
     def penalty(self):
         if self.fisher is None:  # task 0: nothing to protect yet
             return None
-        return ewc_penalty(self.model.named_parameters(), self.anchor, self.fisher)
+        return ewc_penalty(self.model.named_parameters(), self.old_params, self.fisher)
 
     def loss(self, outputs, y, t, batch=None):
         ce = F.cross_entropy(outputs, y)
@@ -58,13 +58,13 @@ class EWC(Approach):
     def after_task(self, t, task):
         # Seed order: theta* is stored before the Fisher, whose criterion includes the penalty; at
         # theta = theta* the penalty's gradient is 0, so this is the Fisher of the CE alone.
-        self.anchor = parameters_of(self.model)
+        self.old_params = parameters_of(self.model)
         p = self.params
         new = task_fisher(self, t, task, p.fisher_batch_size, p.accumulate_gradients)
         self.fisher = merge_fisher(self.fisher, new, t)
 
     def extra_state(self):
-        return {"anchor": self.anchor, "fisher": self.fisher}
+        return {"old_params": self.old_params, "fisher": self.fisher}
 
     def load_extra_state(self, state):
-        self.anchor, self.fisher = state["anchor"], state["fisher"]
+        self.old_params, self.fisher = old_params_of(state), state["fisher"]

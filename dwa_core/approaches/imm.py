@@ -19,6 +19,7 @@ from dwa_core.functional.regularizers import (
     load_parameters,
     mean_merge,
     mode_merge,
+    old_params_of,
     parameters_of,
 )
 
@@ -49,26 +50,26 @@ class IMMModeParams:
 
 
 class _L2Transfer(Approach):
-    """CE(head t) + weight * 1/2 sum (theta - theta_old)^2 for t >= 1; theta_old = self.anchor."""
+    """CE(head t) + weight * 1/2 sum (theta - theta_old)^2 for t >= 1; theta_old = self.old_params."""
 
     def __init__(self, model, train, params=None, *, seed=0):
         super().__init__(model, train, params, seed=seed)
-        self.anchor: dict | None = None  # the merged weights after the previous task
+        self.old_params: dict | None = None  # the merged weights after the previous task
 
     def penalty_weight(self) -> float:
         raise NotImplementedError
 
     def loss(self, outputs, y, t, batch=None):
         ce = F.cross_entropy(outputs, y)
-        if self.anchor is None:
+        if self.old_params is None:
             return ce
-        return ce + self.penalty_weight() * l2_transfer(self.model.named_parameters(), self.anchor)
+        return ce + self.penalty_weight() * l2_transfer(self.model.named_parameters(), self.old_params)
 
     def extra_state(self):
-        return {"anchor": self.anchor}
+        return {"old_params": self.old_params}
 
     def load_extra_state(self, state):
-        self.anchor = state["anchor"]
+        self.old_params = old_params_of(state)
 
 
 @register("imm-mean")
@@ -82,12 +83,12 @@ class IMMMean(_L2Transfer):
         return self.params.regularizer
 
     def after_task(self, t, task):
-        if self.anchor is not None:
+        if self.old_params is not None:
             current = parameters_of(self.model)
             if not self.params.merge_heads:
                 current = {k: v for k, v in current.items() if not k.startswith("last.")}
-            load_parameters(self.model, mean_merge(current, self.anchor, t))
-        self.anchor = parameters_of(self.model)
+            load_parameters(self.model, mean_merge(current, self.old_params, t))
+        self.old_params = parameters_of(self.model)
 
 
 @register("imm-mode")
@@ -107,13 +108,14 @@ class IMMMode(_L2Transfer):
     def after_task(self, t, task):
         # The seed's Fisher criterion includes the penalty towards the previous merged model.
         new = task_fisher(self, t, task, self.params.fisher_batch_size, False)
-        if self.anchor is not None and self.params.merge:
-            load_parameters(self.model, mode_merge(parameters_of(self.model), self.anchor, new, self.fisher))
+        if self.old_params is not None and self.params.merge:
+            merged = mode_merge(parameters_of(self.model), self.old_params, new, self.fisher)
+            load_parameters(self.model, merged)
         self.fisher = sum_fisher(self.fisher, new)
-        self.anchor = parameters_of(self.model)
+        self.old_params = parameters_of(self.model)
 
     def extra_state(self):
-        return {"anchor": self.anchor, "fisher": self.fisher}
+        return {"old_params": self.old_params, "fisher": self.fisher}
 
     def load_extra_state(self, state):
-        self.anchor, self.fisher = state["anchor"], state["fisher"]
+        self.old_params, self.fisher = old_params_of(state), state["fisher"]

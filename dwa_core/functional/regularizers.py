@@ -1,6 +1,7 @@
 """Penalties and weight merges of the regularisation baselines (seed_spec §4, §6.2).
 
-Parameters and their anchors are dicts {name: tensor}, as `model.named_parameters()` gives them."""
+Parameters and their old values θ* (`old_params`) are dicts {name: tensor}, as
+`model.named_parameters()` gives them."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import torch
 import torch.nn.functional as F
 
 
-def ewc_penalty(params: Iterable[tuple[str, torch.Tensor]], anchor: dict, fisher: dict) -> torch.Tensor:
+def ewc_penalty(params: Iterable[tuple[str, torch.Tensor]], old_params: dict, fisher: dict) -> torch.Tensor:
     """EWC: sum_k 1/2 F_k (theta_k - theta*_k)^2 over every parameter, heads included."""
-    terms = [(fisher[name] * (p - anchor[name]).pow(2)).sum() for name, p in params]
+    terms = [(fisher[name] * (p - old_params[name]).pow(2)).sum() for name, p in params]
     return 0.5 * torch.stack(terms).sum()
 
 
-def l2_transfer(params: Iterable[tuple[str, torch.Tensor]], anchor: dict) -> torch.Tensor:
+def l2_transfer(params: Iterable[tuple[str, torch.Tensor]], old_params: dict) -> torch.Tensor:
     """L2 transfer (IMM): 1/2 sum_k (theta_k - theta_old_k)^2."""
-    terms = [(p - anchor[name]).pow(2).sum() for name, p in params]
+    terms = [(p - old_params[name]).pow(2).sum() for name, p in params]
     return 0.5 * torch.stack(terms).sum()
 
 
@@ -66,7 +67,7 @@ def mode_merge(current: dict, old: dict, fisher_new: dict, fisher_old: dict,
 
 
 def parameters_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Detached copies of a model's parameters: an anchor."""
+    """Detached copies of a model's parameters ({name: tensor}), e.g. θ* after a task."""
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
@@ -76,3 +77,9 @@ def load_parameters(model: torch.nn.Module, values: dict) -> None:
     for name, p in model.named_parameters():
         if name in values:
             p.copy_(values[name])
+
+
+def old_params_of(state: dict) -> dict | None:
+    """θ* from an approach's saved extra state ("old_params"; checkpoints written before the rename
+    call it "anchor")."""
+    return state["old_params"] if "old_params" in state else state["anchor"]

@@ -19,6 +19,23 @@ NETWORKS.register("alexnet")(AlexNet)
 ARCHITECTURES = ("mlp", "alexnet")
 
 
+# Old names of network sizes, still accepted in network_params (presets, sweeps, the CLI): every
+# family now says `hidden` (units per layer) and `layers` (number of hidden layers).
+ALIASES = {"nhid": "hidden", "nlayers": "layers"}
+
+
+def canonical_params(params: dict | None) -> dict:
+    """network_params with old size names (ALIASES) renamed. Raises ConfigError when a size is given
+    under both names."""
+    out = {}
+    for key, value in (params or {}).items():
+        new = ALIASES.get(key, key)
+        if new in out or (new != key and new in (params or {})):
+            raise ConfigError(f"network_params: {key!r} is the old name of {new!r}; give only one")
+        out[new] = value
+    return out
+
+
 def network_name(arch: str, family: str) -> str:
     return arch if family == "plain" else f"{arch}-{family}"
 
@@ -33,7 +50,7 @@ def build(arch: str, family: str, input_shape, task_classes, params: dict | None
         raise ConfigError(f"network: no {family!r} variant of {arch!r}; available: "
                           f"{', '.join(NETWORKS.names())}")
     try:
-        model = NETWORKS.get(name)(tuple(input_shape), list(task_classes), **(params or {}))
+        model = NETWORKS.get(name)(tuple(input_shape), list(task_classes), **canonical_params(params))
     except TypeError as err:
         raise ConfigError(f"network_params for {name}: {err}") from err
     if weight_init:

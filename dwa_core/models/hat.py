@@ -55,21 +55,22 @@ class HATNet(nn.Module):
 
 
 class MLPHAT(HATNet):
-    """input dropout 0.2 -> [Linear(nhid) -> ReLU -> Dropout 0.5 -> mask] x nlayers -> heads."""
+    """input dropout 0.2 -> [Linear(hidden) -> ReLU -> Dropout 0.5 -> mask] x layers -> heads
+    (the original code's nhid / nlayers; models.build still accepts those names)."""
 
-    def __init__(self, input_shape, task_classes, nhid: int = 2000, nlayers: int = 2,
+    def __init__(self, input_shape, task_classes, hidden: int = 2000, layers: int = 2,
                  embedding_init: str = "normal"):
         super().__init__()
-        if not 1 <= nlayers <= 3:
-            raise ValueError(f"nlayers must be 1..3, got {nlayers}")
-        width, names = math.prod(input_shape), [f"fc{i + 1}" for i in range(nlayers)]
+        if not 1 <= layers <= 3:
+            raise ValueError(f"layers must be 1..3, got {layers}")
+        width, names = math.prod(input_shape), [f"fc{i + 1}" for i in range(layers)]
         self.layers = nn.ModuleDict()
         for name in names:
-            self.layers[name], width = nn.Linear(width, nhid), nhid
+            self.layers[name], width = nn.Linear(width, hidden), hidden
         self.pre = {n: (names[i - 1] if i else None, 1) for i, n in enumerate(names)}
         self.drop_in, self.drop, self.relu = nn.Dropout(0.2), nn.Dropout(0.5), nn.ReLU()
-        self._make_embeddings({n: nhid for n in names}, len(task_classes), embedding_init)
-        self.last = MultiHead(nhid, task_classes)
+        self._make_embeddings({n: hidden for n in names}, len(task_classes), embedding_init)
+        self.last = MultiHead(hidden, task_classes)
 
     def forward(self, x, t, s: float = 400.0, return_masks: bool = False):
         h, masks = self.drop_in(x.flatten(1)), {}
