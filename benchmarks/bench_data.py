@@ -1,5 +1,6 @@
 """Seconds to build each offline benchmark with an empty cache (decodes the files) and again from
-the cache; the memory the paper's full mixture takes as uint8 vs float32 (seed_spec §8.4 counts).
+the cache; the memory the paper's full mixture takes as uint8 vs float32
+(docs/original-code.md#benchmarks counts).
 
     python benchmarks/bench_data.py [--data-dir DIR]   (default: a fresh temporary directory)
 """

@@ -1,4 +1,4 @@
-"""Anchor search for the DWA embedding loss (seed_spec §5.7; paper §3.2), under torch.no_grad.
+"""Anchor search for the DWA embedding loss (docs/original-code.md#anchors; paper §3.2), under torch.no_grad.
 
 P: centroid of the gated embeddings of the anchor set. N: among K random vectors orthogonal to P̂
 (unit), the one with the highest CE on head t when it overrides the embedding of every sample.

@@ -1,4 +1,5 @@
-"""HAT's compression analysis (seed_spec §10.4, HAT paper Fig. on network capacity): train HAT on a
+"""HAT's compression analysis (docs/original-code.md#compression-experiment, HAT paper Fig. on network
+capacity): train HAT on a
 single first task for several c and record, per epoch, the masks at s_max, the fraction of active
 units (a > 0.5) and of active weights (pre and post unit both active), and accuracy."""
 

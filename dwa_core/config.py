@@ -105,7 +105,8 @@ class NoParams:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The paper's training protocol (seed_spec §3): plain SGD, lr decay on a plateau, early stop."""
+    """The paper's training protocol (docs/original-code.md#training-loop): plain SGD, lr decay on a
+    plateau, early stop."""
 
     epochs: int = 200
     batch_size: int = 64
@@ -154,7 +155,8 @@ class ExperimentConfig:
     approach_params: dict = field(default_factory=dict)
     benchmark_params: dict = field(default_factory=dict)
     network_params: dict = field(default_factory=dict)
-    weight_init: str = "kaiming:xavier"  # "CONV[,CONVBIAS]:LINEAR[,LINEARBIAS]" (seed_spec §2)
+    # "CONV[,CONVBIAS]:LINEAR[,LINEARBIAS]" (docs/original-code.md#command-line-and-initialisation)
+    weight_init: str = "kaiming:xavier"
     output_dir: str = "results"
     name: str = ""
     max_tasks: int | None = None  # stop after this many tasks (the seed's test_mode)

@@ -1,4 +1,5 @@
-"""Curriculum: entropy complexity ζ per image and the θ schedules (seed_spec §5.6, §3; paper §3).
+"""Curriculum: entropy complexity ζ per image and the θ schedules (docs/original-code.md#curriculum,
+#training-loop; paper §3).
 
 ζ_raw = mean over pixels of the squared local Shannon entropy (bits) over a disk of radius 5, computed
 on the 8-bit grey image exactly as skimage.filters.rank.entropy (neighbours outside the image are not

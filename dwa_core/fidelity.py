@@ -1,5 +1,6 @@
 """The fidelity switches: each place where the original research code does something other than the
-papers say (or than works), with the value that gives either behaviour (seed_spec §3, §5.12, §11).
+papers say (or than works), with the value that gives either behaviour
+(docs/original-code.md#training-loop, #dwa, #bugs-fixed-without-a-switch).
 
 `SWITCHES` is the catalogue (the README and notebook 10 show it); `flip(cfg, switch)` returns a
 config with one switch set to the original code's value, so its effect can be measured alone;

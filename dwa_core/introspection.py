@@ -1,4 +1,5 @@
-"""Introspection of a DWA network (seed_spec §5.10): for N random test samples of every task, the
+"""Introspection of a DWA network (docs/original-code.md#introspection): for N random test samples of
+every task, the
 images, targets, outputs, embeddings and materialised masks (data for paper Fig. 7 and an embedding
 PCA). Numpy arrays in plain dicts, so they pickle/plot without torch."""
 

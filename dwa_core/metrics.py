@@ -45,7 +45,8 @@ def forgetting(acc) -> float:
 
 
 def forgetting_ratio(acc, random_acc, joint_acc) -> np.ndarray:
-    """HAT's forgetting ratio rho^{<=t} for every t (Serra et al. 2018; seed_spec §9):
+    """HAT's forgetting ratio rho^{<=t} for every t (Serra et al. 2018;
+    docs/original-code.md#metrics-and-figures):
     rho = (A[t,u] - R[u,u]) / (J[t,u] - R[u,u]) - 1, averaged over u = 0..t (current task included).
     -1: random level, 0: joint level. R uses the diagonal of random's matrix."""
     acc, rand, joint = _square(acc), _square(random_acc), _square(joint_acc)
@@ -58,7 +59,8 @@ def forgetting_ratio(acc, random_acc, joint_acc) -> np.ndarray:
 
 
 def retention_ratio(acc, random_acc, joint_acc) -> np.ndarray:
-    """The ratio plotted as the paper's Fig. 6 ("FR", the notebook's definition; seed_spec §9):
+    """The ratio plotted as the paper's Fig. 6 ("FR", the notebook's definition;
+    docs/original-code.md#metrics-and-figures):
     for t >= 1, mean over u < t (current task excluded) of (A - R[t,u]) / (J - R[t,u]).
     1: joint level (nothing forgotten), 0: random level. Entry 0 is NaN."""
     acc, rand, joint = _square(acc), _square(random_acc), _square(joint_acc)

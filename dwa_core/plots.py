@@ -1,4 +1,4 @@
-"""Figures of the paper (seed_spec §10.1-10.3) as pure functions of Results objects.
+"""Figures of the paper (docs/original-code.md#metrics-and-figures) as pure functions of Results objects.
 
 Every function returns a matplotlib Figure and never shows or saves it; `save_figure` writes
 PNG + PDF + a JSON sidecar with the exact config and command that produced the figure.
@@ -114,7 +114,8 @@ def plot_accuracy_matrix(results) -> plt.Figure:
 
 
 def mask_image(mask: np.ndarray) -> np.ndarray:
-    """A 2-D picture of one sample's mask (seed_spec §10.2): conv masks (out, in, kh, kw) averaged
+    """A 2-D picture of one sample's mask (docs/original-code.md#metrics-and-figures): conv masks (out,
+    in, kh, kw) averaged
     over the kernel axes to (out, in); FC masks (out, in) as they are; a 1-D mask becomes a row."""
     m = np.asarray(mask, dtype=float)
     if m.ndim == 1:

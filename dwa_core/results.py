@@ -111,7 +111,7 @@ class Results:
         return cls.from_dict(data)
 
     def save_text(self, path) -> Path:
-        """The original T x T `%.4f` text format (seed_spec §9)."""
+        """The original T x T `%.4f` text format (docs/original-code.md#metrics-and-figures)."""
         np.savetxt(path, self.acc_matrix(), fmt="%.4f", delimiter=" ")
         return Path(path)
 

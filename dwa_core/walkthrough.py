@@ -1,8 +1,8 @@
 """Step-through helpers of the HAT and DWA tutorials (notebooks 03 and 05).
 
 They drive the library's own approach objects (fit, forward, loss, after_backward) and return plain
-numbers and numpy arrays, so the notebooks only show and explain. HAT: seed_spec §6.1 (Serra et al.
-2018, Eqs. 1-5); DWA: seed_spec §5 (paper Eqs. 3-7)."""
+numbers and numpy arrays, so the notebooks only show and explain. HAT: docs/original-code.md#hat (Serra et al.
+2018, Eqs. 1-5); DWA: docs/original-code.md#dwa (paper Eqs. 3-7)."""
 
 from __future__ import annotations
 

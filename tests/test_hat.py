@@ -1,4 +1,5 @@
-"""HAT (seed_spec §6.1) and its compression analysis (§10.4)."""
+"""HAT (docs/original-code.md#hat) and its compression analysis
+(docs/original-code.md#compression-experiment)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from dwa_core.models.init import apply_weight_init, parse_weight_init
 def test_alexnet_matches_the_papers_size_for_the_mixture():
     classes = [100, 10, 100, 10, 10, 10, 43, 10]  # the mixture's 8 tasks, 293 classes
     model = build("alexnet", "plain", (3, 32, 32), classes)
-    # seed_spec §7: 7.10 M parameters for the mixture
+    # docs/original-code.md#networks: 7.10 M parameters for the mixture
     assert count_parameters(model) == pytest.approx(7.10e6, rel=0.005)
     x = torch.randn(4, 3, 32, 32)
     assert model(x, 6).shape == (4, 43)

@@ -36,7 +36,8 @@ def test_same_config_twice_gives_the_same_matrix(acc, cfg):
 
 
 def test_column_widths_follow_the_seed_formula():
-    assert column_widths((64, 128, 256, 2048, 2048), 8) == [8, 17, 35, 285, 285]  # seed_spec §4
+    # the original widths, docs/original-code.md#approaches
+    assert column_widths((64, 128, 256, 2048, 2048), 8) == [8, 17, 35, 285, 285]
     assert column_widths((800,), 5) == [178]  # int(1.117 * 800 / 5) = int(178.72)
 
 

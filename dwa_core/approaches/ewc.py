@@ -1,4 +1,4 @@
-"""Elastic Weight Consolidation (Kirkpatrick et al. 2017), as in the seed (seed_spec §6.2)."""
+"""Elastic Weight Consolidation (Kirkpatrick et al. 2017), as in the seed (docs/original-code.md#ewc)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HAT: Hard Attention to the Task (Serra et al. 2018; seed_spec §6.1).
+"""HAT: Hard Attention to the Task (Serra et al. 2018; docs/original-code.md#hat).
 
 Each gated layer has a task embedding e_t; its units are multiplied by a = sigmoid(s e_t), with s
 annealed from 1/s_max to s_max within every epoch (s_max in evaluation). The loss adds c * R, a

@@ -1,4 +1,5 @@
-"""Incremental Moment Matching (Lee et al. 2017), mean and mode, as in the seed (seed_spec §4).
+"""Incremental Moment Matching (Lee et al. 2017), mean and mode, as in the seed
+(docs/original-code.md#approaches).
 
 Both train with an L2-transfer penalty towards the previous (merged) model and merge the weights
 after every task; `imm-mode` weighs the merge with a running sum of Fisher diagonals."""
@@ -38,8 +39,8 @@ class IMMMeanParams:
 @dataclass(frozen=True)
 class IMMModeParams:
     lamb: float = 0.01  # weight of the L2-transfer penalty
-    # The seed's Fisher-weighted merge assigned to a local variable and had no effect (seed_spec
-    # §11 #22), so the seed's imm-mode is L2 transfer alone: merge=False reproduces that.
+    # The original code's Fisher-weighted merge assigned to a local variable and had no effect
+    # (docs/original-code.md#approaches), so its imm-mode is L2 transfer alone: merge=False reproduces that.
     merge: bool = True
     fisher_batch_size: int = 20
 

@@ -1,4 +1,5 @@
-"""Less-Forgetting Learning (Jung et al. 2016), as in the seed (seed_spec §4), with two fixes.
+"""Less-Forgetting Learning (Jung et al. 2016), as in the seed (docs/original-code.md#approaches), with
+two fixes.
 
 The seed used a network variant (alexnet_lfl) without dropout after fc2 that also returned the
 penultimate activation; here the plain networks' `features` is run without its final dropout.

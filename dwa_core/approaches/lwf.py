@@ -1,4 +1,4 @@
-"""Learning without Forgetting (Li & Hoiem 2016), as in the seed (seed_spec §4)."""
+"""Learning without Forgetting (Li & Hoiem 2016), as in the seed (docs/original-code.md#approaches)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""PathNet (Fernando et al. 2017) as in the seed (seed_spec §4 `pathnet`), with its crash fixed.
+"""PathNet (Fernando et al. 2017) as in the seed (docs/original-code.md#approaches `pathnet`), with its
+crash fixed.
 
 Per task: P paths (an (L, N) table of module ids) compete for `generations` rounds; each path trains
 for epochs // generations epochs with its own lr schedule, the one with the lowest validation loss

@@ -1,4 +1,5 @@
-"""Progressive networks (seed_spec §4 `progressive`): a new column per task, earlier columns frozen."""
+"""Progressive networks (docs/original-code.md#approaches `progressive`): a new column per task, earlier
+columns frozen."""
 
 from __future__ import annotations
 

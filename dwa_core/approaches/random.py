@@ -1,4 +1,5 @@
-"""A stratified random classifier: the lower reference of the forgetting ratio (seed_spec §4)."""
+"""A stratified random classifier: the lower reference of the forgetting ratio
+(docs/original-code.md#approaches)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The learning-rate protocol of seed_spec §3 as a small pure state machine."""
+"""The learning-rate protocol of docs/original-code.md#training-loop as a small pure state machine."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def lr_after_epoch(state: LRState, epoch: int, valid_loss: float, *, base_lr: fl
     "paper": after `lr_patience` epochs without improvement, lr /= lr_factor; stop once
     lr < lr_min. No decay during warm-up. "original-code": patience only counts down when the
     curriculum is done and epoch <= warmup_epochs, otherwise it resets (so it never decays
-    without warm-up: seed_spec §3 "Seed logic")."""
+    without warm-up: docs/original-code.md#training-loop)."""
     state = LRState(state.lr, state.best_loss, state.patience, False)
     improved = valid_loss < state.best_loss
     in_warmup = epoch < warmup_epochs

@@ -1,4 +1,5 @@
-"""The SGD-family baselines of seed_spec §4: fine-tuning, frozen trunk, restart per task."""
+"""The SGD-family baselines of docs/original-code.md#approaches: fine-tuning, frozen trunk, restart per
+task."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ def seeded_order(n: int, seed: int) -> np.ndarray:
 
 
 def validation_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Hold out the first floor(fraction*N) rows of a seeded shuffle as validation (seed_spec §8)."""
+    """Hold out the first floor(fraction*N) rows of a seeded shuffle as validation
+    (docs/original-code.md#benchmarks)."""
     if not 0 < fraction < 1:
         raise ConfigError(f"valid_fraction: must be in (0, 1), got {fraction!r}")
     order = torch.from_numpy(seeded_order(len(split), seed))

@@ -1,4 +1,5 @@
-"""The paper's benchmarks on the real datasets (seed_spec §8.1-8.4): mnist2, pmnist, cifar, mixture.
+"""The paper's benchmarks on the real datasets (docs/original-code.md#benchmarks): mnist2, pmnist, cifar,
+mixture.
 
 Images stay uint8 through the class selection, validation split and subsampling; `make_task`
 converts to float32 and normalises last (Benchmark.to(device) then moves them).

@@ -1,4 +1,5 @@
-"""The paper's datasets as uint8 arrays (seed_spec §8.4): find the files, read them, or download them.
+"""The paper's datasets as uint8 arrays (docs/original-code.md#benchmarks): find the files, read them, or
+download them.
 
 Every source returns a `RawDataset` of native uint8 images (N, C, H, W) and int64 labels from 0.
 `to_32x32x3` applies the mixture's conversion (MNIST-like: zero-pad 28->32, grey copied to 3
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 SYSTEM_DIRS = (Path("/usr/share/datasets"),)
 
-# seed_spec §8.4: per-dataset mean / std of the 3x32x32 images (MNIST-like include the padding).
+# docs/original-code.md#benchmarks: per-dataset mean / std of the 3x32x32 images (MNIST-like include the
+# padding).
 NORMALISATION = {
     "cifar10": ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)),
     "cifar100": ((125.3 / 255, 123.0 / 255, 113.9 / 255), (63.0 / 255, 62.1 / 255, 66.7 / 255)),

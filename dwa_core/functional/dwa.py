@@ -1,4 +1,5 @@
-"""DWA loss terms on the embedding and their composition (seed_spec §5.5; paper Eqs. 3-4, 7)."""
+"""DWA loss terms on the embedding and their composition (docs/original-code.md#loss-terms; paper Eqs.
+3-4, 7)."""
 
 from __future__ import annotations
 

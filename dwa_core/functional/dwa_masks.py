@@ -1,4 +1,4 @@
-"""DWA loss terms on the masks (seed_spec §5.5 items 3-4; paper Eqs. 5-6).
+"""DWA loss terms on the masks (docs/original-code.md#loss-terms; paper Eqs. 5-6).
 
 Both are sums over masked layers of per-sample reductions of H_b. For rank-1 dense masks
 (H_b = gate(u_b v_bᵀ), up to 2048x2048 per sample) the reduction is a custom autograd Function that

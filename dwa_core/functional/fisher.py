@@ -1,4 +1,4 @@
-"""Diagonal empirical Fisher information (seed_spec §6.2, §5.9) and its running-mean merge.
+"""Diagonal empirical Fisher information (docs/original-code.md#ewc, #fisher) and its running-mean merge.
 
 F_k = 1/N * sum_batches |B| * (dL_B/dtheta_k)^2: the squared mini-batch gradient, weighted by the
 batch size. EWC, IMM-mode and DWA's plasticity loss share this routine."""
@@ -24,7 +24,7 @@ def fisher_diagonal(model: nn.Module, batches: Iterable[tuple], loss_fn: Callabl
 
     accumulate_gradients=True reproduces the original DWA code, which never zeroed the gradients
     between batches, so each batch adds the square of the gradient summed over all batches so far
-    (seed_spec §11 #19). nominal_batch_size weighs every batch by that number, as the seed did even
+    (docs/original-code.md#fisher). nominal_batch_size weighs every batch by that number, as the seed did even
     for the last partial batch; None weighs each by its true size. train_mode (seed: True) keeps
     dropout active. Parameters without a gradient (frozen ones) get zeros."""
     named = list(model.named_parameters())
@@ -49,7 +49,8 @@ def fisher_diagonal(model: nn.Module, batches: Iterable[tuple], loss_fn: Callabl
 
 
 def merge_fisher(old: dict | None, new: dict, t: int) -> dict[str, torch.Tensor]:
-    """Running mean over tasks: F <- (F_t + t * F_prev) / (t + 1) (seed_spec §6.2); t = task index."""
+    """Running mean over tasks: F <- (F_t + t * F_prev) / (t + 1) (docs/original-code.md#ewc); t = task
+    index."""
     if old is None or t == 0:
         return {name: f.clone() for name, f in new.items()}
     return {name: (f + t * old[name]) / (t + 1) for name, f in new.items()}

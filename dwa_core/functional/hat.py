@@ -1,4 +1,4 @@
-"""Pure maths of HAT (Serra et al. 2018; seed_spec §6.1). Masks are dicts or lists of tensors."""
+"""Pure maths of HAT (Serra et al. 2018; docs/original-code.md#hat). Masks are dicts or lists of tensors."""
 
 from __future__ import annotations
 

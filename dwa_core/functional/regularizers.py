@@ -1,4 +1,4 @@
-"""Penalties and weight merges of the regularisation baselines (seed_spec §4, §6.2).
+"""Penalties and weight merges of the regularisation baselines (docs/original-code.md#approaches, #ewc).
 
 Parameters and their old values θ* (`old_params`) are dicts {name: tensor}, as
 `model.named_parameters()` gives them."""
@@ -25,7 +25,7 @@ def l2_transfer(params: Iterable[tuple[str, torch.Tensor]], old_params: dict) ->
 
 def distillation_ce(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                     temperature: float = 1.0, eps: float = 1e-5) -> torch.Tensor:
-    """LwF's knowledge-distillation cross-entropy, as the seed computes it (seed_spec §4).
+    """LwF's knowledge-distillation cross-entropy, as the seed computes it (docs/original-code.md#approaches).
 
     Both softmaxes are raised to 1/T and renormalised (= softmax(z / T)); eps / n_classes is added
     to the student's distribution, which is renormalised; -sum p_old log p_new, batch mean."""

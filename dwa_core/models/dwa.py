@@ -1,4 +1,4 @@
-"""DWA networks (seed_spec §5.1, §5.3-5.4; paper §3-4, Fig. 3).
+"""DWA networks (docs/original-code.md#network, #masked-layers-and-mask-generation; paper §3-4, Fig. 3).
 
 A context processor turns the output of the plain "stem" layers into a per-sample embedding
 E (B, d); mask generators turn E into one mask H_j per masked layer; masked layer j uses

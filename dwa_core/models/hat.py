@@ -1,4 +1,5 @@
-"""HAT networks (seed_spec §6.1): a task embedding per gated layer, unit masks a = sigmoid(s e_t)."""
+"""HAT networks (docs/original-code.md#hat): a task embedding per gated layer, unit masks a = sigmoid(s
+e_t)."""
 
 from __future__ import annotations
 

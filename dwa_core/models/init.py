@@ -1,4 +1,5 @@
-"""Weight initialisation schemes selectable per layer kind (seed_spec §2, `--weight_init`)."""
+"""Weight initialisation schemes selectable per layer kind
+(docs/original-code.md#command-line-and-initialisation, `--weight_init`)."""
 
 from __future__ import annotations
 

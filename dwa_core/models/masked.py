@@ -1,4 +1,4 @@
-"""Per-sample masked layers of DWA (seed_spec §5.2-5.3; paper §3-4).
+"""Per-sample masked layers of DWA (docs/original-code.md#masked-layers-and-mask-generation; paper §3-4).
 
 Sample b uses the weight W ⊙ H_b, with H_b = gate(·) produced from its embedding. Two mask kinds:
 

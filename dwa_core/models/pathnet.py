@@ -1,4 +1,5 @@
-"""PathNet (Fernando et al. 2017) as in the seed's alexnet_pathnet (seed_spec §4, §7).
+"""PathNet (Fernando et al. 2017) as in the seed's alexnet_pathnet (docs/original-code.md#approaches,
+#networks).
 
 L layers of M modules each; a path picks N modules per layer (an (L, N) table of module ids, repeats
 allowed) and a layer's output is the sum of its active modules' outputs. AlexNet modules have widths

@@ -1,4 +1,5 @@
-"""The plain networks of seed_spec §7: the MLP of the MNIST experiments and the paper's AlexNet."""
+"""The plain networks of docs/original-code.md#networks: the MLP of the MNIST experiments and the paper's
+AlexNet."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def alexnet_kernel_sizes(size: int) -> tuple[int, int, int]:
 
 class AlexNet(nn.Module):
     """conv64 k4 / conv128 k3 / conv256 k2, each ReLU -> dropout -> maxpool2; fc2048 x 2; heads.
-    Dropout 0.2 after conv1-2 and 0.5 after conv3, fc1, fc2 (seed_spec §7)."""
+    Dropout 0.2 after conv1-2 and 0.5 after conv3, fc1, fc2 (docs/original-code.md#networks)."""
 
     def __init__(self, input_shape, task_classes, dropout: bool = True, fc_units: int = 2048):
         super().__init__()

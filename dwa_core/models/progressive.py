@@ -1,4 +1,5 @@
-"""Progressive networks (Rusu et al. 2016) as in the seed's alexnet_progressive (seed_spec §4, §7).
+"""Progressive networks (Rusu et al. 2016) as in the seed's alexnet_progressive
+(docs/original-code.md#approaches, #networks).
 
 One column per task. Column j's layer l (l >= 1, not the input layer) also receives a lateral
 adapter from the layer-(l-1) activations of every earlier column i < j:

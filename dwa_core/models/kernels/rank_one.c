@@ -1,4 +1,4 @@
-/* Fused per-sample rank-1 masked linear layer of DWA and its mask losses (seed_spec §5.2-5.5),
+/* Fused per-sample rank-1 masked linear layer of DWA and its mask losses (docs/original-code.md#masked-layers-and-mask-generation),
    float32, CPU.
 
    Sample b uses the weight W ⊙ H_b with H_b[o,k] = gate(u[b,o] v[b,k]) (out x in = O x I).
