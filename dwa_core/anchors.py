@@ -1,4 +1,4 @@
-"""Anchor search for the DWA embedding loss (docs/original-code.md#anchors; paper §3.2), under torch.no_grad.
+"""Anchor search for the DWA embedding loss (docs/original-code.md#anchors; paper §3.3), under torch.no_grad.
 
 P: centroid of the gated embeddings of the anchor set. N: among K random vectors orthogonal to P̂
 (unit), the one with the highest CE on head t when it overrides the embedding of every sample.
@@ -16,7 +16,7 @@ RANKINGS = get_args(AnchorRanking)
 
 
 def anchor_rows(zeta: torch.Tensor, n: int, threshold: float | None = None) -> torch.Tensor:
-    """Paper: the n rows of lowest complexity. threshold (seed): the first n rows with ζ < threshold
+    """Paper: the n rows of lowest complexity. threshold (original code): the first n rows with ζ < threshold
     in stored order (falls back to the n lowest when none qualifies)."""
     if threshold is None:
         return zeta.argsort()[:n]
@@ -41,7 +41,7 @@ def positive_anchor(model, x, t, batch_size=32) -> torch.Tensor:
 
 @torch.no_grad()
 def override_loss(model, x, y, t, v, batch_size=32, ranking="paper") -> torch.Tensor:
-    """CE of head t with every embedding replaced by v: over the whole set (paper) or, as the seed,
+    """CE of head t with every embedding replaced by v: over the whole set (paper) or, as the original code,
     only the last batch (`last-batch`)."""
     batches = _batches(x, y, batch_size)
     if ranking == "last-batch":
@@ -54,7 +54,8 @@ def override_loss(model, x, y, t, v, batch_size=32, ranking="paper") -> torch.Te
 
 
 def orthogonal_candidates(p: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(k, d) unit vectors v - (v·P̂)P̂ with v ~ N(0, I); P̂ = P/|P| (the seed used the unnormalised P)."""
+    """(k, d) unit vectors v - (v·P̂)P̂ with v ~ N(0, I); P̂ = P/|P| (the original code used the
+    unnormalised P)."""
     v = torch.randn(k, p.numel(), generator=generator, dtype=p.dtype).to(p.device)
     unit = p / p.norm().clamp_min(1e-12)
     v = v - (v @ unit)[:, None] * unit

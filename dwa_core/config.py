@@ -118,7 +118,7 @@ class TrainConfig:
     warmup_epochs: int = 0
     warmup_divisor: float = 1.0
     # "paper": divide the lr after `lr_patience` epochs without improvement and stop below lr_min.
-    # "original-code": the seed's condition, which never decays (constant lr, all epochs).
+    # "original-code": the original code's condition, which never decays (constant lr, all epochs).
     lr_schedule: Literal["paper", "original-code"] = "paper"
     eval_batch_size: int = 1024
 
@@ -159,7 +159,7 @@ class ExperimentConfig:
     weight_init: str = "kaiming:xavier"
     output_dir: str = "results"
     name: str = ""
-    max_tasks: int | None = None  # stop after this many tasks (the seed's test_mode)
+    max_tasks: int | None = None  # stop after this many tasks (the original code's test_mode)
 
     def __post_init__(self):
         if isinstance(self.train, dict):

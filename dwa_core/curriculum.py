@@ -67,7 +67,7 @@ def complexity(x: torch.Tensor, chunk: int = 32) -> torch.Tensor:
 @dataclass(frozen=True)
 class Curriculum:
     """`type:E[:start[:power]]`; θ_e = min(1, s + (1-s)·f(e/E)) with f linear x, exp x^p (p=2), or
-    log ln(1+E·x)/ln(1+E) (the seed's ln x / ln E is -inf at epoch 0 and selects nothing: we shift
+    log ln(1+E·x)/ln(1+E) (the original code's ln x / ln E is -inf at epoch 0 and selects nothing: we shift
     by one epoch so θ_0 = s)."""
 
     kind: CurriculumKind = "linear"

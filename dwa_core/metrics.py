@@ -84,7 +84,7 @@ def percent_forgotten(acc, random_acc, joint_acc) -> float:
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the Student-t interval, t_{(1+c)/2, n-1} * std / sqrt(n), with the
-    population std (ddof=0) as the seed's plot script; half-width 0 for a single value."""
+    population std (ddof=0) as the original code's plot script; half-width 0 for a single value."""
     values = np.asarray(values, dtype=float)
     if values.size < 2:
         return float(values.mean()), 0.0

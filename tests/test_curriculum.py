@@ -54,7 +54,7 @@ def test_schedules():
     assert Curriculum.parse("exp:100:0.2").theta(50) == pytest.approx(0.2 + 0.8 * 0.25)
     assert Curriculum.parse("exp:100:0.2:3").theta(50) == pytest.approx(0.2 + 0.8 * 0.125)
     log = Curriculum.parse("log:3:0.2")
-    assert log.theta(0) == pytest.approx(0.2)  # the seed's ln(0) gave -inf
+    assert log.theta(0) == pytest.approx(0.2)  # the original code's ln(0) gave -inf
     assert log.theta(1) == pytest.approx(0.2 + 0.8 * math.log(2) / math.log(4))
     assert log.theta(3) == 1
     assert Curriculum.parse("linear:10").start == 0.2

@@ -59,7 +59,8 @@ def test_mixture_seed0(data_dir):
             assert split.x.shape[1:] == (3, 32, 32) and split.x.dtype == torch.float32
     mnist = bench.tasks[1]  # 30 training images -> floor(0.15 * 30) = 4 valid
     assert len(mnist.valid) == 4 and len(mnist.train) == 26
-    border = (0 - 0.1) / 0.2752  # zero padding normalised with the §8.4 MNIST statistics
+    # zero padding normalised with the docs/original-code.md#benchmarks MNIST statistics
+    border = (0 - 0.1) / 0.2752
     assert torch.allclose(mnist.test.x[:, :, :2], torch.full_like(mnist.test.x[:, :, :2], border))
 
 

@@ -170,7 +170,7 @@ def test_real_fashion_mnist_from_debian(tmp_path):
     assert len(raw.train_y) + len(raw.test_y) == 70000
     assert torch.bincount(raw.train_y).tolist() == [6000] * 10
     assert torch.bincount(raw.test_y).tolist() == [1000] * 10
-    # the §8.4 statistics of the padded 3x32x32 training images: 0.2190 / 0.3318
+    # the docs/original-code.md#benchmarks statistics of the padded 3x32x32 training images: 0.2190 / 0.3318
     x = sources.to_32x32x3(raw.train_x[:, :1]).float() / 255
     assert x.mean().item() == pytest.approx(0.2190, abs=2e-3)
     assert x.std().item() == pytest.approx(0.3318, abs=2e-3)

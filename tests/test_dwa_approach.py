@@ -37,7 +37,8 @@ def test_override_loss_and_ranking():
     assert override_loss(model, x, y, 0, b, 2, "last-batch").item() == pytest.approx(lo)
     vs = torch.stack([a, b])
     assert hardest(model, x, y, 0, vs, 2, "paper").tolist() == b.tolist()  # whole set: b is worse
-    assert hardest(model, x, y, 0, vs, 2, "last-batch").tolist() == a.tolist()  # seed: last batch only
+    # the original code: last batch only
+    assert hardest(model, x, y, 0, vs, 2, "last-batch").tolist() == a.tolist()
 
 
 def test_orthogonal_candidates_and_rows():

@@ -183,7 +183,7 @@ def test_resume_after_an_interruption_gives_the_same_matrix(name, tmp_path, inte
 
 
 def test_lfl_penalty_is_zero_without_drift_even_in_training_mode():
-    # The seed compared the dropout-noised h of the training forward with the old model's
+    # The original code compared the dropout-noised h of the training forward with the old model's
     # eval-mode h: a penalty with no weight moved. The default compares dropout-free passes.
     for mismatch in (False, True):
         approach, tasks = make("lfl", seed_dropout_mismatch=mismatch)
@@ -220,7 +220,7 @@ def test_lfl_learns_each_new_task_and_keeps_the_old_ones():
     acc = lfl_run()
     assert (np.diag(acc) > 0.85).all()  # every task learned (chance 0.5)
     assert (acc[-1] > 0.85).all()  # and still known after the last task
-    # The seed's form (batch sum, dropout-noised h) at the same settings: later tasks near chance.
+    # The original code's form (batch sum, dropout-noised h) at the same settings: later tasks near chance.
     seed = lfl_run(lamb=0.05, reduction="sum", seed_dropout_mismatch=True)
     assert np.diag(seed)[1:].mean() < 0.7
 

@@ -105,7 +105,7 @@ def ce(p_teacher, p_student):
 
 
 def sharpen(p, temperature):
-    """The seed's form: p ** (1/T), renormalised."""
+    """The original code's form: p ** (1/T), renormalised."""
     q = [v ** (1 / temperature) for v in p]
     return [v / sum(q) for v in q]
 
@@ -139,7 +139,7 @@ def test_feature_penalty_sums_units_and_averages_or_sums_the_batch():
     h, h_old = T([[1.0, 2.0], [0.0, 0.0]]), T([[0.0, 0.0], [1.0, 1.0]])
     # per sample: 1/2 (1 + 4) = 2.5 and 1/2 (1 + 1) = 1
     assert_close(feature_penalty(h, h_old), T(1.75))  # default: batch mean (2.5 + 1) / 2
-    assert_close(feature_penalty(h, h_old, "sum"), T(3.5))  # the seed: 1/2 (1 + 4 + 1 + 1)
+    assert_close(feature_penalty(h, h_old, "sum"), T(3.5))  # the original code: 1/2 (1 + 4 + 1 + 1)
     assert_close(feature_penalty(h_old, h, "sum"), T(3.5))  # symmetric
 
 

@@ -1,4 +1,4 @@
-"""The one training loop (paper §4.1: the HAT paper's protocol) and the hooks an approach overrides.
+"""The one training loop (paper §4.3: the HAT paper's protocol) and the hooks an approach overrides.
 
 An approach subclasses `Approach`, sets `Params` (its hyper-parameter dataclass), `family` (the
 network family it needs) and `clip_grad` (its default gradient-norm clip), and overrides some of

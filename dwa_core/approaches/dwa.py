@@ -85,7 +85,7 @@ class DWA(Approach):
         self.zeta, self.current = ComplexityCache(self.params.curriculum is not None), None
 
     def before_epoch(self, t, epoch, train):
-        """The anchor search of this epoch (paper §3.2) on the n simplest training samples."""
+        """The anchor search of this epoch (paper §3.3) on the n simplest training samples."""
         p, self.epoch = self.params, epoch
         if t >= 1 or p.use_anchor_first:
             rows = anchor_rows(self.zeta(train.x), p.anchor_samples, p.anchor_threshold)

@@ -1,4 +1,5 @@
-"""Elastic Weight Consolidation (Kirkpatrick et al. 2017), as in the seed (docs/original-code.md#ewc)."""
+"""Elastic Weight Consolidation (Kirkpatrick et al. 2017), as in the original code
+(docs/original-code.md#ewc)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from dwa_core.functional.regularizers import ewc_penalty, old_params_of, paramet
 @dataclass(frozen=True)
 class EWCParams:
     lamb: float = 5000.0  # weight of the quadratic penalty
-    fisher_batch_size: int = 20  # the seed's batches for the Fisher
-    accumulate_gradients: bool = False  # True: never zero gradients in the Fisher loop (seed DWA bug)
+    fisher_batch_size: int = 20  # the original code's batches for the Fisher
+    # True: never zero gradients in the Fisher loop (the original DWA code's bug)
+    accumulate_gradients: bool = False
 
     def __post_init__(self):
         check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
@@ -26,8 +28,8 @@ class EWCParams:
 
 
 def task_fisher(approach: Approach, t: int, task, batch_size: int, accumulate: bool) -> dict:
-    """Empirical Fisher of task t's training set under the approach's own criterion (seed: train mode,
-    batches of 20, the regulariser included for t >= 1)."""
+    """Empirical Fisher of task t's training set under the approach's own criterion (original code:
+    train mode, batches of 20, the regulariser included for t >= 1)."""
     return fisher_diagonal(
         approach.model, iterate_batches(task.train.x, task.train.y, batch_size),
         lambda x, y: approach.loss(approach.forward(x, t), y, t), accumulate_gradients=accumulate)
@@ -56,7 +58,7 @@ class EWC(Approach):
         return ce if penalty is None else ce + self.params.lamb * penalty
 
     def after_task(self, t, task):
-        # Seed order: theta* is stored before the Fisher, whose criterion includes the penalty; at
+        # Original order: theta* is stored before the Fisher, whose criterion includes the penalty; at
         # theta = theta* the penalty's gradient is 0, so this is the Fisher of the CE alone.
         self.old_params = parameters_of(self.model)
         p = self.params

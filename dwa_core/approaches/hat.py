@@ -39,7 +39,7 @@ def flush_denormals():
 
 @dataclass(frozen=True)
 class HATParams:
-    c: float = 0.75  # regularisation strength (`lamb` in the seed)
+    c: float = 0.75  # regularisation strength (`lamb` in the original code)
     s_max: float = 400.0  # largest gate scale
     thres_cosh: float = 50.0  # clamp of s*e inside cosh in the compensation
     thres_emb: float = 6.0  # embeddings are clamped to [-thres_emb, thres_emb] after each step

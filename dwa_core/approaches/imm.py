@@ -1,4 +1,4 @@
-"""Incremental Moment Matching (Lee et al. 2017), mean and mode, as in the seed
+"""Incremental Moment Matching (Lee et al. 2017), mean and mode, as in the original code
 (docs/original-code.md#approaches).
 
 Both train with an L2-transfer penalty towards the previous (merged) model and merge the weights
@@ -28,7 +28,7 @@ from dwa_core.functional.regularizers import (
 @dataclass(frozen=True)
 class IMMMeanParams:
     regularizer: float = 1e-4  # r: weight of the L2-transfer penalty
-    # The seed merges every parameter, heads included: the new head is averaged with its own
+    # The original code merges every parameter, heads included: the new head is averaged with its own
     # random init ((theta_t + t * theta_init) / (t + 1)), which shrinks it. False merges the trunk only.
     merge_heads: bool = True
 
@@ -107,7 +107,7 @@ class IMMMode(_L2Transfer):
         return self.params.lamb
 
     def after_task(self, t, task):
-        # The seed's Fisher criterion includes the penalty towards the previous merged model.
+        # The original code's Fisher criterion includes the penalty towards the previous merged model.
         new = task_fisher(self, t, task, self.params.fisher_batch_size, False)
         if self.old_params is not None and self.params.merge:
             merged = mode_merge(parameters_of(self.model), self.old_params, new, self.fisher)

@@ -1,10 +1,11 @@
-"""Less-Forgetting Learning (Jung et al. 2016), as in the seed (docs/original-code.md#approaches), with
+"""Less-Forgetting Learning (Jung et al. 2016), as in the original code
+(docs/original-code.md#approaches), with
 two fixes.
 
-The seed used a network variant (alexnet_lfl) without dropout after fc2 that also returned the
+The original code used a network variant (alexnet_lfl) without dropout after fc2 that also returned the
 penultimate activation; here the plain networks' `features` is run without its final dropout.
 
-What broke the seed's form on our MLP (3x800, dropout 0.5; lr 0.05, batch 64; measured in the
+What broke the original code's form on our MLP (3x800, dropout 0.5; lr 0.05, batch 64; measured in the
 README's LFL note): split-digits final average accuracy 0.47, split-fmnist 0.57, later tasks at
 chance. Two causes, both in the penalty lamb * 1/2 ||h_old - h||^2:
 1. Dropout mismatch. The current model's h came from the training forward, with dropout active in
@@ -18,7 +19,7 @@ chance. Two causes, both in the penalty lamb * 1/2 ||h_old - h||^2:
    so it overshoots when lr * lamb * ||a||^2 > 2: ||a||^2 is about 46 (digits) and 264 (fmnist)
    here, giving 7 and 42, and the oscillation wipes out task 0 (fmnist task 0: 0.999 -> 0.5 even
    without the dropout mismatch). Fix: the batch mean, lamb = 0.05 (0.11 and 0.66 here).
-`reduction="sum", seed_dropout_mismatch=True` (lamb 0.05) restores the seed exactly."""
+`reduction="sum", seed_dropout_mismatch=True` (lamb 0.05) restores the original code exactly."""
 
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ def clean_penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class LFLParams:
     lamb: float = 0.05  # weight of the penalty; stable while lr * lamb * ||a||^2 < 2 (docstring)
-    reduction: str = "mean"  # over the batch: "mean", or the seed's "sum"
-    seed_dropout_mismatch: bool = False  # True: penalise the dropout-noised h as the seed did
-    dropout_after_penultimate: bool = False  # the seed's alexnet_lfl had none
+    reduction: str = "mean"  # over the batch: "mean", or the original code's "sum"
+    seed_dropout_mismatch: bool = False  # True: penalise the dropout-noised h as the original code did
+    dropout_after_penultimate: bool = False  # the original code's alexnet_lfl had none
 
     def __post_init__(self):
         check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)

@@ -1,4 +1,5 @@
-"""Learning without Forgetting (Li & Hoiem 2016), as in the seed (docs/original-code.md#approaches)."""
+"""Learning without Forgetting (Li & Hoiem 2016), as in the original code
+(docs/original-code.md#approaches)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def frozen_copy(model: nn.Module) -> nn.Module:
 class LwFParams:
     lamb: float = 2.0  # weight of the distillation terms
     temperature: float = 1.0  # T
-    eps: float = 1e-5  # the seed's smoothing of the student's distribution (eps / n_classes)
+    eps: float = 1e-5  # the original code's smoothing of the student's distribution (eps / n_classes)
 
     def __post_init__(self):
         check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)

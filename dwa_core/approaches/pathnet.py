@@ -1,10 +1,11 @@
-"""PathNet (Fernando et al. 2017) as in the seed (docs/original-code.md#approaches `pathnet`), with its
+"""PathNet (Fernando et al. 2017) as in the original code (docs/original-code.md#approaches `pathnet`),
+with its
 crash fixed.
 
 Per task: P paths (an (L, N) table of module ids) compete for `generations` rounds; each path trains
 for epochs // generations epochs with its own lr schedule, the one with the lowest validation loss
 wins and every loser becomes a mutated copy of the winner. Modules on earlier tasks' best paths are
-frozen; at a new task every other module is reset to its initial weights. The seed's constructor
+frozen; at a new task every other module is reset to its initial weights. The original code's constructor
 shifted its positional arguments (clipgrad became None) and crashed on the first batch.
 """
 
@@ -32,7 +33,7 @@ class PathNetParams:
 
 
 def random_path(layers: int, active: int, modules: int, generator) -> torch.Tensor:
-    """(L, N) module ids drawn uniformly from [0, M) (repeats allowed, as in the seed)."""
+    """(L, N) module ids drawn uniformly from [0, M) (repeats allowed, as in the original code)."""
     return torch.randint(0, modules, (layers, active), generator=generator)
 
 

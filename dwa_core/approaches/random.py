@@ -13,7 +13,7 @@ from dwa_core.approaches.base import Approach
 
 @dataclass(frozen=True)
 class RandomParams:
-    # The seed predicts every earlier task with the *latest* task's labels; True reproduces that.
+    # The original code predicts every earlier task with the *latest* task's labels; True reproduces that.
     latest_task_labels: bool = False
 
 

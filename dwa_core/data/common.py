@@ -13,7 +13,7 @@ SHAPES = {"native": None, "1x28x28": (1, 28, 28), "3x32x32": (3, 32, 32)}
 
 
 def seeded_order(n: int, seed: int) -> np.ndarray:
-    """The seed's rule `sklearn.utils.shuffle(arange(n), random_state=seed)`."""
+    """The original code's rule `sklearn.utils.shuffle(arange(n), random_state=seed)`."""
     order = np.arange(n)
     np.random.RandomState(seed).shuffle(order)
     return order

@@ -91,7 +91,8 @@ class MixtureOfflineParams:
 
 @register_benchmark("mixture-offline", MixtureOfflineParams)
 def mixture_offline(params: MixtureOfflineParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
-    """The mixture's pipeline (§8.4: 3x32x32, 15 % validation, per-dataset normalisation, seeded
+    """The mixture's pipeline (docs/original-code.md#benchmarks: 3x32x32, 15 % validation, per-dataset
+    normalisation, seeded
     order shuffle(arange(n))) over the datasets present offline: Fashion-MNIST (Debian's
     dataset-fashion-mnist) and scikit-learn's digits (8x8 upscaled to 28, zero-padded to 32, grey
     copied to 3 channels; normalised with its own training mean/std). NOT the paper's 8 datasets."""

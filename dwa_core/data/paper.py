@@ -19,7 +19,7 @@ from dwa_core.data.registry import register_benchmark
 from dwa_core.data.types import Benchmark, Split, Task
 
 MIXTURE = ("cifar10", "cifar100", "mnist", "svhn", "fashion_mnist", "traffic_signs", "facescrub",
-           "not_mnist")  # §8.4 dataset indices 0..7
+           "not_mnist")  # docs/original-code.md#benchmarks dataset indices 0..7
 
 
 def make_task(name, n_classes, train: Split, test: Split, norm, params, seed, valid_copy=False) -> Task:
@@ -27,7 +27,8 @@ def make_task(name, n_classes, train: Split, test: Split, norm, params, seed, va
     per-class training subsample, then ToTensor + Normalize with the dataset's (mean, std)."""
     if valid_copy:
         train = subsample_per_class(train, params.per_class, seed)
-        valid = train  # the original's mnist2 / pmnist: validation = the training set (§8.1)
+        # the original's mnist2 / pmnist: validation = the training set (docs/original-code.md#benchmarks)
+        valid = train
     else:
         train, valid = validation_split(train, params.valid_fraction, seed)
         train = subsample_per_class(train, params.per_class, seed)
@@ -52,7 +53,8 @@ def check_common(params) -> None:
 class MnistParams:
     per_class: int | None = None  # training samples kept per class (smoke runs)
     valid_fraction: float = 0.1  # used only when valid_is_train_copy is False
-    valid_is_train_copy: bool = True  # the original's behaviour: validation = a copy of train (§8.1-8.2)
+    # the original's behaviour: validation = a copy of train (docs/original-code.md#benchmarks)
+    valid_is_train_copy: bool = True
     n_tasks: int = 10  # pmnist only
 
     def __post_init__(self):
@@ -62,7 +64,7 @@ class MnistParams:
 
 @register_benchmark("mnist2", MnistParams)
 def mnist2(params: MnistParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
-    """MNIST in 2 tasks of 5 classes (digits 0-4, 5-9), 1x28x28, MLP (§8.1)."""
+    """MNIST in 2 tasks of 5 classes (digits 0-4, 5-9), 1x28x28, MLP (docs/original-code.md#benchmarks)."""
     raw = sources.mnist(data_dir, download)
     tasks = [make_task(f"mnist-{lo}-{lo + 4}", 5, select(raw.train_x, raw.train_y, range(lo, lo + 5), lo),
                        select(raw.test_x, raw.test_y, range(lo, lo + 5), lo), sources.MNIST_28, params, seed,
@@ -71,7 +73,8 @@ def mnist2(params: MnistParams, seed: int = 0, data_dir=None, download=False) ->
 
 
 def pmnist_permutation(seed: int, task: int, n_pixels: int = 784) -> torch.Tensor:
-    """§8.2: task i's permutation comes from random_state r*100 + i with r = seeds[i]; a function of
+    """docs/original-code.md#benchmarks: task i's permutation comes from random_state r*100 + i with r =
+    seeds[i]; a function of
     (seed, task) alone (the original's cache quirk that reused old permutations is not kept)."""
     r = int(seeded_order(10, seed)[task])
     return torch.from_numpy(np.random.RandomState(r * 100 + task).permutation(n_pixels))
@@ -79,7 +82,7 @@ def pmnist_permutation(seed: int, task: int, n_pixels: int = 784) -> torch.Tenso
 
 @register_benchmark("pmnist", MnistParams)
 def pmnist(params: MnistParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
-    """10 permuted-MNIST tasks of 10 classes, 1x28x28, MLP (§8.2)."""
+    """10 permuted-MNIST tasks of 10 classes, 1x28x28, MLP (docs/original-code.md#benchmarks)."""
     raw = sources.mnist(data_dir, download)
     tasks = []
     for k in range(params.n_tasks):
@@ -102,7 +105,8 @@ class CifarParams:
 
 @register_benchmark("cifar", CifarParams)
 def cifar(params: CifarParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
-    """5 two-class CIFAR-10 tasks + 5 twenty-class CIFAR-100 tasks in seeded order, AlexNet (§8.3)."""
+    """5 two-class CIFAR-10 tasks + 5 twenty-class CIFAR-100 tasks in seeded order, AlexNet
+    (docs/original-code.md#benchmarks)."""
     sets = {"cifar10": sources.cifar10(data_dir, download), "cifar100": sources.cifar100(data_dir, download)}
     norm = sources.NORMALISATION["cifar10"]
     tasks = []
@@ -125,7 +129,8 @@ class MixtureParams:
 
 
 def mixture_task(raw, norm, params, seed) -> Task:
-    """One dataset as one task at 3x32x32 (the §8.4 conversion on uint8, then float)."""
+    """One dataset as one task at 3x32x32 (the docs/original-code.md#benchmarks conversion on uint8, then
+    float)."""
     train = Split(sources.to_32x32x3(raw.train_x), raw.train_y)
     test = Split(sources.to_32x32x3(raw.test_x), raw.test_y)
     return make_task(raw.name, raw.n_classes, train, test, norm, params, seed)
@@ -133,7 +138,7 @@ def mixture_task(raw, norm, params, seed) -> Task:
 
 @register_benchmark("mixture", MixtureParams)
 def mixture(params: MixtureParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
-    """The paper's 8-dataset mixture at 3x32x32, 15 % validation, AlexNet (§8.4).
+    """The paper's 8-dataset mixture at 3x32x32, 15 % validation, AlexNet (docs/original-code.md#benchmarks).
     Seed 0 order: facescrub, mnist, cifar100, not_mnist, svhn, cifar10, traffic_signs, fashion_mnist."""
     order = range(len(MIXTURE)) if params.fixed_order else seeded_order(len(MIXTURE), seed)
     tasks = []

@@ -38,7 +38,7 @@ NORMALISATION = {
     "facescrub": ((0.5163, 0.5569, 0.4695), (0.2307, 0.2272, 0.2479)),
     "not_mnist": ((0.4254,), (0.4501,)),
 }
-MNIST_28 = ((0.1307,), (0.3081,))  # §8.1: mnist2 / pmnist at 1x28x28
+MNIST_28 = ((0.1307,), (0.3081,))  # docs/original-code.md#benchmarks: mnist2 / pmnist at 1x28x28
 FASHION_28 = ((0.2860,), (0.3530,))  # Fashion-MNIST's usual 28x28 training statistics
 
 URLS = {
@@ -196,7 +196,8 @@ def _zip_pickles(path: Path, names: tuple[str, str]) -> list[dict]:
 
 
 def _features(d: dict) -> np.ndarray:
-    # §8.4: the pickles store bytes through signed int8; astype wraps them back to 0..255.
+    # docs/original-code.md#benchmarks: the pickles store bytes through signed int8; astype wraps them back
+    # to 0..255.
     return np.asarray(d["features"]).astype(np.uint8)
 
 
@@ -223,7 +224,8 @@ def read(name: str, folder: Path) -> RawDataset:
         pair = ("facescrub_train_100.pkl", "facescrub_test_100.pkl") if name == "facescrub" else \
             ("notmnist_train.pkl", "notmnist_test.pkl")
         train, test = _zip_pickles(folder / LAYOUTS[name].files[0], pair)
-        # FaceScrub: kept as stored (HWC bytes reshaped to 3x32x32 without transpose, §8.4).
+        # FaceScrub: kept as stored (HWC bytes reshaped to 3x32x32 without transpose,
+        # docs/original-code.md#benchmarks).
         return _pack(name, 100 if name == "facescrub" else 10, _features(train), train["labels"],
                      _features(test), test["labels"])
     raise KeyError(name)
@@ -240,7 +242,8 @@ def load_source(name: str, data_dir=None, download: bool = False, cache: bool = 
 
 
 def _read_logged(name: str, folder: Path) -> RawDataset:
-    raw = read(name, folder)  # §8.4 asks to verify the FaceScrub / notMNIST counts on first load
+    # docs/original-code.md#benchmarks asks to verify the FaceScrub / notMNIST counts on first load
+    raw = read(name, folder)
     log.info("%s from %s: %d train, %d test, %d classes", name, folder, len(raw.train_y), len(raw.test_y),
              int(raw.train_y.max()) + 1)
     return raw

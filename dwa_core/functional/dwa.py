@@ -38,7 +38,8 @@ def embedding_loss(e, zeta, p, n, n_prev=None, *, alpha=1.5, delta=1.0, form="pa
 
 
 def ideal_code(t: int, n_tasks: int, d: int, like: torch.Tensor) -> torch.Tensor:
-    """I_t: block t of width d // T set to 1 (the intended code; the seed's block bounds were wrong)."""
+    """I_t: block t of width d // T set to 1 (the intended code; the original code's block bounds were
+    wrong)."""
     width = d // n_tasks
     code = like.new_zeros(d)
     code[t * width:(t + 1) * width] = 1
@@ -46,7 +47,7 @@ def ideal_code(t: int, n_tasks: int, d: int, like: torch.Tensor) -> torch.Tensor
 
 
 def task_code_loss(e: torch.Tensor, zeta: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-    """use_task_loss (§5.5): Σ_b (1-ζ_b) mean_k (E_bk - I_k)²."""
+    """use_task_loss (docs/original-code.md#loss-terms): Σ_b (1-ζ_b) mean_k (E_bk - I_k)²."""
     return ((1 - zeta) * (e - code).pow(2).mean(1)).sum()
 
 
@@ -61,7 +62,9 @@ def anchored_embedding_loss(e, zeta, anchors: dict, *, alpha: float, delta: floa
 
 
 def stiffness(epoch: int, stiff: int | None, uncapped: bool = False) -> float:
-    """σ = e / stiff, capped at 1 (paper intent: a ramp); uncapped reproduces the seed (§5.5 item 5)."""
+    """σ = e / stiff, capped at 1 (paper intent: a ramp); uncapped reproduces the original code
+    (docs/original-code.md#loss-terms
+    item 5)."""
     if stiff is None:
         return 1.0
     s = epoch / stiff

@@ -140,8 +140,9 @@ def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0)
 
 
 def _scales(names, scale) -> list[float]:
-    """κ_j per masked layer (§5.5 scale_att_loss): None/False -> 1; True -> 0.2 + j·0.8/J for the J
-    masked layers (the seed's 0.2 + j·0.8/(5 − use_stem)); a sequence -> one per layer in order."""
+    """κ_j per masked layer (docs/original-code.md#loss-terms scale_att_loss): None/False -> 1; True ->
+    0.2 + j·0.8/J for the J
+    masked layers (the original code's 0.2 + j·0.8/(5 − use_stem)); a sequence -> one per layer in order."""
     if scale is None or scale is False:
         return [1.0] * len(names)
     if scale is True:
@@ -175,8 +176,8 @@ def sparsity_loss(state, mu: float = 0.2, form: str = "paper") -> torch.Tensor:
       masks towards 0 (sparse) once their mean magnitude exceeds μ; averaged over the batch (the
       paper writes one sample; as for the other paper forms, the term does not grow with B);
     binary (Eq. 6 literally): r = fraction of H_bi ≠ 0, no gradient; averaged over the batch;
-    original-code: r = mean_i (1 − |H_bi|) (pushes |H| towards 1, i.e. dense: the seed's quirk),
-      summed over the batch as the seed did."""
+    original-code: r = mean_i (1 − |H_bi|) (pushes |H| towards 1, i.e. dense: the original code's quirk),
+      summed over the batch as the original code did."""
     if form not in SPARSITY_FORMS:
         raise ValueError(f"sparsity form: must be one of {', '.join(SPARSITY_FORMS)}, got {form!r}")
     total = state.embedding.new_zeros(())

@@ -24,8 +24,9 @@ def fisher_diagonal(model: nn.Module, batches: Iterable[tuple], loss_fn: Callabl
 
     accumulate_gradients=True reproduces the original DWA code, which never zeroed the gradients
     between batches, so each batch adds the square of the gradient summed over all batches so far
-    (docs/original-code.md#fisher). nominal_batch_size weighs every batch by that number, as the seed did even
-    for the last partial batch; None weighs each by its true size. train_mode (seed: True) keeps
+    (docs/original-code.md#fisher). nominal_batch_size weighs every batch by that number, as the original
+    code did even
+    for the last partial batch; None weighs each by its true size. train_mode (original code: True) keeps
     dropout active. Parameters without a gradient (frozen ones) get zeros."""
     named = list(model.named_parameters())
     fisher = {name: torch.zeros_like(p) for name, p in named}

@@ -1,4 +1,4 @@
-"""The gates that turn DWA's mask generator outputs into masks H (paper §3.1): tanh (the paper's
+"""The gates that turn DWA's mask generator outputs into masks H (paper §3.2; tanh: §4.3): tanh (the paper's
 choice, H in (-1, 1)) or sigmoid (the original code's `--sigmoid` option, H in (0, 1))."""
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def gradient_multiplier(view: torch.Tensor) -> torch.Tensor:
 
 def compensate_embedding_grad(grad: torch.Tensor, e: torch.Tensor, s: float, s_max: float,
                               thres_cosh: float = 50.0) -> torch.Tensor:
-    """g * (s_max/s) * (cosh(clamp(s e)) + 1) / (cosh(e) + 1) (HAT Eq. 4, as in the seed code)."""
+    """g * (s_max/s) * (cosh(clamp(s e)) + 1) / (cosh(e) + 1) (HAT Eq. 4, as in the original code)."""
     num = torch.cosh(torch.clamp(s * e, -thres_cosh, thres_cosh)) + 1
     return grad * (s_max / s) * num / (torch.cosh(e) + 1)
 

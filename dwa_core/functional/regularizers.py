@@ -25,7 +25,8 @@ def l2_transfer(params: Iterable[tuple[str, torch.Tensor]], old_params: dict) ->
 
 def distillation_ce(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                     temperature: float = 1.0, eps: float = 1e-5) -> torch.Tensor:
-    """LwF's knowledge-distillation cross-entropy, as the seed computes it (docs/original-code.md#approaches).
+    """LwF's knowledge-distillation cross-entropy, as the original code computes it
+    (docs/original-code.md#approaches).
 
     Both softmaxes are raised to 1/T and renormalised (= softmax(z / T)); eps / n_classes is added
     to the student's distribution, which is renormalised; -sum p_old log p_new, batch mean."""
@@ -39,7 +40,7 @@ def distillation_ce(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 def feature_penalty(features: torch.Tensor, old_features: torch.Tensor,
                     reduction: str = "mean") -> torch.Tensor:
     """LFL: 1/2 ||h_old - h||^2 per sample (summed over the units), then the batch "mean" or, as the
-    seed does, the batch "sum" (whose weight, and gradient step, grow with the batch size)."""
+    original code does, the batch "sum" (whose weight, and gradient step, grow with the batch size)."""
     per_sample = 0.5 * (old_features - features).pow(2).flatten(1).sum(1)  # (B,)
     if reduction == "mean":
         return per_sample.mean()

@@ -3,14 +3,14 @@
 A context processor turns the output of the plain "stem" layers into a per-sample embedding
 E (B, d); mask generators turn E into one mask H_j per masked layer; masked layer j uses
 W_j ⊙ H_j for each sample. After each forward, `model.state` holds E and the masks (for the losses
-in dwa_core/functional/dwa_masks.py, the anchors and introspection, §5.10).
+in dwa_core/functional/dwa_masks.py, the anchors and introspection, docs/original-code.md#introspection).
 
-Departures from the seed, each a fix of a crash or an undefined value:
-* masked layers are initialised by the project's weight init (`init_kind`); the seed never was;
+Departures from the original code, each a fix of a crash or an undefined value:
+* masked layers are initialised by the project's weight init (`init_kind`); the original code never was;
 * `use_concat`: the running concatenation is adaptive-max-pooled to the new stem output's size
-  before each concatenation (the seed max-pooled by 2: 16x16 vs 14x14 crashed);
+  before each concatenation (the original code max-pooled by 2: 16x16 vs 14x14 crashed);
 * `use_processor=False`: the one-hot task vector (d = T) is broadcast over the batch;
-* an unknown gate is an error (the seed fell back to sigmoid).
+* an unknown gate is an error (the original code fell back to sigmoid).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class LayerSpec:
 
 
 def combination_sizes(s: int) -> tuple[int, int]:
-    """(a, b): a = the largest divisor of s not above floor(sqrt(s)) + 1, b = s / a (§5.3)."""
+    """(a, b): a = the largest divisor of s not above floor(sqrt(s)) + 1, b = s / a
+    (docs/original-code.md#masked-layers-and-mask-generation)."""
     a = max(d for d in range(1, math.isqrt(s) + 2) if s % d == 0)
     return a, s // a
 
@@ -107,7 +108,8 @@ class DWANet(nn.Module):
             raise ConfigError(f"masked_impl: must be one of {', '.join(IMPLS)}, got {masked_impl!r}")
         for name, flag in (("use_processor", use_processor), ("use_concat", use_concat),
                            ("use_combination", use_combination), ("use_dropout", use_dropout)):
-            if not isinstance(flag, bool):  # the seed's scripts passed 'true'/'false' strings (§5.4)
+            # the original code's scripts passed 'true'/'false' strings (docs/original-code.md#network)
+            if not isinstance(flag, bool):
                 raise ConfigError(f"{name}: must be true or false, got {flag!r}")
         stem = 0 if use_stem is None else int(use_stem)
         if not 0 <= stem < len(specs):
@@ -152,7 +154,7 @@ class DWANet(nn.Module):
 
     def _block(self, spec: LayerSpec, h: torch.Tensor, mask=None) -> torch.Tensor:
         if spec.kind == "linear" and h.dim() > 2:
-            h = h.flatten(1)  # channel-major, as the seed
+            h = h.flatten(1)  # channel-major, as the original code
         layer = getattr(self, spec.name)
         h = F.relu(layer(h) if mask is None else layer(h, mask))
         if self.use_dropout:
@@ -167,7 +169,7 @@ class DWANet(nn.Module):
             h = self._block(spec, h)
             if not self.use_concat:
                 trail = h
-            elif h.dim() == 4:  # pool the running concatenation to the new size (the seed crashed)
+            elif h.dim() == 4:  # pool the running concatenation to the new size (the original code crashed)
                 trail = torch.cat([F.adaptive_max_pool2d(trail, h.shape[-2:]), h], dim=1)
             else:
                 trail = torch.cat([trail.flatten(1), h], dim=1)
@@ -175,7 +177,8 @@ class DWANet(nn.Module):
 
     def _embedding(self, proc_in, x, t, embedding) -> torch.Tensor:
         batch = x.shape[0]
-        if embedding is not None:  # anchor search: one ungated vector for every sample (§5.4)
+        # anchor search: one ungated vector for every sample (docs/original-code.md#network)
+        if embedding is not None:
             return embedding.to(x.dtype).expand(batch, -1) if embedding.dim() == 1 else embedding
         if self.use_processor:
             return gate_fn(self.gate)(self.processor(proc_in))
@@ -197,7 +200,8 @@ class DWANet(nn.Module):
 
 
 class AlexNetDWA(DWANet):
-    """§5.1: c1 4x4 3->64, c2 3x3 64->128, c3 2x2 128->256, fc1 1024->2048, fc2 2048->2048."""
+    """docs/original-code.md#network: c1 4x4 3->64, c2 3x3 64->128, c3 2x2 128->256, fc1 1024->2048, fc2
+    2048->2048."""
 
     def __init__(self, input_shape, task_classes, fc_units: int = 2048, **kwargs):
         channels, size, _ = input_shape
@@ -214,7 +218,7 @@ class AlexNetDWA(DWANet):
 
 class MLPDWA(DWANet):
     """MNIST-style DWA: flatten -> masked fc1, fc2 (hidden units each) -> heads. With the default
-    use_stem=0 the processor is linear and reads the flattened input (our design; the seed has no
+    use_stem=0 the processor is linear and reads the flattened input (our design; the original code has no
     MLP variant of DWA)."""
 
     def __init__(self, input_shape, task_classes, hidden: int = 800, layers: int = 2, use_stem: int = 0,

@@ -35,7 +35,7 @@ def parse_weight_init(spec: str) -> dict[str, str]:
 
 
 def _init_bias(bias: torch.Tensor, scheme: str) -> None:
-    # kaiming/xavier are undefined on 1-d tensors: treat them as zeros, like the seed's default.
+    # kaiming/xavier are undefined on 1-d tensors: treat them as zeros, like the original code's default.
     if scheme in ("kaiming", "xavier"):
         nn.init.zeros_(bias)
     else:

@@ -150,14 +150,16 @@ def rank_one_masked_linear(x, weight, mask: RankOneMask, use_kernel: bool = True
 
 
 class MaskedLinear(nn.Module):
-    """y_b = (W ⊙ H_b) x_b + bias; the bias is not masked (§5.2)."""
+    """y_b = (W ⊙ H_b) x_b + bias; the bias is not masked
+    (docs/original-code.md#masked-layers-and-mask-generation)."""
     init_kind = "linear"
 
     def __init__(self, in_features: int, out_features: int, impl: str = "fast"):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Linear's default; the seed had none
+        # nn.Linear's default; the original code had none
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         self.impl = check_impl(impl)
 
     def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
@@ -168,7 +170,8 @@ class MaskedLinear(nn.Module):
 
 
 class MaskedConv2d(nn.Module):
-    """out_b = conv(x_b, W ⊙ H_b) + bias; stride 1, no padding (§5.2)."""
+    """out_b = conv(x_b, W ⊙ H_b) + bias; stride 1, no padding
+    (docs/original-code.md#masked-layers-and-mask-generation)."""
     init_kind = "conv"
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, impl: str = "fast"):
@@ -183,7 +186,7 @@ class MaskedConv2d(nn.Module):
         w = self.weight * mask.materialise()  # (B, out, in, k, k)
         batch, out_c = w.shape[:2]
         rows, cols_out = x.shape[-2] - self.kernel_size + 1, x.shape[-1] - self.kernel_size + 1
-        if self.impl == "reference":  # one grouped convolution, groups = B (as the seed)
+        if self.impl == "reference":  # one grouped convolution, groups = B (as the original code)
             y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, *w.shape[2:]), groups=batch)
             return y.view(batch, out_c, rows, cols_out) + self.bias[:, None, None]
         cols = F.unfold(x, self.kernel_size)  # (B, in·k·k, L): im2col

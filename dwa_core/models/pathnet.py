@@ -1,4 +1,4 @@
-"""PathNet (Fernando et al. 2017) as in the seed's alexnet_pathnet (docs/original-code.md#approaches,
+"""PathNet (Fernando et al. 2017) as in the original code's alexnet_pathnet (docs/original-code.md#approaches,
 #networks).
 
 L layers of M modules each; a path picks N modules per layer (an (L, N) table of module ids, repeats

@@ -29,7 +29,7 @@ class MLP(nn.Module):
 
 
 def alexnet_kernel_sizes(size: int) -> tuple[int, int, int]:
-    """The seed's kernel sizes depend on the input size: size//8, size//10, 2 (4, 3, 2 at 32)."""
+    """The original code's kernel sizes depend on the input size: size//8, size//10, 2 (4, 3, 2 at 32)."""
     return size // 8, size // 10, 2
 
 

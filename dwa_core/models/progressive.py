@@ -1,4 +1,4 @@
-"""Progressive networks (Rusu et al. 2016) as in the seed's alexnet_progressive
+"""Progressive networks (Rusu et al. 2016) as in the original code's alexnet_progressive
 (docs/original-code.md#approaches, #networks).
 
 One column per task. Column j's layer l (l >= 1, not the input layer) also receives a lateral
@@ -7,12 +7,12 @@ adapter from the layer-(l-1) activations of every earlier column i < j:
     a_l^j = U( ReLU( V( concat_i  alpha_i * h_{l-1}^i ) ) )      added to the pre-activation of layer l,
 
 with V a 1x1 conv (or a linear layer) back to one column's width, alpha a learnable scalar per
-earlier column (the seed's `Embedding(1, t)`; initialised to 1 here) and U shaped like layer l.
+earlier column (the original code's `Embedding(1, t)`; initialised to 1 here) and U shaped like layer l.
 
 Widths: AlexNet int(1.117 * {64, 128, 256, 2048, 2048} / T); MLP int(1.117 * 800 / T) per hidden
 layer (3 layers, the MLP's 800 scaled like AlexNet's so T columns cost about one plain network).
 
-The seed also built adapters into the heads, but they only act when an older head tid < t is read
+The original code also built adapters into the heads, but they only act when an older head tid < t is read
 from column t, which never happens for head t: they are dead code and are not reproduced.
 `forward(x, t)` computes columns 0..t only, and earlier columns only up to the layer column t reads.
 """
@@ -28,7 +28,7 @@ from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.plain import alexnet_kernel_sizes
 
-WIDTH_FACTOR = 1.117  # seed: the columns together have about the parameters of one AlexNet
+WIDTH_FACTOR = 1.117  # original code: the columns together have about the parameters of one AlexNet
 
 
 class Lateral(nn.Module):
