@@ -83,3 +83,36 @@ def test_contract(name, bench):
     approach.load_state_dict(approach.state_dict())  # a checkpoint round-trips
     if name in INVARIANTS:
         assert INVARIANTS[name](approach, before, tasks), f"{name}: its own invariant does not hold"
+
+
+def test_hooks_receive_their_context_as_arguments(bench):
+    from dwa_core.approaches import register
+    from dwa_core.approaches.base import Approach, Batch
+
+    calls = []
+
+    @register("test-records-hooks")
+    class Records(Approach):
+        def before_epoch(self, t, epoch, train):
+            calls.append(("before_epoch", t, epoch, len(train)))
+
+        def epoch_indices(self, t, epoch, train):
+            return torch.arange(10)  # train on 10 rows only
+
+        def loss(self, outputs, y, t, batch=None):
+            assert isinstance(batch, Batch) and torch.equal(batch.split.y[batch.rows], y)
+            calls.append(("loss", self.model.training, batch.epoch, batch.progress, len(batch.rows)))
+            return super().loss(outputs, y, t, batch)
+
+    cfg = ExperimentConfig(benchmark="split-digits", approach="test-records-hooks", max_tasks=2, device="cpu",
+                           benchmark_params={"per_class": 8}, network_params={"hidden": 8},
+                           train=TrainConfig(epochs=2, batch_size=4, lr=0.05))
+    approach = build_approach(cfg, validate(cfg), bench, torch.device("cpu"))
+    approach.fit(0, bench.tasks[0])
+    n_train = len(bench.tasks[0].train)
+    assert [c for c in calls if c[0] == "before_epoch"] == [("before_epoch", 0, 0, n_train),
+                                                              ("before_epoch", 0, 1, n_train)]
+    training = [c[2:] for c in calls if c[0] == "loss" and c[1]]
+    # epoch 0: 10 rows in batches of 4 at positions 0, 4/10, 8/10; the same in epoch 1
+    assert training == [(e, p, n) for e in (0, 1) for p, n in ((0.0, 4), (0.4, 4), (0.8, 2))]
+    assert all(c[3] == 1.0 for c in calls if c[0] == "loss" and not c[1])  # evaluation: progress 1

@@ -67,3 +67,31 @@ def test_select():
     z = torch.tensor([0.1, 0.5, 0.3, 1.0])
     assert select(z, 0.3).tolist() == [0, 2]
     assert select(z, 1.0).tolist() == [0, 1, 2, 3]
+
+
+def test_curriculum_is_a_nested_dataclass_that_still_reads_its_string_form():
+    from dwa_core.approaches.dwa import DWAParams
+    from dwa_core.config import ConfigError, build_params
+
+    expected = Curriculum("linear", 5, 0.2, 2.0)
+    for value in ("linear:5:0.2", {"kind": "linear", "epochs": 5, "start": 0.2}, expected):
+        assert build_params(DWAParams, {"curriculum": value}, "approach_params").curriculum == expected
+    for none in (None, "", "none"):
+        assert DWAParams(curriculum=none).curriculum is None
+    assert str(expected) == "linear:5:0.2:2" and Curriculum.parse(str(expected)) == expected
+    for bad in ("foo:5", {"kind": "linear", "epochz": 5}, 3):
+        with pytest.raises(ConfigError, match="curriculum"):
+            DWAParams(curriculum=bad)
+
+
+def test_switches_are_validated_from_their_literal():
+    import typing
+
+    from dwa_core.approaches.dwa import DWAParams
+    from dwa_core.config import ConfigError
+
+    hint = typing.get_type_hints(DWAParams)["sparsity_form"]
+    assert typing.get_args(hint) == ("paper", "original-code", "binary")
+    message = r"approach_params.sparsity_form: must be paper \| original-code \| binary"
+    with pytest.raises(ConfigError, match=message):
+        DWAParams(sparsity_form="bniary")  # direct construction, not only through build_params

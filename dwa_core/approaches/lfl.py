@@ -24,6 +24,7 @@ chance. Two causes, both in the penalty lamb * 1/2 ||h_old - h||^2:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ from torch import nn
 
 from dwa_core.approaches import register
 from dwa_core.approaches.lwf import DistillsFromOldModel
-from dwa_core.config import check
+from dwa_core.config import check, check_literals
 from dwa_core.functional.regularizers import feature_penalty
 
 
@@ -54,14 +55,13 @@ def clean_penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class LFLParams:
     lamb: float = 0.05  # weight of the penalty; stable while lr * lamb * ||a||^2 < 2 (docstring)
-    reduction: str = "mean"  # over the batch: "mean", or the original code's "sum"
+    reduction: Literal["mean", "sum"] = "mean"  # over the batch: "mean", or the original code's "sum"
     seed_dropout_mismatch: bool = False  # True: penalise the dropout-noised h as the original code did
     dropout_after_penultimate: bool = False  # the original code's alexnet_lfl had none
 
     def __post_init__(self):
+        check_literals(self, "approach_params")
         check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
-        check(self.reduction in ("mean", "sum"), "approach_params.reduction", "'mean' or 'sum'",
-              self.reduction)
 
 
 @register("lfl")
