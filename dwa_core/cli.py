@@ -130,51 +130,69 @@ def cmd_list(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    """Run a sweep definition (unless --aggregate-only / --dry-run), then aggregate what finished:
-    runs.csv, summary.csv (and table.md with --table) in the output folder."""
-    from dwa_core import aggregate
-    from dwa_core.sweep import ERROR, load_definition, run_sweep, tune_search, with_fields
+    """Run a sweep definition (unless --aggregate-only / --dry-run), then aggregate what finished.
+    Exit code 1 when a run failed or a results file could not be read, else 0."""
+    from dwa_core.sweep import load_definition
 
     d = load_definition(args.definition)
     out = Path(args.output_dir or d.output_dir)
     if args.dry_run:
         print("\n".join(c.run_name() for c in d.configs) + f"\n{len(d.configs)} runs -> {out}")
         return 0
-    failed, backend = 0, args.backend or d.backend
-    workers = args.workers or d.workers
-    if d.search and backend == "ray" and not args.aggregate_only:  # Ray Tune (Optuna when asked)
-        result = tune_search(d.base, d.search["space"], out, num_samples=int(d.search.get("num_samples", 8)),
-                             algorithm=d.search.get("algorithm", "random"), address=args.address,
-                             workers=workers, threads=args.threads)
-        best = result.get_best_result()
-        print(f"best: {best.config} avg_acc={best.metrics.get('avg_acc')}")
-        d.configs = [with_fields(d.base, **r.config) for r in result]
-        args.aggregate_only = True
-    if not args.aggregate_only:
-        outcomes = run_sweep(d.configs, out, backend=backend, workers=workers, threads=args.threads,
-                             address=args.address)
-        failed = sum(o["status"] == "failed" for o in outcomes)
-        print("runs: " + ", ".join(f"{s} {sum(o['status'] == s for o in outcomes)}"
-                                   for s in ("trained", "resumed", "cached", "failed")))
-        for o in (o for o in outcomes if o["status"] == "failed"):
-            print(f"failed: {o['run']}: {o['error']} (see {o['run_dir']}/{ERROR})")
+    failed = 0
+    if d.search and (args.backend or d.backend) == "ray" and not args.aggregate_only:
+        _tune(d, out, args)  # Ray Tune (Optuna when asked) replaces d.configs by its trials
+    elif not args.aggregate_only:
+        failed = _run_definition(d, out, args)
+    return 1 if _aggregate(d, out, args.table) or failed else 0
+
+
+def _tune(d, out: Path, args) -> None:
+    from dwa_core.sweep import tune_search, with_fields
+
+    result = tune_search(d.base, d.search["space"], out, num_samples=int(d.search.get("num_samples", 8)),
+                         algorithm=d.search.get("algorithm", "random"), address=args.address,
+                         workers=args.workers or d.workers, threads=args.threads)
+    best = result.get_best_result()
+    print(f"best: {best.config} avg_acc={best.metrics.get('avg_acc')}")
+    d.configs = [with_fields(d.base, **r.config) for r in result]
+
+
+def _run_definition(d, out: Path, args) -> int:
+    """Run every config of `d`; prints the counts and each failure; returns the number failed."""
+    from dwa_core.sweep import ERROR, run_sweep
+
+    outcomes = run_sweep(d.configs, out, backend=args.backend or d.backend, workers=args.workers or d.workers,
+                         threads=args.threads, address=args.address)
+    print("runs: " + ", ".join(f"{s} {sum(o['status'] == s for o in outcomes)}"
+                               for s in ("trained", "resumed", "cached", "failed")))
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    for o in failed:
+        print(f"failed: {o['run']}: {o['error']} (see {o['run_dir']}/{ERROR})")
+    return len(failed)
+
+
+def _aggregate(d, out: Path, table: bool) -> int:
+    """runs.csv, summary.csv (and table.md) of the finished runs; reports each unreadable results
+    file on stderr and returns their number."""
+    from dwa_core import aggregate
+
     problems: list = []
     frame = aggregate.results_frame(aggregate.load_results(out, None if d.search else d.configs, problems))
     for path, reason in problems:
         print(f"skipped (unreadable results): {path}: {reason}", file=sys.stderr)
-    failed += len(problems)
     if frame.empty:
         print("no finished runs")
-        return 1 if failed else 0
+        return len(problems)
     frame.to_csv(out / "runs.csv", index=False)
     aggregate.summarize(frame).to_csv(out / "summary.csv", index=False)
-    if args.table:
+    if table:
         text = aggregate.to_markdown(aggregate.related_work_table(frame))
         (out / "table.md").write_text(text + "\n")
         print(text)
     else:
         print(aggregate.summarize(frame, metric_names=("avg_acc", "rho")).to_string(index=False))
-    return 1 if failed else 0
+    return len(problems)
 
 
 def cmd_figures(args) -> int:
