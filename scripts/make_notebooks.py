@@ -263,7 +263,7 @@ fig, axes = plt.subplots(1, len(order), figsize=(1.2 * len(order), 1.6))
 for ax, i in zip(axes, order):
     ax.imshow(sample[i, 0].cpu().numpy(), cmap="gray"); ax.set_title(f"{zeta[i]:.2f}", fontsize=8); ax.axis("off")
 display(save(fig, "05_complexity", cfg))
-sched = walkthrough.schedule_table(p.schedule.epochs if p.schedule else 10, p.schedule.start if p.schedule else 0.2)
+sched = walkthrough.schedule_table(p.curriculum.epochs if p.curriculum else 10, p.curriculum.start if p.curriculum else 0.2)
 fig, ax = plt.subplots(figsize=(4.5, 2.6), layout="constrained")
 for kind, theta in sched.items():
     ax.plot(theta, label=kind)
