@@ -73,9 +73,9 @@ def mnist2(params: MnistParams, seed: int = 0, data_dir=None, download=False) ->
 
 
 def pmnist_permutation(seed: int, task: int, n_pixels: int = 784) -> torch.Tensor:
-    """docs/original-code.md#benchmarks: task i's permutation comes from random_state r*100 + i with r =
-    seeds[i]; a function of
-    (seed, task) alone (the original's cache quirk that reused old permutations is not kept)."""
+    """Task i's permutation comes from random_state r*100 + i with r = seeds[i]; a function of
+    (seed, task) alone (the original's cache quirk that reused old permutations is not kept;
+    docs/original-code.md#benchmarks)."""
     r = int(seeded_order(10, seed)[task])
     return torch.from_numpy(np.random.RandomState(r * 100 + task).permutation(n_pixels))
 
@@ -129,8 +129,8 @@ class MixtureParams:
 
 
 def mixture_task(raw, norm, params, seed) -> Task:
-    """One dataset as one task at 3x32x32 (the docs/original-code.md#benchmarks conversion on uint8, then
-    float)."""
+    """One dataset as one task at 3x32x32: converted on uint8, then to float
+    (docs/original-code.md#benchmarks)."""
     train = Split(sources.to_32x32x3(raw.train_x), raw.train_y)
     test = Split(sources.to_32x32x3(raw.test_x), raw.test_y)
     return make_task(raw.name, raw.n_classes, train, test, norm, params, seed)
