@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from dwa_core.models import kernels
+from dwa_core.models.kernels import ops
 from dwa_core.models.masked import FullMask, RankOneMask, _gate_, chunk_size, gate_fn
 
 PLASTICITY_FORMS = ("paper", "original-code")
@@ -126,6 +127,9 @@ def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0)
     """(B,) Σ_i weight_i · φ(H_bi) with φ = |.| ("abs") or relu(η·) ("relu")."""
     if isinstance(mask, RankOneMask):
         w = None if weight is None else weight.reshape(mask.u.shape[1], mask.v.shape[1])
+        if ops.used_for(mask.u):  # CUDA: the dwa_core::rank_one_mask_sum operator (Triton kernels)
+            total = ops.rank_one_mask_sum(mask.u, mask.v, w, mask.gate, kind)
+            return total if kind == "abs" else total * eta
         if kernels.applies(mask.u, mask.v, *([] if w is None else [w])):
             return _RankOneSumKernel.apply(mask.u, mask.v, w, mask.gate, kind, eta)
         if kind == "relu" and mask.gate == "tanh":
