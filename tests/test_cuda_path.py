@@ -182,9 +182,13 @@ def test_unknown_backend_is_an_error(monkeypatch):
     monkeypatch.setenv("DWA_CORE_RANK_ONE", "cuda-magic")
     with pytest.raises(ValueError, match="DWA_CORE_RANK_ONE: must be one of triton"):
         ops.backend_name(torch.ones(1))
+    monkeypatch.setenv("DWA_CORE_RANK_ONE", "none")
+    assert not ops.used_for(torch.ones(1)) and ops.backend_name(torch.ones(1)) in ("kernel", "chunked")
     monkeypatch.delenv("DWA_CORE_RANK_ONE")
     assert not ops.used_for(torch.ones(1))  # the CPU default stays the layer's own C-kernel Function
     assert ops.backend_name(torch.ones(1, dtype=torch.float64)) == "chunked"
+    monkeypatch.setenv("DWA_CORE_RANK_ONE", "compiled")
+    assert ops.used_for(torch.ones(1)) and ops.backend_name(torch.ones(1)) == "compiled"
 
 
 def test_compiled_layer_sees_one_operator(monkeypatch):

@@ -10,7 +10,8 @@ break, no (B, out, in) tensor in the graph).
 
 What computes them (`backend_for`), first that applies:
 
-    DWA_CORE_RANK_ONE=triton|compiled|chunked|kernel   forced (tests, benchmarks)
+    DWA_CORE_RANK_ONE=triton|compiled|chunked|kernel   forced, on any device (tests, benchmarks)
+    DWA_CORE_RANK_ONE=none     the layers do not use the operators (benchmarks: the old CUDA path)
     triton     CUDA, float32, Triton importable: kernels/triton_rank_one.py
     kernel     CPU, float32, the C kernel built: kernels/rank_one.c
     chunked    anything else: kernels/formula.py evaluated a few samples at a time
@@ -44,10 +45,8 @@ def triton_backend() -> ModuleType | None:
 
 def backend_name(*tensors: Tensor) -> str:
     """The name of what computes the operators on these tensors (see the module's docstring)."""
-    forced = os.environ.get("DWA_CORE_RANK_ONE")
-    if forced:
-        if forced not in BACKENDS:
-            raise ValueError(f"DWA_CORE_RANK_ONE: must be one of {', '.join(BACKENDS)}, got {forced!r}")
+    forced = _forced()
+    if forced not in (None, "none"):
         return forced
     float32 = all(t.dtype == torch.float32 for t in tensors)
     if float32 and all(t.is_cuda for t in tensors) and triton_backend() is not None:
@@ -58,8 +57,17 @@ def backend_name(*tensors: Tensor) -> str:
 
 
 def used_for(x: Tensor) -> bool:
-    """Whether the masked layers route through these operators: on CUDA, or when a backend is forced."""
-    return x.is_cuda or bool(os.environ.get("DWA_CORE_RANK_ONE"))
+    """Whether the masked layers route through these operators: on CUDA, or when a backend is
+    forced; never with DWA_CORE_RANK_ONE=none (the layers' per-sample Functions, as before them)."""
+    forced = _forced()
+    return forced != "none" and (x.is_cuda or forced is not None)
+
+
+def _forced() -> str | None:
+    forced = os.environ.get("DWA_CORE_RANK_ONE") or None
+    if forced is not None and forced not in (*BACKENDS, "none"):
+        raise ValueError(f"DWA_CORE_RANK_ONE: must be one of {', '.join(BACKENDS)}, none; got {forced!r}")
+    return forced
 
 
 def _backend(*tensors: Tensor):
