@@ -33,6 +33,7 @@ from dwa_core.models.masked import FullMask, MaskedConv2d, MaskedLinear, RankOne
 
 ROOT = Path(__file__).resolve().parents[1]
 GATES = ("tanh", "sigmoid")
+LAYER_OUTPUTS = ["y", "s", "dx", "dW", "du", "dv"]
 SUMS = [(gate, kind, weighted) for gate in GATES for kind in ("abs", "relu") for weighted in (False, True)]
 
 
@@ -77,13 +78,15 @@ def interpreted_report() -> dict[str, float]:
     report = {}
     x, weight, u, v, gy, gs = layer_inputs()
     for gate in GATES:  # the launchers
-        got = [*kernels.linear_forward(x, weight, u, v, gate), *kernels.linear_backward(x, weight, u, v, gy, gs, gate)]
-        for name, a, b in zip(["y", "s", "dx", "dW", "du", "dv"], got, reference_layer(x, weight, u, v, gy, gs, gate)):
+        got = [*kernels.linear_forward(x, weight, u, v, gate),
+               *kernels.linear_backward(x, weight, u, v, gy, gs, gate)]
+        for name, a, b in zip(LAYER_OUTPUTS, got, reference_layer(x, weight, u, v, gy, gs, gate)):
             report[f"kernel {gate} {name}"] = rel(a, b)
     fisher = torch.rand(weight.shape, generator=torch.Generator().manual_seed(1))
     for gate, kind, weighted in SUMS:
         w = fisher if weighted else None
-        got = [kernels.mask_sum_forward(u, v, w, gate, kind), *kernels.mask_sum_backward(u, v, w, gate, kind, gs)]
+        got = [kernels.mask_sum_forward(u, v, w, gate, kind),
+               *kernels.mask_sum_backward(u, v, w, gate, kind, gs)]
         for name, a, b in zip(["S", "du", "dv"], got, reference_sum(u, v, w, gs, gate, kind)):
             report[f"sum {gate} {kind} w={weighted} {name}"] = rel(a, b)
     report.update(network_report())
@@ -95,12 +98,13 @@ def network_report() -> dict[str, float]:
     batch 2: outputs, both mask losses and every gradient, the current path (float32) against the
     reference formulation in float64."""
     torch.manual_seed(0)
-    nets = [build("alexnet", "dwa", (3, 32, 32), [3, 2], params=dict(fc_units=16, emb_size=5, masked_impl=impl))
-            for impl in ("fast", "reference")]
+    nets = [build("alexnet", "dwa", (3, 32, 32), [3, 2],
+                  params=dict(fc_units=16, emb_size=5, masked_impl=impl)) for impl in ("fast", "reference")]
     nets[1].load_state_dict(nets[0].state_dict())
     nets[1].double()
     x = torch.randn(2, 3, 32, 32)
-    fisher = {n: torch.rand_like(p) for n, p in nets[0].named_parameters() if n in nets[0].masked_weight_names()}
+    masked = nets[0].masked_weight_names()
+    fisher = {n: torch.rand_like(p) for n, p in nets[0].named_parameters() if n in masked}
     results = []
     for net in nets:
         out = net(x.to(next(net.parameters()).dtype), 1)
@@ -111,7 +115,8 @@ def network_report() -> dict[str, float]:
         sum(terms).backward()
         results.append([out, *terms, *(p.grad for p in net.parameters())])
     assert isinstance(nets[0].state.masks["fc2.weight"], RankOneMask)
-    names = ["out", "ce-like", "plasticity", "sparsity", *(f"grad {n}" for n, _ in nets[0].named_parameters())]
+    grads = [f"grad {n}" for n, _ in nets[0].named_parameters()]
+    names = ["out", "squares", "plasticity", "sparsity", *grads]
     return {f"network {n}": rel(a, b) for n, a, b in zip(names, *results) if b is not None and b.norm() > 0}
 
 
@@ -149,7 +154,7 @@ def test_compiled_formulation_matches_float64_under_inductor():
     torch._dynamo.reset()
     got = torch.compile(_all_formulas, backend="inductor", fullgraph=True)(x, weight, u, v, gy, gs, fisher)
     for gate in GATES:
-        for name, a, b in zip(["y", "s", "dx", "dW", "du", "dv"], got[f"{gate} layer"],
+        for name, a, b in zip(LAYER_OUTPUTS, got[f"{gate} layer"],
                               reference_layer(x, weight, u, v, gy, gs, gate)):
             assert rel(a, b) < 1e-5, (gate, name)
     for gate, kind, weighted in (("tanh", "relu", True), ("sigmoid", "abs", False)):
@@ -169,13 +174,15 @@ def test_operators_pass_opcheck_and_match_the_reference(backend, monkeypatch):
         pytest.skip(f"C kernel unavailable: {ops.kernels.unavailable_reason()}")
     leaves = [t.clone().requires_grad_() for t in (x, weight, u, v)]
     torch.library.opcheck(torch.ops.dwa_core.rank_one_linear.default, (*leaves, "sigmoid"))
-    torch.library.opcheck(torch.ops.dwa_core.rank_one_mask_sum.default, (leaves[2], leaves[3], weight, "tanh", "relu"))
+    torch.library.opcheck(torch.ops.dwa_core.rank_one_mask_sum.default,
+                          (leaves[2], leaves[3], weight, "tanh", "relu"))
     y, s = ops.rank_one_linear(*leaves, "tanh")
     got = [y, s, *torch.autograd.grad((y * gy).sum() + (s * gs).sum(), leaves)]
-    for name, a, b in zip(["y", "s", "dx", "dW", "du", "dv"], got, reference_layer(x, weight, u, v, gy, gs, "tanh")):
+    for name, a, b in zip(LAYER_OUTPUTS, got, reference_layer(x, weight, u, v, gy, gs, "tanh")):
         assert rel(a, b) < 1e-5, name
     if dtype == torch.float64:
-        assert torch.autograd.gradcheck(lambda a, b: ops.rank_one_mask_sum(a, b, None, "tanh", "abs"), leaves[2:])
+        mask_sum = lambda a, b: ops.rank_one_mask_sum(a, b, None, "tanh", "abs")
+        assert torch.autograd.gradcheck(mask_sum, leaves[2:])
 
 
 def test_unknown_backend_is_an_error(monkeypatch):
@@ -261,7 +268,8 @@ def test_conv_and_operator_paths_dispatch_the_same_ops_for_any_batch(monkeypatch
         layer = MaskedLinear(7, 5, impl=impl)
 
         def step(batch):
-            mask = RankOneMask(torch.randn(batch, 5, requires_grad=True), torch.randn(batch, 7), "tanh", (5, 7))
+            u = torch.randn(batch, 5, requires_grad=True)
+            mask = RankOneMask(u, torch.randn(batch, 7), "tanh", (5, 7))
             (layer(torch.randn(batch, 7), mask).sum() + mask.abs_sum.sum()).backward()
         return step
 

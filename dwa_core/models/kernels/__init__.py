@@ -163,7 +163,8 @@ def linear_backward(x, weight, u, v, gy, gs, gate: str) -> tuple[torch.Tensor, .
     _over_rows(rank_one().rank_one_backward, n_out, lambda fn, i, o0, o1: fn(
         batch, n_out, n_in, o0, o1, _ptr(x), _ptr(weight), _ptr(u), _ptr(v), _ptr(gy), _ptr(gs),
         GATE_CODES[gate], _ptr(gw), _ptr(gu), _ptr(partial[i, 0]), _ptr(partial[i, 1])))
-    return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)  # two tensors: torch.library forbids aliased outputs
+    # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
+    return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
 
 
 def mask_sum_forward(u, v, w, gate: str, kind: str) -> torch.Tensor:

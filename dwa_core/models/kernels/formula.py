@@ -28,7 +28,8 @@ def _phi(kind: str, h: torch.Tensor) -> torch.Tensor:
 
 
 def _phi_grad(gate: str, kind: str, z: torch.Tensor) -> torch.Tensor:
-    """φ'(H) as a function of z: sign(H) for |.|, [H > 0] for relu (sign(H) = sign(z) for tanh; H > 0 for sigmoid)."""
+    """φ'(H) as a function of z: sign(H) for |.|, [H > 0] for relu (sign(H) = sign(z) for tanh;
+    H > 0 for sigmoid)."""
     if gate == "sigmoid":
         return torch.ones_like(z)
     return torch.sign(z) if kind == "abs" else (z > 0).to(z.dtype)

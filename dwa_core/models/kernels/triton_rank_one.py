@@ -80,52 +80,52 @@ def _phi_grad(z, GATE: tl.constexpr, PHI: tl.constexpr):
 
 
 @triton.jit
-def _linear_forward_kernel(x, w, u, v, y, abs_rows, B, O, I, GATE: tl.constexpr,
+def _linear_forward_kernel(x, w, u, v, y, abs_rows, n_b, n_o, n_i, GATE: tl.constexpr,
                            BLOCK_B: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_K: tl.constexpr):
     """y[b,o] = Σ_k W[o,k] H x[b,k] and abs_rows[b,o] = Σ_k |H| for a (BLOCK_B, BLOCK_O) block."""
     ob = tl.program_id(0) * BLOCK_O + tl.arange(0, BLOCK_O)
     bb = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    bo_mask = (bb[:, None] < B) & (ob[None, :] < O)
-    u_t = tl.load(u + bb[:, None] * O + ob[None, :], mask=bo_mask, other=0.0)  # (Bb, Ob)
+    bo_mask = (bb[:, None] < n_b) & (ob[None, :] < n_o)
+    u_t = tl.load(u + bb[:, None] * n_o + ob[None, :], mask=bo_mask, other=0.0)  # (Bb, Ob)
     acc = tl.zeros((BLOCK_B, BLOCK_O), tl.float32)
     abs_acc = tl.zeros((BLOCK_B, BLOCK_O), tl.float32)
-    for k0 in range(0, I, BLOCK_K):
+    for k0 in range(0, n_i, BLOCK_K):
         kb = k0 + tl.arange(0, BLOCK_K)
-        bk_mask = (bb[:, None] < B) & (kb[None, :] < I)
-        x_t = tl.load(x + bb[:, None] * I + kb[None, :], mask=bk_mask, other=0.0)  # (Bb, Kb)
-        v_t = tl.load(v + bb[:, None] * I + kb[None, :], mask=bk_mask, other=0.0)
-        w_t = tl.load(w + ob[:, None] * I + kb[None, :], mask=(ob[:, None] < O) & (kb[None, :] < I),
+        bk_mask = (bb[:, None] < n_b) & (kb[None, :] < n_i)
+        x_t = tl.load(x + bb[:, None] * n_i + kb[None, :], mask=bk_mask, other=0.0)  # (Bb, Kb)
+        v_t = tl.load(v + bb[:, None] * n_i + kb[None, :], mask=bk_mask, other=0.0)
+        w_t = tl.load(w + ob[:, None] * n_i + kb[None, :], mask=(ob[:, None] < n_o) & (kb[None, :] < n_i),
                       other=0.0)  # (Ob, Kb)
-        valid = bo_mask[:, :, None] & (kb[None, None, :] < I)
+        valid = bo_mask[:, :, None] & (kb[None, None, :] < n_i)
         h = tl.where(valid, _gate(u_t[:, :, None] * v_t[:, None, :], GATE), 0.0)  # (Bb, Ob, Kb)
         acc += tl.sum(h * w_t[None, :, :] * x_t[:, None, :], axis=2)
         abs_acc += tl.sum(tl.abs(h), axis=2)
-    out = bb[:, None] * O + ob[None, :]
+    out = bb[:, None] * n_o + ob[None, :]
     tl.store(y + out, acc, mask=bo_mask)
     tl.store(abs_rows + out, abs_acc, mask=bo_mask)
 
 
 @triton.jit
-def _linear_backward_kernel(x, w, u, v, gy, gs, gw, part_x, part_u, part_v, B, O, I, GATE: tl.constexpr,
+def _linear_backward_kernel(x, w, u, v, gy, gs, gw, part_x, part_u, part_v, n_b, n_o, n_i, GATE: tl.constexpr,
                             BLOCK_B: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_K: tl.constexpr):
     """For one (BLOCK_O, BLOCK_K) tile of W, over the whole batch: dW's tile, and this tile's share
     of dx, dv (part_x, part_v[o-block]) and du (part_u[k-block]). G = gate'(H) (W gy x + gs sign(H))."""
     pid_o, pid_k = tl.program_id(0), tl.program_id(1)
     ob = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
     kb = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
-    ok_mask = (ob[:, None] < O) & (kb[None, :] < I)
-    w_t = tl.load(w + ob[:, None] * I + kb[None, :], mask=ok_mask, other=0.0)  # (Ob, Kb)
+    ok_mask = (ob[:, None] < n_o) & (kb[None, :] < n_i)
+    w_t = tl.load(w + ob[:, None] * n_i + kb[None, :], mask=ok_mask, other=0.0)  # (Ob, Kb)
     gw_acc = tl.zeros((BLOCK_O, BLOCK_K), tl.float32)
-    for b0 in range(0, B, BLOCK_B):
+    for b0 in range(0, n_b, BLOCK_B):
         bb = b0 + tl.arange(0, BLOCK_B)
-        bo_mask = (bb[:, None] < B) & (ob[None, :] < O)
-        bk_mask = (bb[:, None] < B) & (kb[None, :] < I)
-        u_t = tl.load(u + bb[:, None] * O + ob[None, :], mask=bo_mask, other=0.0)  # (Bb, Ob)
-        gy_t = tl.load(gy + bb[:, None] * O + ob[None, :], mask=bo_mask, other=0.0)
-        x_t = tl.load(x + bb[:, None] * I + kb[None, :], mask=bk_mask, other=0.0)  # (Bb, Kb)
-        v_t = tl.load(v + bb[:, None] * I + kb[None, :], mask=bk_mask, other=0.0)
-        gs_t = tl.load(gs + bb, mask=bb < B, other=0.0)  # (Bb,)
-        valid = bo_mask[:, :, None] & (kb[None, None, :] < I)
+        bo_mask = (bb[:, None] < n_b) & (ob[None, :] < n_o)
+        bk_mask = (bb[:, None] < n_b) & (kb[None, :] < n_i)
+        u_t = tl.load(u + bb[:, None] * n_o + ob[None, :], mask=bo_mask, other=0.0)  # (Bb, Ob)
+        gy_t = tl.load(gy + bb[:, None] * n_o + ob[None, :], mask=bo_mask, other=0.0)
+        x_t = tl.load(x + bb[:, None] * n_i + kb[None, :], mask=bk_mask, other=0.0)  # (Bb, Kb)
+        v_t = tl.load(v + bb[:, None] * n_i + kb[None, :], mask=bk_mask, other=0.0)
+        gs_t = tl.load(gs + bb, mask=bb < n_b, other=0.0)  # (Bb,)
+        valid = bo_mask[:, :, None] & (kb[None, None, :] < n_i)
         z = u_t[:, :, None] * v_t[:, None, :]  # (Bb, Ob, Kb)
         h = _gate(z, GATE)
         gyx = gy_t[:, :, None] * x_t[:, None, :]
@@ -137,38 +137,40 @@ def _linear_backward_kernel(x, w, u, v, gy, gs, gw, part_x, part_u, part_v, B, O
             g += gs_t[:, None, None]
         g = tl.where(valid, _gate_grad(h, GATE) * g, 0.0)
         hx = tl.where(valid, w_t[None, :, :] * h * gy_t[:, :, None], 0.0)
-        bk = bb[:, None] * I + kb[None, :]
-        tl.store(part_x + pid_o * B * I + bk, tl.sum(hx, axis=1), mask=bk_mask)
-        tl.store(part_v + pid_o * B * I + bk, tl.sum(g * u_t[:, :, None], axis=1), mask=bk_mask)
-        tl.store(part_u + pid_k * B * O + bb[:, None] * O + ob[None, :], tl.sum(g * v_t[:, None, :], axis=2),
-                 mask=bo_mask)
-    tl.store(gw + ob[:, None] * I + kb[None, :], gw_acc, mask=ok_mask)
+        bk = bb[:, None] * n_i + kb[None, :]
+        tl.store(part_x + pid_o * n_b * n_i + bk, tl.sum(hx, axis=1), mask=bk_mask)
+        tl.store(part_v + pid_o * n_b * n_i + bk, tl.sum(g * u_t[:, :, None], axis=1), mask=bk_mask)
+        bo = bb[:, None] * n_o + ob[None, :]
+        tl.store(part_u + pid_k * n_b * n_o + bo, tl.sum(g * v_t[:, None, :], axis=2), mask=bo_mask)
+    tl.store(gw + ob[:, None] * n_i + kb[None, :], gw_acc, mask=ok_mask)
 
 
 @triton.jit
-def _sum_forward_kernel(u, v, w, rows, B, O, I, HAS_W: tl.constexpr, GATE: tl.constexpr, PHI: tl.constexpr,
-                        BLOCK_B: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_K: tl.constexpr):
+def _sum_forward_kernel(u, v, w, rows, n_b, n_o, n_i, HAS_W: tl.constexpr, GATE: tl.constexpr,
+                        PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_O: tl.constexpr,
+                        BLOCK_K: tl.constexpr):
     """rows[b,o] = Σ_k w[o,k] φ(H) for a (BLOCK_B, BLOCK_O) block; φ = |.| or relu."""
     ob = tl.program_id(0) * BLOCK_O + tl.arange(0, BLOCK_O)
     bb = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    bo_mask = (bb[:, None] < B) & (ob[None, :] < O)
-    u_t = tl.load(u + bb[:, None] * O + ob[None, :], mask=bo_mask, other=0.0)
+    bo_mask = (bb[:, None] < n_b) & (ob[None, :] < n_o)
+    u_t = tl.load(u + bb[:, None] * n_o + ob[None, :], mask=bo_mask, other=0.0)
     acc = tl.zeros((BLOCK_B, BLOCK_O), tl.float32)
-    for k0 in range(0, I, BLOCK_K):
+    for k0 in range(0, n_i, BLOCK_K):
         kb = k0 + tl.arange(0, BLOCK_K)
-        v_t = tl.load(v + bb[:, None] * I + kb[None, :], mask=(bb[:, None] < B) & (kb[None, :] < I), other=0.0)
+        bk_mask = (bb[:, None] < n_b) & (kb[None, :] < n_i)
+        v_t = tl.load(v + bb[:, None] * n_i + kb[None, :], mask=bk_mask, other=0.0)
         h = _gate(u_t[:, :, None] * v_t[:, None, :], GATE)
         val = tl.abs(h) if PHI == 0 else tl.maximum(h, 0.0)
         if HAS_W:
-            w_t = tl.load(w + ob[:, None] * I + kb[None, :], mask=(ob[:, None] < O) & (kb[None, :] < I),
+            w_t = tl.load(w + ob[:, None] * n_i + kb[None, :], mask=(ob[:, None] < n_o) & (kb[None, :] < n_i),
                           other=0.0)
             val = val * w_t[None, :, :]
-        acc += tl.sum(tl.where(bo_mask[:, :, None] & (kb[None, None, :] < I), val, 0.0), axis=2)
-    tl.store(rows + bb[:, None] * O + ob[None, :], acc, mask=bo_mask)
+        acc += tl.sum(tl.where(bo_mask[:, :, None] & (kb[None, None, :] < n_i), val, 0.0), axis=2)
+    tl.store(rows + bb[:, None] * n_o + ob[None, :], acc, mask=bo_mask)
 
 
 @triton.jit
-def _sum_backward_kernel(u, v, w, gs, part_u, part_v, B, O, I, HAS_W: tl.constexpr, GATE: tl.constexpr,
+def _sum_backward_kernel(u, v, w, gs, part_u, part_v, n_b, n_o, n_i, HAS_W: tl.constexpr, GATE: tl.constexpr,
                          PHI: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_O: tl.constexpr,
                          BLOCK_K: tl.constexpr):
     """D = gs[b] w φ'(H) gate'(H) on one (BLOCK_O, BLOCK_K) tile over the batch: its share of
@@ -176,25 +178,24 @@ def _sum_backward_kernel(u, v, w, gs, part_u, part_v, B, O, I, HAS_W: tl.constex
     pid_o, pid_k = tl.program_id(0), tl.program_id(1)
     ob = pid_o * BLOCK_O + tl.arange(0, BLOCK_O)
     kb = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
-    ok_mask = (ob[:, None] < O) & (kb[None, :] < I)
+    ok_mask = (ob[:, None] < n_o) & (kb[None, :] < n_i)
     if HAS_W:
-        w_t = tl.load(w + ob[:, None] * I + kb[None, :], mask=ok_mask, other=0.0)
-    for b0 in range(0, B, BLOCK_B):
+        w_t = tl.load(w + ob[:, None] * n_i + kb[None, :], mask=ok_mask, other=0.0)
+    for b0 in range(0, n_b, BLOCK_B):
         bb = b0 + tl.arange(0, BLOCK_B)
-        bo_mask = (bb[:, None] < B) & (ob[None, :] < O)
-        bk_mask = (bb[:, None] < B) & (kb[None, :] < I)
-        u_t = tl.load(u + bb[:, None] * O + ob[None, :], mask=bo_mask, other=0.0)
-        v_t = tl.load(v + bb[:, None] * I + kb[None, :], mask=bk_mask, other=0.0)
-        gs_t = tl.load(gs + bb, mask=bb < B, other=0.0)
+        bo_mask = (bb[:, None] < n_b) & (ob[None, :] < n_o)
+        bk_mask = (bb[:, None] < n_b) & (kb[None, :] < n_i)
+        u_t = tl.load(u + bb[:, None] * n_o + ob[None, :], mask=bo_mask, other=0.0)
+        v_t = tl.load(v + bb[:, None] * n_i + kb[None, :], mask=bk_mask, other=0.0)
+        gs_t = tl.load(gs + bb, mask=bb < n_b, other=0.0)
         z = u_t[:, :, None] * v_t[:, None, :]
         d = gs_t[:, None, None] * _gate_grad(_gate(z, GATE), GATE) * _phi_grad(z, GATE, PHI)
         if HAS_W:
             d = d * w_t[None, :, :]
-        d = tl.where(bo_mask[:, :, None] & (kb[None, None, :] < I), d, 0.0)
-        tl.store(part_u + pid_k * B * O + bb[:, None] * O + ob[None, :], tl.sum(d * v_t[:, None, :], axis=2),
-                 mask=bo_mask)
-        tl.store(part_v + pid_o * B * I + bb[:, None] * I + kb[None, :], tl.sum(d * u_t[:, :, None], axis=1),
-                 mask=bk_mask)
+        d = tl.where(bo_mask[:, :, None] & (kb[None, None, :] < n_i), d, 0.0)
+        bo, bk = bb[:, None] * n_o + ob[None, :], bb[:, None] * n_i + kb[None, :]
+        tl.store(part_u + pid_k * n_b * n_o + bo, tl.sum(d * v_t[:, None, :], axis=2), mask=bo_mask)
+        tl.store(part_v + pid_o * n_b * n_i + bk, tl.sum(d * u_t[:, :, None], axis=1), mask=bk_mask)
 
 
 def _check(*tensors: torch.Tensor) -> None:
