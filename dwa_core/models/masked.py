@@ -31,8 +31,9 @@ from dwa_core.models import kernels
 from dwa_core.models.kernels import ops
 
 GATES = ("tanh", "sigmoid")
-# "fast": the C kernel where it applies, else the PyTorch per-sample Function; "torch": always the
-# latter; "reference": materialise W ⊙ H_b for the whole batch.
+# "fast": on CUDA the dwa_core::rank_one_linear operator (Triton), on the CPU the C kernel where it
+# applies, else the PyTorch per-sample Function; "torch": always the latter; "reference":
+# materialise W ⊙ H_b for the whole batch.
 IMPLS = ("fast", "torch", "reference")
 # Elements of one (chunk, out, in) temporary in the fast rank-1 path (~32 MB in float32).
 CHUNK_ELEMENTS = 1 << 23
