@@ -8,7 +8,7 @@ has a hand-written backward operator, a fake (meta) implementation for shapes, a
 autograd, so autograd and `torch.compile` of a whole model see one operator per layer (no graph
 break, no (B, out, in) tensor in the graph).
 
-What computes them (`backend_for`), first that applies:
+What computes them (`backend_name`), the first that applies:
 
     DWA_CORE_RANK_ONE=triton|compiled|chunked|kernel   forced, on any device (tests, benchmarks)
     DWA_CORE_RANK_ONE=none     the layers do not use the operators (benchmarks: the old CUDA path)
