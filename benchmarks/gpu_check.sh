@@ -33,7 +33,7 @@ step() {  # step NAME COMMAND...: run, tee to OUT/NAME.txt, remember a failure
 }
 
 step gpu nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-step equivalence "$PY" benchmarks/cuda_equivalence.py
+step equivalence "$PY" benchmarks/cuda_equivalence.py --device cuda
 step bench "$PY" benchmarks/bench_dwa.py --device cuda --steps "${STEPS:-5}" --json "$OUT/bench.json"
 step mixture "$PY" -m dwa_core run --preset final-warm --benchmark mixture-offline --device cuda \
     --epochs "${EPOCHS:-3}" --output-dir "$OUT/runs" --no-figure ${DATA_DIR:+--data-dir "$DATA_DIR"}
