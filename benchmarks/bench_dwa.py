@@ -132,6 +132,8 @@ def _header(device: str, batches) -> str:
 
 
 def run_one(name: str, args, batch: int) -> dict:
+    """`measure` for one configuration in a fresh subprocess with its environment variables;
+    {"error": the last line of its stderr} if it fails."""
     env = {**os.environ, **CONFIGS[name][3]}
     out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
                           "--ref-steps", str(args.ref_steps), "--batch", str(batch), "--device", args.device],

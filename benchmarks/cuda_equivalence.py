@@ -41,6 +41,8 @@ def run(net, x, fisher, materialise: bool) -> list[torch.Tensor]:
 
 
 def compare(gate: str, device: str, batch: int) -> dict[str, float]:
+    """rel. error per tensor (output, loss terms, gradients): the default network against its
+    float64 reference copy."""
     torch.manual_seed(0)
     fast = build("alexnet", "dwa", (3, 32, 32), MIXTURE, params={"gate": gate}).to(device)
     ref = build("alexnet", "dwa", (3, 32, 32), MIXTURE, params={"gate": gate, "masked_impl": "reference"})
@@ -48,7 +50,8 @@ def compare(gate: str, device: str, batch: int) -> dict[str, float]:
     ref.to(device, torch.float64)
     x = torch.randn(batch, 3, 32, 32, device=device)
     fisher = {n: torch.rand_like(p) for n, p in fast.named_parameters() if n in fast.masked_weight_names()}
-    names = ["output", "squares", "plasticity", "sparsity", *(f"grad {n}" for n, _ in fast.named_parameters())]
+    grads = [f"grad {n}" for n, _ in fast.named_parameters()]
+    names = ["output", "squares", "plasticity", "sparsity", *grads]
     pairs = zip(names, run(fast, x, fisher, False), run(ref, x.double(), fisher, True))
     return {name: rel(a, b) for name, a, b in pairs if b is not None and b.norm() > 0}
 

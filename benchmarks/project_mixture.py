@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=200, help="epochs per task of the projected run")
     args = parser.parse_args()
     results = Results.load(args.results)
-    cfg = ExperimentConfig(**{k: v for k, v in results.config.items() if k in ExperimentConfig.__dataclass_fields__})
+    fields = ExperimentConfig.__dataclass_fields__
+    cfg = ExperimentConfig(**{k: v for k, v in results.config.items() if k in fields})
     bench = load_benchmark(cfg)
     sizes = [len(task.train) for task in bench.tasks][: len(results.history)]
     per_sample = seconds_per_sample(results, sizes)
