@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -185,7 +186,15 @@ def test_operators_pass_opcheck_and_match_the_reference(backend, monkeypatch):
         assert torch.autograd.gradcheck(mask_sum, leaves[2:])
 
 
-def test_unknown_backend_is_an_error(monkeypatch):
+def test_backend_selection(monkeypatch):
+    """CUDA float32 -> Triton (tensors stood in for: no GPU here); other dtypes -> the chunked
+    formulation; the CPU keeps the layers' own Functions unless a backend is forced; bad names fail."""
+    monkeypatch.delenv("DWA_CORE_RANK_ONE", raising=False)
+    cuda = {dtype: SimpleNamespace(dtype=dtype, is_cuda=True, device=torch.device("cuda"))
+            for dtype in (torch.float32, torch.float64)}
+    if ops.triton_backend() is not None:
+        assert ops.backend_name(cuda[torch.float32], cuda[torch.float32]) == "triton"
+    assert ops.backend_name(cuda[torch.float64]) == "chunked" and ops.used_for(cuda[torch.float32])
     monkeypatch.setenv("DWA_CORE_RANK_ONE", "cuda-magic")
     with pytest.raises(ValueError, match="DWA_CORE_RANK_ONE: must be one of triton"):
         ops.backend_name(torch.ones(1))
