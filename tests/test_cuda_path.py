@@ -243,6 +243,36 @@ def test_compiled_layer_sees_one_operator(monkeypatch):
         assert rel(a, b) < 1e-10
 
 
+def test_compiled_network_is_one_graph_with_an_operator_per_layer(monkeypatch):
+    """torch.compile(fullgraph=True) of a DWA network's forward and mask losses: one graph, the
+    layer operator once per rank-1 layer, and the eager gradients."""
+    monkeypatch.setenv("DWA_CORE_RANK_ONE", "chunked")
+    torch.manual_seed(5)
+    net = build("mlp", "dwa", (1, 5, 8), [3, 2], params=dict(hidden=40, emb_size=5)).double()
+    x = torch.randn(3, 1, 5, 8, dtype=torch.float64)
+    fisher = {n: torch.rand_like(p) for n, p in net.named_parameters() if n in net.masked_weight_names()}
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm
+
+    def loss(x):
+        out = net(x, 1)
+        return out.pow(2).mean() + plasticity_loss(net.state, fisher) + sparsity_loss(net.state, 0.0)
+
+    torch._dynamo.reset()
+    torch.compile(loss, backend=capture, fullgraph=True)(x).backward()
+    compiled = [None if p.grad is None else p.grad.clone() for p in net.parameters()]
+    net.zero_grad(set_to_none=True)
+    loss(x).backward()
+    assert len(graphs) == 1 and graphs[0].code.count("torch.ops.dwa_core.rank_one_linear") == 2
+    for a, p in zip(compiled, net.parameters()):
+        assert (a is None) == (p.grad is None)
+        if a is not None and p.grad.norm() > 0:
+            assert rel(a, p.grad) < 1e-10
+
+
 def _reference_copy(layer: MaskedLinear) -> MaskedLinear:
     ref = MaskedLinear(layer.weight.shape[1], layer.weight.shape[0], impl="reference").to(layer.weight.dtype)
     ref.load_state_dict(layer.state_dict())
