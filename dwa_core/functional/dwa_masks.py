@@ -2,8 +2,9 @@
 
 Both are sums over masked layers of per-sample reductions of H_b. For rank-1 dense masks
 (H_b = gate(u_b v_bᵀ), up to 2048x2048 per sample) the reduction is a custom autograd Function that
-recomputes H in the backward, so no (B, out, in) tensor is kept: the fused C kernel of
-models/kernels on the CPU in float32, else one sample at a time in reused buffers. Full masks
+recomputes H in the backward, so no (B, out, in) tensor is kept: on CUDA the
+dwa_core::rank_one_mask_sum operator (Triton kernels, models/kernels/ops.py), on the CPU the fused C
+kernel of models/kernels in float32, else one sample at a time in reused buffers. Full masks
 (conv; dense without combination) exist anyway and are reduced directly."""
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Compiled CPU kernels, built on first use with the system's C compiler and cached.
+"""Compiled CPU kernels, built on first use with the system's C compiler and cached. (The CUDA
+path is in this package too: `ops` (torch.library operators), `triton_rank_one` (their Triton
+kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 
 `rank_one.c` holds the fused rank-1 masked linear layer of DWA and the reduction of its mask
 losses; `linear_forward`, `linear_backward`, `mask_sum_forward` and `mask_sum_backward` run them
