@@ -143,6 +143,14 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _os_error(err: OSError) -> str:
+    """One line: what failed, on which path, and why (the OS's reason)."""
+    text = err.strerror or str(err)
+    if err.filename is not None and str(err.filename) not in text:
+        text = f"{err.filename}: {text}"
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dwa_core", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
@@ -176,9 +184,16 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # ConfigError, unknown names, bad files
+    except FileNotFoundError as err:  # a missing dataset or file: spelled for the command line
+        message = err.message("cli") if hasattr(err, "message") else _os_error(err)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # ConfigError, unknown names, bad files
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # unwritable output, unreadable data, disk full: one line with the path
+        print(f"error: {_os_error(err)}", file=sys.stderr)
+        return 1
     except RuntimeError as err:  # DivergedError and friends: one line, results so far are kept
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,7 +1,9 @@
-"""Incremental Moment Matching (Lee et al. 2017), mean and mode, as in the seed (seed_spec §4).
+"""Incremental Moment Matching (Lee et al. 2017), mean and mode (seed_spec §4).
 
-Both train with an L2-transfer penalty towards the previous (merged) model and merge the weights
-after every task; `imm-mode` weighs the merge with a running sum of Fisher diagonals."""
+Both train with an L2-transfer penalty towards the previous (merged) model and merge the shared
+weights after every task; each task keeps its own head (the original code also merged the heads:
+`merge_heads=True`). `imm-mode` weighs the merge with a running sum of Fisher diagonals, by
+default the per-sample empirical Fisher (the original code's batch form: `fisher_form="batch"`)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import torch.nn.functional as F
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.approaches.ewc import task_fisher
-from dwa_core.config import check
+from dwa_core.approaches.ewc import FisherForm, task_fisher
+from dwa_core.config import check, coerce_fields
 from dwa_core.functional.fisher import sum_fisher
 from dwa_core.functional.regularizers import (
     l2_transfer,
@@ -26,11 +28,13 @@ from dwa_core.functional.regularizers import (
 @dataclass(frozen=True)
 class IMMMeanParams:
     regularizer: float = 1e-4  # r: weight of the L2-transfer penalty
-    # The seed merges every parameter, heads included: the new head is averaged with its own
-    # random init ((theta_t + t * theta_init) / (t + 1)), which shrinks it. False merges the trunk only.
-    merge_heads: bool = True
+    # False (the paper): merge the shared trunk, each task keeps its head. True (the original code):
+    # merge every parameter, so the new head is averaged with its own random init,
+    # (theta_t + t * theta_init) / (t + 1): 80 % init at t = 4.
+    merge_heads: bool = False
 
     def __post_init__(self):
+        coerce_fields(self, "approach_params.")
         check(self.regularizer >= 0, "approach_params.regularizer", ">= 0", self.regularizer)
 
 
@@ -40,9 +44,13 @@ class IMMModeParams:
     # The seed's Fisher-weighted merge assigned to a local variable and had no effect (seed_spec
     # §11 #22), so the seed's imm-mode is L2 transfer alone: merge=False reproduces that.
     merge: bool = True
+    fisher_form: FisherForm = "per-sample"  # as EWC's; "batch": the original code's form
     fisher_batch_size: int = 20
+    # False (the paper): the heads are not merged (see IMMMeanParams); True: the original code.
+    merge_heads: bool = False
 
     def __post_init__(self):
+        coerce_fields(self, "approach_params.")
         check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
         check(self.fisher_batch_size >= 1, "approach_params.fisher_batch_size", ">= 1",
               self.fisher_batch_size)
@@ -58,11 +66,22 @@ class _L2Transfer(Approach):
     def penalty_weight(self) -> float:
         raise NotImplementedError
 
+    def penalty_of(self, params: dict):
+        """weight * L2-transfer penalty of the parameters {name: tensor}; None on task 0."""
+        if self.anchor is None:
+            return None
+        return self.penalty_weight() * l2_transfer(params.items(), self.anchor)
+
     def loss(self, outputs, y, t):
         ce = F.cross_entropy(outputs, y)
-        if self.anchor is None:
-            return ce
-        return ce + self.penalty_weight() * l2_transfer(self.model.named_parameters(), self.anchor)
+        penalty = self.penalty_of(dict(self.model.named_parameters()))
+        return ce if penalty is None else ce + penalty
+
+    def merged(self, current: dict, merged: dict) -> dict:
+        """The parameters the merge replaces: all, or the shared trunk only (merge_heads=False)."""
+        if self.params.merge_heads:
+            return merged
+        return {k: v for k, v in merged.items() if not k.startswith("last.")}
 
     def extra_state(self):
         return {"anchor": self.anchor}
@@ -84,9 +103,7 @@ class IMMMean(_L2Transfer):
     def after_task(self, t, task):
         if self.anchor is not None:
             current = parameters_of(self.model)
-            if not self.params.merge_heads:
-                current = {k: v for k, v in current.items() if not k.startswith("last.")}
-            load_parameters(self.model, mean_merge(current, self.anchor, t))
+            load_parameters(self.model, self.merged(current, mean_merge(current, self.anchor, t)))
         self.anchor = parameters_of(self.model)
 
 
@@ -106,9 +123,11 @@ class IMMMode(_L2Transfer):
 
     def after_task(self, t, task):
         # The seed's Fisher criterion includes the penalty towards the previous merged model.
-        new = task_fisher(self, t, task, self.params.fisher_batch_size, False)
-        if self.anchor is not None and self.params.merge:
-            load_parameters(self.model, mode_merge(parameters_of(self.model), self.anchor, new, self.fisher))
+        p = self.params
+        new = task_fisher(self, t, task, p.fisher_batch_size, p.fisher_form)
+        if self.anchor is not None and p.merge:
+            current = parameters_of(self.model)
+            load_parameters(self.model, self.merged(current, mode_merge(current, self.anchor, new, self.fisher)))
         self.fisher = sum_fisher(self.fisher, new)
         self.anchor = parameters_of(self.model)
 
