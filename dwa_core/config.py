@@ -205,7 +205,12 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ExperimentConfig:
-        return build_params(cls, values, "config")
+        """From a dict (a preset, the CLI, a results file); unknown keys are a ConfigError."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(f"config: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+        return cls(**values)  # __post_init__ types every field
 
     def key(self) -> str:
         """A short stable hash of everything that changes the numbers (not paths)."""

@@ -95,8 +95,8 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
     mean = float(values.mean())
     if values.size < 2:
         return mean, 0.0
-    sem = stats.sem(values)  # s / sqrt(n), s with ddof=1
-    if sem == 0:  # identical values: scipy's interval would be (nan, nan)
+    if np.ptp(values) == 0:  # identical values: no spread (scipy's interval would be nan)
         return mean, 0.0
+    sem = stats.sem(values)  # s / sqrt(n), s with ddof=1
     low, high = stats.t.interval(confidence, values.size - 1, loc=mean, scale=sem)
     return mean, float(high - mean)

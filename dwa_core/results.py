@@ -22,6 +22,9 @@ class ResultsError(ValueError):
 class WriteError(OSError):
     """A file of a run could not be written (disk full, read-only, ...): names the file and why."""
 
+    def __str__(self) -> str:  # the one line, without OSError's "[Errno N] ... : 'path'" decoration
+        return self.strerror
+
 
 def atomic_write(path, data: bytes) -> Path:
     """Write `data` to `path` through a temporary file in the same folder and a rename, so a crash
