@@ -192,24 +192,35 @@ def _checkpoint(run_dir: Path, approach, results: Results) -> None:
 
 def config_differences(saved: dict, current: dict) -> list[str]:
     """The fields that change the numbers and differ between two config dicts, as
-    "field: saved -> current" (paths, device and download are ignored, as in `key()`)."""
+    "field: saved -> current", nested ones dotted ("train.lr: 0.3 -> 0.05"); paths, device and
+    download are ignored, as in `ExperimentConfig.key()`."""
     ignored = set(ExperimentConfig.LOCATION_FIELDS)
-    names = sorted((set(saved) | set(current)) - ignored)
-    return [f"{k}: {saved.get(k, '(absent)')!r} -> {current.get(k, '(absent)')!r}"
-            for k in names if saved.get(k) != current.get(k)]
+    flat_saved, flat_current = _flatten(saved), _flatten(current)
+    names = sorted((set(flat_saved) | set(flat_current)) - ignored)
+    missing = "(absent)"
+    return [f"{k}: {flat_saved.get(k, missing)!r} -> {flat_current.get(k, missing)!r}"
+            for k in names if flat_saved.get(k, missing) != flat_current.get(k, missing)]
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value and key == "train":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def load_checkpoint(path: Path) -> dict:
     """The checkpoint's state dict; CheckpointError naming the file when it is empty or damaged."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except (EOFError, RuntimeError, ValueError, OSError, ImportError, AttributeError) as err:
+    except Exception as err:  # EOFError (empty), RuntimeError (truncated zip), UnpicklingError, ...
+        reason = (str(err).splitlines() or [""])[0].split(". ")[0]
         raise CheckpointError(f"checkpoint {path} is unreadable (empty, truncated or damaged: "
-                              f"{type(err).__name__}: {err}); rerun with --restart (Python: "
+                              f"{type(err).__name__}: {reason}); rerun with --restart (Python: "
                               f"resume=False) to train this run from task 0") from err
-    except Exception as err:  # pickle.UnpicklingError and other damage
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}: {err}); "
-                              f"rerun with --restart (Python: resume=False) to train it from task 0") from err
     if not isinstance(state, dict) or not {"approach", "rng", "results"} <= set(state):
         raise CheckpointError(f"checkpoint {path} is not a dwa_core checkpoint (missing approach, rng "
                               f"or results)")

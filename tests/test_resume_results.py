@@ -53,7 +53,7 @@ def test_checkpoint_of_other_settings_names_the_fields_and_never_says_remove(sho
     with pytest.raises(CheckpointError) as caught:
         run_experiment(short_cfg)
     message = str(caught.value)
-    assert "seed: 7 -> 0" in message and "train:" in message and "'lr': 0.5" in message
+    assert "seed: 7 -> 0" in message and "train.lr: 0.5 -> 0.1" in message
     assert "remove" not in message and "delete" not in message and str(path) in message
 
 
