@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator

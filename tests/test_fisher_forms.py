@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dwa_core import ExperimentConfig, TrainConfig, data, run_experiment
+from dwa_core import ExperimentConfig, TrainConfig, data
 from dwa_core.experiment import build_approach, validate
 from dwa_core.functional.fisher import fisher_diagonal, iterate_batches, per_sample_fisher
 

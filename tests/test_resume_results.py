@@ -38,7 +38,7 @@ def test_moved_folder_other_device_or_data_dir_still_resume(short_cfg, tmp_path)
                      "download": True}):
         cfg = short_cfg.replace(**changes)
         trained = []
-        again = run_experiment(cfg, on_epoch=lambda t, e, row: trained.append(t))
+        again = run_experiment(cfg, on_epoch=lambda t, e, row, trained=trained: trained.append(t))
         assert trained == [] and again.acc == first.acc  # resumed: nothing trained again
         assert again.config["output_dir"] == changes["output_dir"]
 

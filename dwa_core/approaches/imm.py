@@ -127,7 +127,8 @@ class IMMMode(_L2Transfer):
         new = task_fisher(self, t, task, p.fisher_batch_size, p.fisher_form)
         if self.anchor is not None and p.merge:
             current = parameters_of(self.model)
-            load_parameters(self.model, self.merged(current, mode_merge(current, self.anchor, new, self.fisher)))
+            merged = mode_merge(current, self.anchor, new, self.fisher)
+            load_parameters(self.model, self.merged(current, merged))
         self.fisher = sum_fisher(self.fisher, new)
         self.anchor = parameters_of(self.model)
 

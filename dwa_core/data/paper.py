@@ -137,7 +137,8 @@ def mixture_task(raw, norm, params, seed) -> Task:
 def mixture(params: MixtureParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
     """The paper's 8-dataset mixture at 3x32x32, 15 % validation, AlexNet (§8.4).
     Seed 0 order: facescrub, mnist, cifar100, not_mnist, svhn, cifar10, traffic_signs, fashion_mnist."""
-    order = [int(i) for i in (range(len(MIXTURE)) if params.fixed_order else seeded_order(len(MIXTURE), seed))]
+    order = list(range(len(MIXTURE))) if params.fixed_order else seeded_order(len(MIXTURE), seed)
+    order = [int(i) for i in order]
     tasks = []
     for idx in order:
         name = MIXTURE[idx]
