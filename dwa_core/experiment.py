@@ -226,6 +226,26 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+def load_run(run_dir) -> Results:
+    """The results of a run folder: results.json, or, when it is missing or damaged, the results
+    stored in its checkpoint (results.json is then rewritten from them). A ResultsError names both
+    files when neither can be read (callers such as sweep aggregation report that run alone)."""
+    run_dir = Path(run_dir)
+    try:
+        return Results.load(run_dir / RESULTS)
+    except (ResultsError, OSError) as results_err:
+        if not (run_dir / CHECKPOINT).is_file():
+            raise ResultsError(f"{results_err} (and no {CHECKPOINT} to rebuild it from)") from results_err
+        try:
+            results = Results.from_dict(load_checkpoint(run_dir / CHECKPOINT)["results"])
+        except ResultsError as err:
+            raise ResultsError(f"{results_err}; {err}") from err
+        log.warning("%s unreadable (%s); rebuilt from %s", run_dir / RESULTS, results_err, CHECKPOINT)
+        with contextlib.suppress(OSError):
+            results.save(run_dir / RESULTS)
+        return results
+
+
 def _restore(run_dir: Path, approach, fresh: Results) -> Results:
     path = run_dir / CHECKPOINT
     state = load_checkpoint(path)

@@ -161,3 +161,17 @@ def test_results_save_round_trip(tmp_path):
     loaded = Results.load(results.save(tmp_path / "r.json"))
     assert dataclasses.asdict(loaded) == dataclasses.asdict(results)
     np.testing.assert_array_equal(loaded.acc_matrix(), [[0.75]])
+
+
+def test_load_run_rebuilds_damaged_results_from_the_checkpoint(short_cfg):
+    from dwa_core.experiment import load_run
+
+    first = run_experiment(short_cfg)
+    run_dir = run_dir_of(short_cfg)
+    (run_dir / "results.json").write_text("{")
+    assert load_run(run_dir).acc == first.acc
+    assert Results.load(run_dir / "results.json").acc == first.acc  # rewritten
+    (run_dir / "results.json").write_text("")
+    (run_dir / CHECKPOINT).write_bytes(b"")
+    with pytest.raises(ResultsError, match=f"{run_dir / 'results.json'}.*checkpoint {run_dir / CHECKPOINT}"):
+        load_run(run_dir)
