@@ -8,6 +8,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import re
 import types
 import typing
@@ -73,6 +74,8 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
         check(math.isfinite(value), name, "a finite number", value)
         return float(value)
     if annotation is str:
+        if isinstance(value, os.PathLike):  # output_dir=Path(...)
+            return os.fspath(value)
         check(isinstance(value, str), name, "a string", value)
         return value
     if annotation is dict or origin is dict:

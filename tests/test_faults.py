@@ -61,6 +61,8 @@ def test_experiment_config_rejects_by_declared_type(changes, message):
     with pytest.raises(ConfigError, match=message):
         ExperimentConfig(**changes)
     assert ExperimentConfig(train={"epochs": "4"}).train.epochs == 4
+    from pathlib import Path
+    assert ExperimentConfig(output_dir=Path("/tmp/x")).output_dir == "/tmp/x"  # paths become str
 
 
 @pytest.mark.parametrize("approach, key", [("ewc", "lamb"), ("imm-mode", "lamb"),
