@@ -46,6 +46,8 @@ def build(arch: str, family: str, input_shape, task_classes, params: dict | None
     check_input_shape(model, name, input_shape)
     if weight_init:
         apply_weight_init(model, weight_init)
+    if hasattr(model, "after_weight_init"):  # e.g. DWA's mask_start biases, which the init zeroes
+        model.after_weight_init()
     return model
 
 
