@@ -176,12 +176,16 @@ class DWANet(nn.Module):
         return linear_processor(probe[0].numel(), feats, self.embedding_size)
 
     def after_weight_init(self) -> None:
-        """With `mask_start`, bias the mask generators so every mask entry starts at that value
+        """With `mask_start` = m, bias the mask generators so every mask entry starts near m, and
+        divide each masked weight by m, so W ⊙ H starts at the scale the weight init chose for W
         (called by `models.build` after the weight init, which zeroes biases)."""
-        if self.mask_start is not None:
-            pre = gate_inverse(self.gate, self.mask_start)
-            for generator in self.generators.values():
-                generator.start_open(pre)
+        if self.mask_start is None:
+            return
+        pre = gate_inverse(self.gate, self.mask_start)
+        with torch.no_grad():
+            for spec in self.specs[self.stem:]:
+                self.generators[spec.name].start_open(pre)
+                getattr(self, spec.name).weight.div_(self.mask_start)  # W ⊙ H keeps W's initial scale
 
     def masked_weight_names(self) -> list[str]:
         return [f"{s.name}.weight" for s in self.specs[self.stem:]]
