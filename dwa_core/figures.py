@@ -143,6 +143,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command only writes files (dwa_core.plots leaves the backend alone)
     start = time.perf_counter()
     command = "python -m dwa_core.figures " + " ".join(argv if argv is not None else sys.argv[1:])
     result = make_figures(args.profile, args.out, args.results_dir, command.strip(), device=args.device,

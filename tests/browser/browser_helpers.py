@@ -1,0 +1,64 @@
+"""Helpers of the browser tests: open a notebook in JupyterLab, run it, read its errors and images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "tests" / "_out" / "screenshots"
+
+
+def open_notebook(browser, lab, name: str):
+    """A new page with notebooks/<name>.ipynb open in JupyterLab and its kernel idle."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(f"{lab['url']}/lab/tree/notebooks/{name}.ipynb?token={lab['token']}")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+                           " === 'idle'",
+                           timeout=180_000)
+    return page
+
+
+def run_all(page, timeout_s: float = 900) -> None:
+    """Run every cell and wait until all code cells have executed and the kernel is idle."""
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function("""() => {
+        const nb = window.jupyterapp.shell.currentWidget;
+        const cells = nb.content.widgets.filter(c => c.model.type === 'code');
+        return nb.sessionContext.session.kernel.status === 'idle'
+            && cells.every(c => c.model.executionCount !== null);
+    }""", timeout=timeout_s * 1000, polling=1000)
+
+
+def error_outputs(page) -> list:
+    """The error outputs of the open notebook (ename: evalue)."""
+    return page.evaluate("""() => {
+        const nb = window.jupyterapp.shell.currentWidget.content;
+        const errors = [];
+        for (const cell of nb.widgets) {
+            if (cell.model.type !== 'code') continue;
+            const outputs = cell.model.outputs;
+            for (let i = 0; i < outputs.length; i++) {
+                const o = outputs.get(i).toJSON();
+                if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+            }
+        }
+        return errors;
+    }""")
+
+
+def images(page, scope: str = ".jp-NotebookPanel:not(.lm-mod-hidden)") -> list:
+    """[(complete, naturalWidth, src prefix)] of every <img> in `scope`."""
+    return page.evaluate("""(scope) => Array.from(document.querySelectorAll(scope + ' img')).map(
+        i => [i.complete, i.naturalWidth, i.src.slice(0, 30)])""", scope)
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
