@@ -252,7 +252,7 @@ def check_checkout(cwd=None) -> None:
 
 def summary(record: dict, digits: int = 3, limit: int = 30):
     """A short, rounded view of a notebook's metrics record (scalars only, nested keys joined by
-    '.'); lists and matrices are left to the metrics file. A pandas Series."""
+    '.'); lists and matrices are left to the metrics file. A one-column DataFrame."""
     import pandas as pd
 
     flat = {}
@@ -263,7 +263,9 @@ def summary(record: dict, digits: int = 3, limit: int = 30):
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
         elif isinstance(value, bool) or value is None or isinstance(value, str):
             flat[prefix] = value
-        elif isinstance(value, (int, float, np.integer, np.floating)):
+        elif isinstance(value, (int, np.integer)):
+            flat[prefix] = int(value)
+        elif isinstance(value, (float, np.floating)):
             flat[prefix] = round(float(value), digits)
 
     walk("", record)
@@ -271,4 +273,4 @@ def summary(record: dict, digits: int = 3, limit: int = 30):
     shown = dict(items[:limit])
     if len(items) > limit:
         shown["..."] = f"{len(items) - limit} more in the metrics file"
-    return pd.Series(shown, dtype=object, name="value")
+    return pd.Series(shown, dtype=object, name="value").to_frame()

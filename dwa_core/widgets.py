@@ -44,6 +44,10 @@ SMALL = {"benchmark_params": {"per_class": 50}, "train": {"epochs": 5, "batch_si
 NETWORK_DEFAULT = "mlp"
 REFERENCES = ("random", "joint")  # HAT's rho needs runs of both on the same benchmark and seed
 STYLE = {"description_width": "initial"}
+FIELD_STYLE = {"description_width": "130px"}  # the tabs' controls: aligned in a 3-column grid
+TABLE_CSS = ("<style>.dwa-runs th, .dwa-runs td {padding: 2px 10px; text-align: right}"
+             ".dwa-runs tbody tr:nth-child(odd) {background: rgba(127, 127, 127, 0.08)}</style>")
+GRID = W.Layout(grid_template_columns="repeat(3, minmax(0, 1fr))", grid_gap="2px 12px")
 
 
 # ---- controls from dataclasses -----------------------------------------------------------------
@@ -97,7 +101,7 @@ def _optional(hint) -> bool:
 def control(name: str, hint, default, doc: str = "", options: tuple | None = None) -> W.Widget:
     """One control: dropdown (fixed values), checkbox (bool), int/float box, or text (str, and
     optional values where an empty box means None)."""
-    kw = dict(description=name, style=STYLE, description_allow_html=False,
+    kw = dict(description=name, style=FIELD_STYLE, description_allow_html=False,
               tooltip=doc or name, layout=W.Layout(width="auto"))
     base = _strip_optional(hint)
     if options:
@@ -211,7 +215,7 @@ class Explorer:
                                   description="network", style=STYLE)
         self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=STYLE,
                                      layout=W.Layout(width="140px"))
-        self.boxes = {k: W.VBox() for k in ("benchmark", "train", "network", "approach")}
+        self.boxes = {k: W.GridBox(layout=GRID) for k in ("benchmark", "train", "network", "approach")}
         self.sections = W.Tab(children=list(self.boxes.values()))
         for i, k in enumerate(self.boxes):
             self.sections.set_title(i, k)
@@ -220,8 +224,10 @@ class Explorer:
         self.export_button = W.Button(description="Export table", icon="download")
         self.progress = W.IntProgress(value=0, min=0, max=1, description="progress", style=STYLE)
         self.status = W.HTML(value="ready: nothing trained yet")
+        self.status.add_class("dwa-status")  # where the browser tests read it
         self.curves, self.matrix = W.Output(), W.Output()
         self.compare_table, self.overlay = W.HTML(), W.Output()
+        self.compare_table.add_class("dwa-runs")
         self.runs: list[Run] = []
         self.cache: dict[str, Run] = {}
         self.results: Results | None = None
@@ -465,8 +471,9 @@ class Explorer:
         if any(r.config.key() == run.config.key() for r in self.runs):
             return  # already in the table and the overlay
         self.runs.append(run)
-        self.compare_table.value = self.table().to_html(index=False, float_format=lambda v: f"{v:.3f}",
-                                                        na_rep="-", classes="dwa-runs", border=0)
+        table = self.table().to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-",
+                                     classes="dwa-runs", border=0)
+        self.compare_table.value = TABLE_CSS + table
         if len(self.runs) >= 1:
             overlay = plot_overlay({f"run {i + 1}": r.results for i, r in enumerate(self.runs)})
             show_figure(self.overlay, overlay, "runs overlaid")
@@ -541,7 +548,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def _line(text: str, colour: str = "inherit") -> str:
-    return f'<span class="dwa-status" style="color:{colour}">{html.escape(text)}</span>'
+    return f'<span style="color:{colour}">{html.escape(text)}</span>'
 
 
 def plot_history(history: list[dict]):
@@ -554,9 +561,11 @@ def plot_history(history: list[dict]):
     for t in tasks:
         idx = [i for i, r in enumerate(history) if r["task"] == t]
         colour = f"C{t % 10}"
-        left.plot(x[idx], [history[i]["train_loss"] for i in idx], color=colour, label=f"task {t + 1}")
-        left.plot(x[idx], [history[i]["valid_loss"] for i in idx], color=colour, ls="--")
-        right.plot(x[idx], [history[i]["valid_acc"] for i in idx], color=colour)
+        dots = {"marker": "o", "ms": 3} if len(idx) <= 30 else {}  # a 1-epoch task is a dot, not nothing
+        left.plot(x[idx], [history[i]["train_loss"] for i in idx], color=colour, label=f"task {t + 1}",
+                  **dots)
+        left.plot(x[idx], [history[i]["valid_loss"] for i in idx], color=colour, ls="--", **dots)
+        right.plot(x[idx], [history[i]["valid_acc"] for i in idx], color=colour, **dots)
     left.set_title("loss (solid train, dashed valid)", fontsize=8)
     right.set_title("validation accuracy", fontsize=8)
     right.set_ylim(0, 1.02)

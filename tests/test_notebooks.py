@@ -235,3 +235,41 @@ def test_explorer_renders_without_training(executed):
     m = executed["11_explorer"]
     assert "ready" in m["status"] and "done" not in m["status"]
     assert m["n_controls"]["train"] >= 4 and m["n_controls"]["approach"] == 4  # hat: c, s_max, 2 clamps
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"profile": "bogus", "seeds": [0]}, "profile: must be one of 'paper', 'smoke'; got 'bogus'"),
+    ({"profile": "smoke", "seeds": 3}, "seeds: must be a non-empty list of integers >= 0"),
+    ({"profile": "smoke", "seeds": [0, -1]}, "seeds: must be a non-empty list"),
+    ({"profile": "smoke", "seeds": [0], "device": "gpu"},
+     "device: must be 'auto', 'cpu', 'cuda[:N]' or 'mps'"),
+])
+def test_check_parameters_messages(kwargs, message):
+    from dwa_core.walkthrough import ParameterError, check_parameters
+
+    with pytest.raises(ParameterError, match=message.replace("[", r"\[").replace("(", r"\(")) as err:
+        check_parameters(**kwargs)
+    assert err.value._render_traceback_() == [f"ParameterError: {err.value}"]  # one line in Jupyter
+    assert check_parameters("smoke", (0, 1)) == ("smoke", [0, 1])
+
+
+def test_check_checkout_fails_loudly_for_another_checkout(tmp_path):
+    from dwa_core.walkthrough import ParameterError, check_checkout
+
+    (tmp_path / "dwa_core").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    with pytest.raises(ParameterError, match="run `bash scripts/setup.sh`"):
+        check_checkout(tmp_path / "notebooks")
+    check_checkout(ROOT / "notebooks")  # this checkout: fine
+
+
+def test_summary_is_short_and_rounded():
+    from dwa_core.walkthrough import summary
+
+    record = {"profile": "smoke", "acc_matrix": [[0.1234567] * 5] * 5, "n": 3,
+              "metrics": {"sgd": {"forgetting": 0.123456789}}, **{f"k{i}": float(i) / 7 for i in range(40)}}
+    table = summary(record, limit=10)
+    values = table["value"].tolist()
+    assert len(values) == 11 and "more in the metrics file" in values[-1]
+    assert table.loc["metrics.sgd.forgetting", "value"] == 0.123 and table.loc["n", "value"] == 3
+    assert "acc_matrix" not in table.index

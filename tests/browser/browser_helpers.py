@@ -8,9 +8,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "tests" / "_out" / "screenshots"
 
 
-def open_notebook(browser, lab, name: str):
+def open_notebook(browser, lab, name: str, height: int = 1000):
     """A new page with notebooks/<name>.ipynb open in JupyterLab and its kernel idle."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": height})
     page.set_default_timeout(120_000)
     page.goto(f"{lab['url']}/lab/tree/notebooks/{name}.ipynb?token={lab['token']}")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -29,7 +29,8 @@ def run_all(page, timeout_s: float = 900) -> None:
     page.wait_for_function("""() => {
         const nb = window.jupyterapp.shell.currentWidget;
         const cells = nb.content.widgets.filter(c => c.model.type === 'code');
-        return nb.sessionContext.session.kernel.status === 'idle'
+        const session = nb.sessionContext.session;
+        return !!(session && session.kernel && session.kernel.status === 'idle')
             && cells.every(c => c.model.executionCount !== null);
     }""", timeout=timeout_s * 1000, polling=1000)
 
@@ -57,8 +58,23 @@ def images(page, scope: str = ".jp-NotebookPanel:not(.lm-mod-hidden)") -> list:
         i => [i.complete, i.naturalWidth, i.src.slice(0, 30)])""", scope)
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, scroll_to: str | None = None) -> Path:
+    """tests/_out/screenshots/<name>.png of the page (scrolled to `scroll_to` first)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    if scroll_to:
+        page.locator(scroll_to).first.evaluate("e => e.scrollIntoView()")
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path))
     return path
+
+
+def screenshot_images(page, name: str, scope: str = ".jp-NotebookPanel:not(.lm-mod-hidden)") -> list[Path]:
+    """One screenshot per image output (the cell's output area), <name>_img<k>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    outputs = page.locator(f"{scope} .jp-OutputArea-output:has(img)")
+    paths = []
+    for k in range(outputs.count()):
+        path = SCREENSHOTS / f"{name}_img{k}.png"
+        outputs.nth(k).screenshot(path=str(path))
+        paths.append(path)
+    return paths

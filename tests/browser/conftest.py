@@ -49,6 +49,7 @@ def lab(tmp_path_factory):
         path.write_text(json.dumps(value))
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+               JUPYTER_DATA_DIR=str(tmp / "data"),
                PYTHONPATH=str(ROOT))
     log = open(tmp / "jupyterlab.log", "w")
     proc = subprocess.Popen(
