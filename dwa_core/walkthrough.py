@@ -265,8 +265,9 @@ def summary(record: dict, digits: int = 3, limit: int = 30):
             flat[prefix] = value
         elif isinstance(value, (int, np.integer)):
             flat[prefix] = int(value)
-        elif isinstance(value, (float, np.floating)):
-            flat[prefix] = round(float(value), digits)
+        elif isinstance(value, (float, np.floating)):  # 3 decimals; 4 significant digits when large
+            value = float(value)
+            flat[prefix] = float(f"{value:.4g}") if abs(value) >= 1e4 else round(value, digits)
 
     walk("", record)
     items = list(flat.items())

@@ -31,10 +31,19 @@ def payloads(ex: widgets.Explorer) -> list:
 
 
 REPLAY = """
-import json, sys
+import json, os, sys
 from pathlib import Path
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # what ipykernel sets
+from io import BytesIO
 from IPython.core.interactiveshell import InteractiveShell
-InteractiveShell.instance().run_line_magic("matplotlib", "inline")  # as in a JupyterLab kernel
+shell = InteractiveShell.instance()
+import matplotlib.pyplot as plt
+plt.close(plt.figure())  # loads the inline backend: it registers its PNG formatter, as in a kernel
+def raw_png(fig):  # what every notebook's setup cell registered before issue 11: raw bytes
+    buf = BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+shell.display_formatter.formatters["image/png"].for_type(plt.Figure, raw_png)
 import ipywidgets as W
 from dwa_core import widgets
 from dwa_core.results import Results
@@ -59,17 +68,18 @@ print(json.dumps([p if isinstance(p, str) else repr(type(p)) for p in payloads])
 
 def test_replayed_figures_reach_the_front_end_as_base64(tmp_path):
     """The broken image of issue 11: a figure put into an Output widget as the kernel's formatter
-    returns it (raw PNG bytes) travels as a binary buffer, and JupyterLab shows
-    `data:image/png;base64,[object Object]`. Every image/png payload must be a base64 string.
-    Runs in a fresh interpreter with IPython's inline backend, as a JupyterLab kernel does."""
+    returns it (the notebooks registered one returning raw PNG bytes) travels as a binary buffer,
+    and JupyterLab shows `data:image/png;base64,[object Object]`. Whatever the kernel's formatters,
+    every image/png payload must be a base64 string. A fresh interpreter with IPython's inline
+    backend and that formatter, as the notebooks' kernels had."""
     out = subprocess.run([sys.executable, "-c", REPLAY, str(tmp_path)], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(got) >= 2, got  # the accuracy matrix and the curves (and the overlay)
     for p in got:
         assert not p.startswith("<class"), f"raw payload {p}"
         assert base64.b64decode(p, validate=True).startswith(PNG)
+    assert len(got) >= 2, got  # the accuracy matrix and the curves (and the overlay)
 
 
 def test_controls_come_from_the_dataclasses():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -9,29 +10,43 @@ SCREENSHOTS = ROOT / "tests" / "_out" / "screenshots"
 
 
 def open_notebook(browser, lab, name: str, height: int = 1000):
-    """A new page with notebooks/<name>.ipynb open in JupyterLab and its kernel idle."""
+    """A new page with notebooks/<name>.ipynb open alone (a fresh workspace), its kernel idle."""
     page = browser.new_page(viewport={"width": 1400, "height": height})
     page.set_default_timeout(120_000)
-    page.goto(f"{lab['url']}/lab/tree/notebooks/{name}.ipynb?token={lab['token']}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
-                           " === 'idle'",
-                           timeout=180_000)
+    workspace = f"test-{secrets.token_hex(4)}"
+    page.goto(f"{lab['url']}/lab/workspaces/{workspace}/tree/notebooks/{name}.ipynb"
+              f"?reset&token={lab['token']}")
+    try:
+        page.wait_for_function("""(path) => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const session = w && w.context && w.context.path === path && w.sessionContext.session;
+            return !!(session && session.kernel && session.kernel.status === 'idle');
+        }""", arg=f"notebooks/{name}.ipynb", timeout=180_000, polling=500)
+    except Exception:
+        screenshot(page, f"debug_open_{name}")
+        raise
     return page
 
 
 def run_all(page, timeout_s: float = 900) -> None:
     """Run every cell and wait until all code cells have executed and the kernel is idle."""
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    try:
+        _wait_all_run(page, timeout_s)
+    except Exception:
+        screenshot(page, "debug_run_all")
+        raise
+
+
+def _wait_all_run(page, timeout_s: float) -> None:
     page.wait_for_function("""() => {
         const nb = window.jupyterapp.shell.currentWidget;
         const cells = nb.content.widgets.filter(c => c.model.type === 'code');
         const session = nb.sessionContext.session;
+        const failed = cells.some(c => Array.from({length: c.model.outputs.length},
+            (_, i) => c.model.outputs.get(i).type).includes('error'));  // run-all stops at an error
         return !!(session && session.kernel && session.kernel.status === 'idle')
-            && cells.every(c => c.model.executionCount !== null);
+            && (failed || cells.every(c => c.model.executionCount !== null));
     }""", timeout=timeout_s * 1000, polling=1000)
 
 
