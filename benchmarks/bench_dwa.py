@@ -1,18 +1,26 @@
 """DWA AlexNet training speed and peak memory: fast masked layers vs the reference formulation.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_dwa.py [--steps 5] [--ref-steps 2]
+    PYTHONPATH=. python benchmarks/bench_dwa.py --device cuda            # batches 32 and 256
 
-Paper size: input 3x32x32, mixture heads (8 tasks, 293 classes), batch 32, SGD with momentum, loss
-= CE + plasticity + sparsity (paper forms; a random Fisher). Configurations: the plain AlexNet (for
-scale); DWA with `masked_impl="fast"` (the fused C kernels of dwa_core/models/kernels where they
-apply); "fast" with DWA_CORE_KERNELS=0 (what it falls back to without a compiler: the PyTorch
-per-sample Functions, layer and mask losses); and "reference" (per-sample weights materialised for
-the whole batch).
+Paper size: input 3x32x32, mixture heads (8 tasks, 293 classes), batch 32 (the paper's), SGD with
+momentum, loss = CE + plasticity + sparsity (paper forms; a random Fisher). Configurations:
 
-Each configuration runs in a fresh subprocess; memory is resource.getrusage(RUSAGE_SELF).ru_maxrss
-(the process's peak resident set). `runtime` is the RSS after `import torch` (the interpreter and
-PyTorch's libraries, the same for every configuration); `training` = peak - runtime is what the
-model, its gradients, the optimiser state, the Fisher and the training steps take."""
+    alexnet (plain)          the plain AlexNet, for scale
+    alexnet-dwa fast         masked_impl="fast": the fused C kernels on the CPU, the Triton
+                             operators on CUDA (dwa_core/models/kernels)
+    alexnet-dwa per-sample   what "fast" was without them: the PyTorch Functions that walk the
+                             batch one sample at a time (DWA_CORE_KERNELS=0, DWA_CORE_RANK_ONE=none)
+    alexnet-dwa reference    per-sample weights materialised for the whole batch
+    alexnet-dwa compiled     the operators computed by torch.compile of the straightforward
+                             formulation (DWA_CORE_RANK_ONE=compiled); on CUDA by default, on the
+                             CPU with --only (Inductor's C++; slow to compile)
+
+Each configuration runs in a fresh subprocess. CPU memory is resource.getrusage's ru_maxrss (the
+process's peak resident set): `runtime` is the RSS after `import torch` (the same for every
+configuration) and `training` = peak - runtime. CUDA memory is torch.cuda.max_memory_allocated
+(peak of the whole run: model, gradients, optimiser state, Fisher, activations); `after build` is
+what was allocated before the first step. Times on CUDA are taken after torch.cuda.synchronize()."""
 
 from __future__ import annotations
 
@@ -33,6 +41,15 @@ from dwa_core.models.dwa import DWAState
 from dwa_core.models.masked import FullMask
 
 MIXTURE = [100, 10, 100, 10, 10, 10, 43, 10]
+PER_SAMPLE_ENV = {"DWA_CORE_KERNELS": "0", "DWA_CORE_RANK_ONE": "none"}
+CONFIGS = {  # name: (arch, family, params, environment, uses --ref-steps)
+    "alexnet (plain)": ("alexnet", "plain", {}, {}, False),
+    "alexnet-dwa fast": ("alexnet", "dwa", {"masked_impl": "fast"}, {}, False),
+    "alexnet-dwa per-sample": ("alexnet", "dwa", {"masked_impl": "fast"}, PER_SAMPLE_ENV, True),
+    "alexnet-dwa reference": ("alexnet", "dwa", {"masked_impl": "reference"}, {}, True),
+    "alexnet-dwa compiled": ("alexnet", "dwa", {"masked_impl": "fast"}, {"DWA_CORE_RANK_ONE": "compiled"},
+                             False),
+}
 
 
 def _rss_mb() -> float:
@@ -42,14 +59,29 @@ def _rss_mb() -> float:
 RUNTIME_MB = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # after importing torch and dwa_core
 
 
-def measure(arch: str, family: str, params: dict, steps: int, batch: int) -> dict:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _memory(device: torch.device, before: float) -> dict:
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+        return dict(peak_mb=peak, after_build_mb=before, training_mb=peak - before)
+    peak = _rss_mb()
+    return dict(runtime_mb=RUNTIME_MB, rss_before_mb=before, peak_mb=peak, training_mb=peak - RUNTIME_MB)
+
+
+def measure(arch: str, family: str, params: dict, steps: int, batch: int, device: str = "cpu") -> dict:
+    """samples/s over `steps` training steps after one warm-up step, and memory (see the module)."""
+    device = torch.device(device)
     torch.manual_seed(0)
-    model = build(arch, family, (3, 32, 32), MIXTURE, params=params)
+    model = build(arch, family, (3, 32, 32), MIXTURE, params=params).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    x, y = torch.randn(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
     fisher = {n: torch.rand_like(p) for n, p in model.named_parameters()
               if n in getattr(model, "masked_weight_names", list)()}
-    before = _rss_mb()
+    before = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -64,52 +96,98 @@ def measure(arch: str, family: str, params: dict, steps: int, batch: int) -> dic
         opt.step()
 
     t0 = time.perf_counter()
-    step()  # warm-up
+    step()  # warm-up (and, on CUDA, Triton / Inductor compilation)
+    _sync(device)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    _sync(device)
     elapsed = time.perf_counter() - t0
     return dict(samples_per_s=batch * steps / elapsed, s_per_step=elapsed / steps, first_step_s=first,
-                runtime_mb=RUNTIME_MB, rss_before_mb=before, peak_mb=_rss_mb(),
-                training_mb=_rss_mb() - RUNTIME_MB)
+                **_memory(device, before))
+
+
+def _report(name: str, r: dict, device: str) -> str:
+    speed = f"{name:24s} {r['samples_per_s']:8.1f} samples/s  {r['s_per_step']:7.3f} s/step  "
+    if device == "cuda":
+        return speed + (f"peak {r['peak_mb']:7.0f} MB allocated  (after build {r['after_build_mb']:.0f} MB, "
+                        f"first step {r['first_step_s']:.1f} s)")
+    return speed + (f"training {r['training_mb']:6.0f} MB  (peak {r['peak_mb']:.0f} MB, "
+                    f"runtime {r['runtime_mb']:.0f} MB, after build {r['rss_before_mb']:.0f} MB)")
+
+
+def _header(device: str, batches) -> str:
+    from dwa_core.models import kernels
+    head = (f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+            f"batch {', '.join(map(str, batches))}")
+    if device == "cuda":
+        import triton
+        props = torch.cuda.get_device_properties(0)
+        return (f"{head}; GPU: {torch.cuda.get_device_name(0)} ({props.total_memory / 2**30:.0f} GiB), "
+                f"CUDA {torch.version.cuda}, triton {triton.__version__}; "
+                "memory = torch.cuda.max_memory_allocated")
+    kernel_state = kernels.unavailable_reason() or "built"
+    return f"{head}; kernels: {kernel_state}; memory = ru_maxrss of a fresh process"
+
+
+def run_one(name: str, args, batch: int) -> dict:
+    """`measure` for one configuration in a fresh subprocess with its environment variables;
+    {"error": the last line of its stderr} if it fails."""
+    env = {**os.environ, **CONFIGS[name][3]}
+    out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
+                          "--ref-steps", str(args.ref_steps), "--batch", str(batch), "--device", args.device],
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 0:  # e.g. out of memory: report it, go on with the others
+        return dict(error=(out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _compare(results: dict, names, batch: int) -> None:
+    """Each DWA configuration against the reference (speed, memory) and the plain AlexNet (speed)."""
+    ref = results.get(f"alexnet-dwa reference @ {batch}", {})
+    plain = results.get(f"alexnet (plain) @ {batch}", {})
+    for name in names:
+        r = results[f"{name} @ {batch}"]
+        if not name.startswith("alexnet-dwa") or "error" in r:
+            continue
+        if "samples_per_s" in ref and ref is not r:
+            print(f"batch {batch:4d} {name} / reference: {r['samples_per_s'] / ref['samples_per_s']:.1f}x "
+                  f"samples/s, {r['training_mb'] / ref['training_mb']:.2f}x training memory")
+        if "samples_per_s" in plain:
+            print(f"batch {batch:4d} {name} / plain AlexNet: "
+                  f"{100 * r['samples_per_s'] / plain['samples_per_s']:.0f} % samples/s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--ref-steps", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, nargs="+", help="default: 32 on the CPU, 32 and 256 on CUDA")
+    parser.add_argument("--device", choices=("cpu", "cuda"),
+                        default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--only", nargs="*", help="subset of the configurations, by name")
+    parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    configs = {"alexnet (plain)": ("alexnet", "plain", {}, args.steps),
-               "alexnet-dwa fast": ("alexnet", "dwa", {"masked_impl": "fast"}, args.steps),
-               "alexnet-dwa no kernels": ("alexnet", "dwa", {"masked_impl": "fast"}, args.ref_steps),
-               "alexnet-dwa reference": ("alexnet", "dwa", {"masked_impl": "reference"}, args.ref_steps)}
+    batches = args.batch or ([32, 256] if args.device == "cuda" else [32])
     if args.one:
-        arch, family, params, steps = configs[args.one]
-        print(json.dumps(measure(arch, family, params, steps, args.batch)))
+        arch, family, params, _, slow = CONFIGS[args.one]
+        print(json.dumps(measure(arch, family, params, args.ref_steps if slow else args.steps, batches[0],
+                                 args.device)))
         return
-    from dwa_core.models import kernels
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}; "
-          f"kernels: {kernels.unavailable_reason() or 'built'}; memory = ru_maxrss of a fresh process")
+    names = args.only or [n for n in CONFIGS if args.device == "cuda" or not n.endswith("compiled")]
+    print(_header(args.device, batches), flush=True)
     results = {}
-    for name in args.only or configs:
-        env = {**os.environ, **({"DWA_CORE_KERNELS": "0"} if name.endswith("no kernels") else {})}
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
-                              "--ref-steps", str(args.ref_steps), "--batch", str(args.batch)],
-                             capture_output=True, text=True, check=True, env=env)
-        results[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{name:24s} {r['samples_per_s']:8.1f} samples/s  {r['s_per_step']:7.3f} s/step  "
-              f"training {r['training_mb']:6.0f} MB  (peak {r['peak_mb']:.0f} MB, "
-              f"runtime {r['runtime_mb']:.0f} MB, after build {r['rss_before_mb']:.0f} MB)", flush=True)
-    ref = results.get("alexnet-dwa reference")
-    for name in ("alexnet-dwa fast", "alexnet-dwa no kernels"):
-        if ref and name in results:
-            r = results[name]
-            print(f"{name} / reference: {r['samples_per_s'] / ref['samples_per_s']:.1f}x samples/s, "
-                  f"{r['training_mb'] / ref['training_mb']:.2f}x training memory")
+    for batch in batches:
+        for name in names:
+            results[f"{name} @ {batch}"] = r = run_one(name, args, batch)
+            print(f"batch {batch:4d} " + (_report(name, r, args.device) if "error" not in r
+                                          else f"{name:24s} failed: {r['error']}"), flush=True)
+        _compare(results, names, batch)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(header=_header(args.device, batches), results=results), f, indent=1)
 
 
 if __name__ == "__main__":

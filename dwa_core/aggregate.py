@@ -65,20 +65,24 @@ def _reference_for(run, refs, name: str) -> np.ndarray:
 
 # ---- loading ---------------------------------------------------------------------------------
 def load_results(output_dir, cfgs=None, problems: list | None = None) -> list:
-    """Results of every run directory under output_dir (or only of `cfgs`), unfinished runs too.
-    A results.json that cannot be read is skipped with a warning and, when `problems` is a list,
-    recorded there as (path, reason): one corrupt run never stops the aggregation of the rest."""
-    from dwa_core.results import Results, ResultsError
+    """Results of every run directory under output_dir (or only of `cfgs`), unfinished runs too,
+    each read by `experiment.load_run` (results.json, else rebuilt from the run's checkpoint).
+    A run that cannot be read is skipped with a warning and, when `problems` is a list, recorded
+    there as (path, reason): one corrupt run never stops the aggregation of the rest."""
+    from dwa_core.experiment import CHECKPOINT, load_run
+    from dwa_core.results import ResultsError
 
     if cfgs is not None:
-        paths = [run_dir(c, output_dir) / RESULTS for c in cfgs]
+        dirs = [run_dir(c, output_dir) for c in cfgs]
     else:
-        paths = sorted(Path(output_dir).glob(f"*/{RESULTS}"))
+        dirs = sorted({p.parent for name in (RESULTS, CHECKPOINT)
+                       for p in Path(output_dir).glob(f"*/{name}")})
     out = []
-    for path in (p for p in paths if p.exists()):
+    for where in (d for d in dirs if (d / RESULTS).exists() or (d / CHECKPOINT).exists()):
         try:
-            out.append(Results.load(path))
+            out.append(load_run(where))
         except (OSError, ResultsError, ValueError, TypeError, KeyError, IndexError) as err:
+            path = where / RESULTS
             log.warning("skipping %s: %s", path, err)
             if problems is not None:
                 problems.append((path, f"{type(err).__name__}: {err}"))

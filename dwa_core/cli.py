@@ -199,6 +199,9 @@ def cmd_figures(args) -> int:
     """Regenerate the committed figures of a profile and print their summary numbers."""
     import time
 
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command only writes files (dwa_core.plots leaves the backend alone)
     from dwa_core.figures import make_figures
 
     start = time.perf_counter()
@@ -210,6 +213,14 @@ def cmd_figures(args) -> int:
               f"  rho {row['rho_mean']:.3f} ({row['rho_ci95']:.3f})")
     print(f"figures written to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _os_error(err: OSError) -> str:
+    """One line: what failed, on which path, and why (the OS's reason)."""
+    text = err.strerror or str(err)
+    if err.filename is not None and str(err.filename) not in text:
+        text = f"{err.filename}: {text}"
+    return text
 
 
 def add_run_command(sub) -> None:
@@ -271,9 +282,16 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # ConfigError, unknown names, bad files
+    except FileNotFoundError as err:  # a missing dataset or file: spelled for the command line
+        message = err.message("cli") if hasattr(err, "message") else _os_error(err)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # ConfigError, unknown names, bad files
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # unwritable output, unreadable data, disk full: one line with the path
+        print(f"error: {_os_error(err)}", file=sys.stderr)
+        return 1
     except RuntimeError as err:  # DivergedError and friends: one line, results so far are kept
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -4,12 +4,16 @@ the benchmark and of the approach (each validated by that component's own datacl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import math
+import os
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 
 class ConfigError(ValueError):
@@ -40,6 +44,11 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
+        # A dataclass with its own `coerce` (Curriculum: a string "linear:100:0.2", a dict, "none")
+        # reads every form itself, None included.
+        own = [a for a in args if dataclasses.is_dataclass(a) and hasattr(a, "coerce")]
+        if own:
+            return own[0].coerce(value)
         if value is None and type(None) in args:
             return None
         errors = []
@@ -78,11 +87,42 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
             except ValueError:
                 pass
         check(isinstance(value, (int, float)) and not isinstance(value, bool), name, "a number", value)
+        check(math.isfinite(value), name, "a finite number", value)
         return float(value)
     if annotation is str:
+        if isinstance(value, os.PathLike):  # output_dir=Path(...)
+            return os.fspath(value)
         check(isinstance(value, str), name, "a string", value)
         return value
+    if annotation is dict or origin is dict:
+        check(isinstance(value, dict), name, "a table of settings (a dict)", value)
+        return value
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if hasattr(annotation, "coerce"):
+            return annotation.coerce(value)
+        check(isinstance(value, dict), name, f"a table of {annotation.__name__} settings (a dict)", value)
+        return build_params(annotation, value, name)
     return value
+
+
+@functools.cache
+def _hints(cls: type) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def coerce_fields(obj, owner: str = "") -> None:
+    """Coerce every field of the frozen dataclass `obj` to its declared type, or raise a
+    ConfigError naming it: the one place where config values are typed ("3" -> 3 for an int,
+    2.5 or True for an int rejected, inf rejected for a float, a dict for a nested dataclass).
+    Call it first in `__post_init__`."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        coerced = _coerce(value, hints[f.name], f"{owner}{f.name}")
+        if coerced is not value:
+            object.__setattr__(obj, f.name, coerced)
 
 
 def build_params(cls: type, values: dict | None, owner: str) -> Any:
@@ -93,7 +133,7 @@ def build_params(cls: type, values: dict | None, owner: str) -> Any:
     if unknown:
         raise ConfigError(f"{owner}: unknown parameter(s) {', '.join(unknown)}; "
                           f"valid: {', '.join(fields) or '(none)'}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     coerced = {k: _coerce(v, hints[k], f"{owner}.{k}") for k, v in values.items()}
     return cls(**coerced)
 
@@ -123,6 +163,7 @@ class TrainConfig:
     eval_batch_size: int = 1024
 
     def __post_init__(self):
+        coerce_fields(self, "train.")
         check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
         check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
         check(self.lr > 0, "train.lr", "> 0", self.lr)
@@ -160,13 +201,14 @@ class ExperimentConfig:
     output_dir: str = "results"
     name: str = ""
     max_tasks: int | None = None  # stop after this many tasks (the original code's test_mode)
+    # Where a run reads and writes, not what it computes: left out of `key()` and of the resume check.
+    LOCATION_FIELDS: ClassVar[tuple[str, ...]] = ("output_dir", "device", "data_dir", "download")
 
     def __post_init__(self):
-        if isinstance(self.train, dict):
-            object.__setattr__(self, "train", build_params(TrainConfig, self.train, "train"))
-        check(isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer >= 0", self.seed)
-        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-              "device", "'auto', 'cpu', 'cuda[:N]' or 'mps'", self.device)
+        coerce_fields(self)
+        check(self.seed >= 0, "seed", "an integer >= 0", self.seed)
+        check(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device) is not None,
+              "device", "'auto', 'cpu', 'cuda', 'cuda:N' (N >= 0) or 'mps'", self.device)
         check(self.max_tasks is None or self.max_tasks >= 1, "max_tasks", "None or >= 1",
               self.max_tasks)
         for name in ("approach_params", "benchmark_params", "network_params"):
@@ -186,12 +228,17 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ExperimentConfig:
-        return build_params(cls, values, "config")
+        """From a dict (a preset, the CLI, a results file); unknown keys are a ConfigError."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(f"config: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+        return cls(**values)  # __post_init__ types every field
 
     def key(self) -> str:
         """A short stable hash of everything that changes the numbers (not paths)."""
         values = self.to_dict()
-        for ignored in ("output_dir", "device", "data_dir", "download"):
+        for ignored in self.LOCATION_FIELDS:
             values.pop(ignored)
         text = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:10]

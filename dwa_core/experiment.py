@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +16,25 @@ import torch
 
 from dwa_core import approaches, data, models, runs
 from dwa_core.config import ConfigError, ExperimentConfig, build_params
-from dwa_core.results import Results
+from dwa_core.results import Results, ResultsError, WriteError, atomic_write
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: run folders are not locked
+    fcntl = None
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
 RESULTS = runs.RESULTS
+LOCK = ".lock"
+
+
+class CheckpointError(ResultsError):
+    """A checkpoint that cannot be read, or that belongs to a run with other settings."""
+
+
+class RunDirInUseError(RuntimeError):
+    """Another process is writing the same run folder."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,6 +48,9 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} requested but CUDA is not available (try 'auto' or 'cpu')")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r} requested but only {torch.cuda.device_count()} CUDA "
+                          f"device(s) exist (cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device: {name!r} requested but MPS is not available (try 'auto' or 'cpu')")
     return device
@@ -68,6 +87,7 @@ def validate(cfg: ExperimentConfig) -> Plan:
             raise ConfigError(f"network: {cfg.approach!r} needs a {approach_cls.family!r} network; "
                               f"{arch!r} has none (networks: {', '.join(models.NETWORKS.names())})")
     resolve_device(cfg.device)
+    data.check_data_dir(cfg.data_dir)
     return Plan(approach_cls, params, arch)
 
 
@@ -101,16 +121,25 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = True, save: bool = T
     """Train cfg.approach on every task of cfg.benchmark in order; acc[t][u] for u <= t.
 
     With `save`, results and a checkpoint are written to output_dir/run_name after every task,
-    and a rerun of the same config resumes after the last completed task."""
+    and a rerun of the same config resumes after the last completed task (rewriting results.json
+    from the checkpoint, so a damaged one is repaired). The run folder is created and locked
+    before any data is loaded: an unwritable output_dir is a WriteError, a folder in use by
+    another run a RunDirInUseError, a checkpoint of other settings a CheckpointError."""
     plan = validate(cfg)
+    run_dir = runs.run_dir(cfg)
+    with _locked(run_dir) if save else contextlib.nullcontext():
+        return _run(cfg, plan, run_dir, resume=resume, save=save, on_epoch=on_epoch, on_task=on_task)
+
+
+def _run(cfg, plan, run_dir, *, resume, save, on_epoch, on_task) -> Results:
     device = resolve_device(cfg.device)
     bench = data.load_benchmark(cfg, device)
     approach = build_approach(cfg, plan, bench, device)
     approach.on_epoch = on_epoch
-    run_dir = runs.run_dir(cfg)
     results = Results.empty(cfg.to_dict(), [t.name for t in bench.tasks], bench.task_classes, str(device))
     if save and resume and (run_dir / CHECKPOINT).exists():
         results = _restore(run_dir, approach, results)
+        results.save(run_dir / RESULTS)  # rebuilt from the checkpoint: repairs a damaged file
         log.info("resuming %s after task %d", run_dir, results.completed_tasks - 1)
     for t in range(results.completed_tasks, len(bench.tasks)):
         start = time.perf_counter()
@@ -129,20 +158,105 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = True, save: bool = T
     return results
 
 
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    """Create run_dir and hold an exclusive lock on run_dir/.lock while the run writes there."""
+    lock_path = run_dir / LOCK
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a")  # noqa: SIM115 (closed below)
+    except OSError as err:
+        raise WriteError(err.errno, f"output_dir: cannot create {lock_path}: "
+                         f"{err.strerror or err}", str(lock_path)) from err
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunDirInUseError(f"{run_dir} is in use by another run (it holds {lock_path}); "
+                                       f"wait for it to finish or use another output_dir") from None
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
 def _checkpoint(run_dir: Path, approach, results: Results) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
     state = {"approach": approach.state_dict(), "rng": _rng_state(), "results": results.to_dict()}
-    tmp = run_dir / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(run_dir / CHECKPOINT)
+    buffer = io.BytesIO()  # serialise in memory: a full disk then fails in a plain write, with its reason
+    torch.save(state, buffer)
+    atomic_write(run_dir / CHECKPOINT, buffer.getvalue())
     results.save(run_dir / RESULTS)
 
 
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """The fields that change the numbers and differ between two config dicts, as
+    "field: saved -> current", nested ones dotted ("train.lr: 0.3 -> 0.05"); paths, device and
+    download are ignored, as in `ExperimentConfig.key()`."""
+    ignored = set(ExperimentConfig.LOCATION_FIELDS)
+    flat_saved, flat_current = _flatten(saved), _flatten(current)
+    names = sorted((set(flat_saved) | set(flat_current)) - ignored)
+    missing = "(absent)"
+    return [f"{k}: {flat_saved.get(k, missing)!r} -> {flat_current.get(k, missing)!r}"
+            for k in names if flat_saved.get(k, missing) != flat_current.get(k, missing)]
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value and key == "train":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_checkpoint(path: Path) -> dict:
+    """The checkpoint's state dict; CheckpointError naming the file when it is empty or damaged."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # EOFError (empty), RuntimeError (truncated zip), UnpicklingError, ...
+        reason = (str(err).splitlines() or [""])[0].split(". ")[0]
+        raise CheckpointError(f"checkpoint {path} is unreadable (empty, truncated or damaged: "
+                              f"{type(err).__name__}: {reason}); rerun with --restart (Python: "
+                              f"resume=False) to train this run from task 0") from err
+    if not isinstance(state, dict) or not {"approach", "rng", "results"} <= set(state):
+        raise CheckpointError(f"checkpoint {path} is not a dwa_core checkpoint (missing approach, rng "
+                              f"or results)")
+    return state
+
+
+def load_run(run_dir) -> Results:
+    """The results of a run folder: results.json, or, when it is missing or damaged, the results
+    stored in its checkpoint (results.json is then rewritten from them). A ResultsError names both
+    files when neither can be read (callers such as sweep aggregation report that run alone)."""
+    run_dir = Path(run_dir)
+    try:
+        return Results.load(run_dir / RESULTS)
+    except (ResultsError, OSError) as results_err:
+        if not (run_dir / CHECKPOINT).is_file():
+            raise ResultsError(f"{results_err} (and no {CHECKPOINT} to rebuild it from)") from results_err
+        try:
+            results = Results.from_dict(load_checkpoint(run_dir / CHECKPOINT)["results"])
+        except ResultsError as err:
+            raise ResultsError(f"{results_err}; {err}") from err
+        log.warning("%s unreadable (%s); rebuilt from %s", run_dir / RESULTS, results_err, CHECKPOINT)
+        with contextlib.suppress(OSError):
+            results.save(run_dir / RESULTS)
+        return results
+
+
 def _restore(run_dir: Path, approach, fresh: Results) -> Results:
-    state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
-    results = Results.from_dict(state["results"])
-    if results.config != fresh.config:
-        raise ConfigError(f"{run_dir} holds a checkpoint of another config; remove it or change output_dir")
+    path = run_dir / CHECKPOINT
+    state = load_checkpoint(path)
+    try:
+        results = Results.from_dict(state["results"])
+    except ResultsError as err:
+        raise CheckpointError(f"checkpoint {path}: {err}") from err
+    differences = config_differences(results.config, fresh.config)
+    if differences:
+        raise CheckpointError(f"{path} is a checkpoint of a run with other settings "
+                              f"({'; '.join(differences)}); give this run another output_dir or name")
+    results.config = fresh.config  # same numbers; keep this run's paths and device request
     approach.load_state_dict(_to_device(state["approach"], fresh.device))
     _set_rng_state(state["rng"])
     return results

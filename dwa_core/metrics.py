@@ -83,10 +83,22 @@ def percent_forgotten(acc, random_acc, joint_acc) -> float:
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the Student-t interval, t_{(1+c)/2, n-1} * std / sqrt(n), with the
-    population std (ddof=0) as the original code's plot script; half-width 0 for a single value."""
-    values = np.asarray(values, dtype=float)
+    """Mean and half-width of the Student-t confidence interval of the mean over `values` (seeds).
+
+    half = t_{(1+c)/2, n-1} * s / sqrt(n) with s the *sample* standard deviation (ddof=1), i.e.
+    `scipy.stats.t.interval(c, n - 1, loc=mean, scale=scipy.stats.sem(values))`. A single value
+    has half-width 0 (no spread to estimate). `values`: 1-d, any length >= 1; raises ValueError
+    for an empty input or a confidence outside (0, 1)."""
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size == 0:
+        raise ValueError("mean_ci: no values")
+    if not 0 < confidence < 1:
+        raise ValueError(f"mean_ci: confidence must be in (0, 1), got {confidence!r}")
+    mean = float(values.mean())
     if values.size < 2:
-        return float(values.mean()), 0.0
-    half = stats.t.ppf((1 + confidence) / 2, values.size - 1) * values.std() / np.sqrt(values.size)
-    return float(values.mean()), float(half)
+        return mean, 0.0
+    if np.ptp(values) == 0:  # identical values: no spread (scipy's interval would be nan)
+        return mean, 0.0
+    sem = stats.sem(values)  # s / sqrt(n), s with ddof=1
+    low, high = stats.t.interval(confidence, values.size - 1, loc=mean, scale=sem)
+    return mean, float(high - mean)

@@ -13,16 +13,32 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # no backend is chosen here: notebooks keep theirs, the CLI picks Agg
+import numpy as np
+from matplotlib.colors import to_rgb
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from dwa_core import metrics  # noqa: E402
-from dwa_core.aggregate import paired_references  # noqa: E402
+from dwa_core import metrics
+from dwa_core.aggregate import paired_references
 
 PAPER_BENCHMARK = "mixture"
+DPI = 110  # figures read on a laptop screen (inline display and saved PNGs)
+
+
+def _subplots(*args, **kwargs):
+    """plt.subplots at the module's screen resolution."""
+    return plt.subplots(*args, dpi=DPI, **kwargs)
+
+
+def integer_ticks(ax, axis: str = "x") -> None:
+    """Only whole numbers on `axis` (task and batch indices are never 2.5)."""
+    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(integer=True))
+
+
+def text_colour(rgb) -> str:
+    """'black' on a light background, 'white' on a dark one (relative luminance, ITU-R BT.709)."""
+    r, g, b = to_rgb(rgb)
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "white"
 
 
 def benchmark_label(results_or_name) -> str:
@@ -39,7 +55,7 @@ def plot_accuracy_curves(runs: dict) -> plt.Figure:
     """Paper Fig. 5: one subplot per approach; x = last learned task, one line per task starting
     when it is learned; y = test accuracy in [0, 1]. `runs`: {approach: Results}."""
     names = list(runs)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), sharey=True, squeeze=False)
+    fig, axes = _subplots(1, len(names), figsize=(3.2 * len(names), 3), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], names):
         res = runs[name]
         acc = res.acc_matrix()[: res.completed_tasks]
@@ -61,7 +77,7 @@ def plot_retention(runs: dict, random, joint) -> plt.Figure:
     """Paper Fig. 6: metrics.retention_ratio (rows 1..T-1) per approach; 1 = joint, 0 = random.
     `runs`: {approach: Results or [Results per seed]}; random/joint: one Results for every run, or
     lists matched to each run by aggregate.reference_key (its seed)."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _subplots(figsize=(5, 3.2))
     for name, res in runs.items():
         seeds = _as_list(res)
         curves = np.array([metrics.retention_ratio(r.acc_matrix(), rand, jnt)[1:]
@@ -70,6 +86,7 @@ def plot_retention(runs: dict, random, joint) -> plt.Figure:
     ax.axhline(1, color="grey", lw=0.5, ls="--")
     ax.axhline(0, color="grey", lw=0.5, ls="--")
     ax.set_xlabel("last learned task")
+    integer_ticks(ax)
     ax.set_ylabel("retention ratio (1 = joint)")
     ax.legend(fontsize=7)
     ax.set_title(f"Forgetting ratio (Fig. 6) - {benchmark_label(_first(random))}", fontsize=9)
@@ -80,7 +97,7 @@ def plot_retention(runs: dict, random, joint) -> plt.Figure:
 def plot_forgetting_ratio(runs: dict, random, joint) -> plt.Figure:
     """HAT's rho^{<=t} (metrics.forgetting_ratio) with 95% CI over seeds, like plot_results.py.
     `runs`: {approach: [Results per seed]}; random/joint: as in plot_retention."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _subplots(figsize=(5, 3.2))
     for name, res in runs.items():
         seeds = _as_list(res)
         curves = np.array([metrics.forgetting_ratio(r.acc_matrix(), rand, jnt)
@@ -89,6 +106,7 @@ def plot_forgetting_ratio(runs: dict, random, joint) -> plt.Figure:
     ax.axhline(0, color="grey", lw=0.5, ls="--")
     ax.axhline(-1, color="grey", lw=0.5, ls="--")
     ax.set_xlabel("last learned task")
+    integer_ticks(ax)
     ax.set_ylabel(r"forgetting ratio $\rho$")
     ax.legend(fontsize=7)
     ax.set_title(f"HAT forgetting ratio, 95% CI - {benchmark_label(_first(random))}", fontsize=9)
@@ -97,14 +115,22 @@ def plot_forgetting_ratio(runs: dict, random, joint) -> plt.Figure:
 
 
 def plot_accuracy_matrix(results) -> plt.Figure:
-    """Heat map of acc[t][u] (row: trained through t, column: evaluated task u), upper triangle blank."""
+    """Heat map of acc[t][u] (row: trained through t, column: evaluated task u), upper triangle blank.
+    Axes carry the task names; each value is written in black or white by its cell's brightness."""
     acc = results.acc_matrix()
-    masked = np.where(np.tril(np.ones_like(acc, dtype=bool)), acc, np.nan)
-    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    n = acc.shape[0]
+    done = min(n, results.completed_tasks)  # rows not trained yet stay blank (live plots)
+    shown = np.tril(np.ones_like(acc, dtype=bool)) & (np.arange(n)[:, None] < done)
+    masked = np.where(shown, acc, np.nan)
+    fig, ax = _subplots(figsize=(2.2 + 0.75 * n, 1.6 + 0.65 * n))
     im = ax.imshow(masked, vmin=0, vmax=1, cmap="viridis")
-    for t in range(acc.shape[0]):
+    for t in range(done):
         for u in range(t + 1):
-            ax.text(u, t, f"{acc[t, u]:.2f}", ha="center", va="center", fontsize=6, color="w")
+            ax.text(u, t, f"{acc[t, u]:.2f}", ha="center", va="center", fontsize=8,
+                    color=text_colour(im.cmap(im.norm(acc[t, u]))))
+    names = list(results.task_names)[:n]
+    ax.set_xticks(range(n), names, rotation=35, ha="right", fontsize=7)
+    ax.set_yticks(range(n), names, fontsize=7)
     ax.set_xlabel("evaluated task u")
     ax.set_ylabel("trained through task t")
     fig.colorbar(im, ax=ax, fraction=0.046)
@@ -134,7 +160,7 @@ def plot_masks(intro: dict, task: str, sample: int = 0, benchmark: str = "?") ->
     intro = normalise_introspection(intro)
     entry = intro[task]
     layers = list(entry["masks"])
-    fig, axes = plt.subplots(1, len(layers) + 1, figsize=(2.4 * (len(layers) + 1), 2.4), squeeze=False)
+    fig, axes = _subplots(1, len(layers) + 1, figsize=(2.4 * (len(layers) + 1), 2.4), squeeze=False)
     img = np.asarray(entry["images"][sample], dtype=float)
     img = img.transpose(1, 2, 0) if img.ndim == 3 else img
     img = (img - img.min()) / (np.ptp(img) + 1e-12)
@@ -167,7 +193,7 @@ def plot_embedding_pca(intro: dict, benchmark: str = "?") -> plt.Figure:
     names = list(intro)
     emb = np.concatenate([np.asarray(intro[n]["embedding"], dtype=float) for n in names])
     proj = pca_2d(emb)
-    fig, ax = plt.subplots(figsize=(4, 3.4))
+    fig, ax = _subplots(figsize=(4, 3.4))
     start = 0
     for n in names:
         k = len(intro[n]["embedding"])
@@ -181,12 +207,12 @@ def plot_embedding_pca(intro: dict, benchmark: str = "?") -> plt.Figure:
     return fig
 
 
-def save_figure(fig: plt.Figure, path_stem, config, command: str, dpi: int = 80) -> list[Path]:
+def save_figure(fig: plt.Figure, path_stem, config, command: str, dpi: int | None = None) -> list[Path]:
     """Write path_stem.png, path_stem.pdf and path_stem.json (exact config + command)."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".json")]
-    fig.savefig(paths[0], dpi=dpi)
+    fig.savefig(paths[0], dpi=dpi or fig.dpi)
     fig.savefig(paths[1])
     paths[2].write_text(json.dumps({"config": config, "command": command}, indent=1, default=str))
     plt.close(fig)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,33 @@ SCHEMA_VERSION = 1
 
 class ResultsError(ValueError):
     """A results file that is missing fields or inconsistent."""
+
+
+class WriteError(OSError):
+    """A file of a run could not be written (disk full, read-only, ...): names the file and why."""
+
+    def __str__(self) -> str:  # the one line, without OSError's "[Errno N] ... : 'path'" decoration
+        return self.strerror
+
+
+def atomic_write(path, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder and a rename, so a crash
+    never leaves half a file; the file gets the mode of any new file (0644 under umask 022). On an
+    OS error the temporary file is removed and a WriteError names `path` and the reason."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        reason = err.strerror or str(err)
+        raise WriteError(err.errno, f"could not write {path}: {reason}", str(path)) from err
+    return path
 
 
 def package_versions() -> dict[str, str]:
@@ -76,44 +104,57 @@ class Results:
         return {"schema": SCHEMA_VERSION, **asdict(self)}
 
     def save(self, path) -> Path:
-        """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, path)
-        return path
+        """Write JSON atomically (`atomic_write`): a crash never leaves half a file."""
+        return atomic_write(path, json.dumps(self.to_dict(), indent=1).encode())
 
     @classmethod
     def from_dict(cls, data: dict) -> Results:
+        """Validate and build: every field present, no unknown one, matrices T x T, 0 <= completed
+        tasks <= T. Raises ResultsError naming the first problem."""
+        if not isinstance(data, dict):
+            raise ResultsError(f"results must be a JSON object, got {type(data).__name__}")
         if data.get("schema") != SCHEMA_VERSION:
             raise ResultsError(f"unsupported results schema {data.get('schema')!r} "
                                f"(expected {SCHEMA_VERSION})")
-        required = ("config", "task_names", "task_classes", "acc", "loss")
-        missing = [k for k in required if k not in data]
-        if missing:
-            raise ResultsError(f"results are missing {', '.join(missing)}")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        missing = [k for k in fields if k not in data]
+        unknown = sorted(set(data) - set(fields) - {"schema"})
+        if missing or unknown:
+            problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
+                       ([f"unknown {', '.join(unknown)}"] if unknown else [])
+            raise ResultsError(f"results fields: {'; '.join(problems)} (expected {', '.join(fields)})")
         T = len(data["task_names"])
         for key in ("acc", "loss"):
             matrix = data[key]
             if len(matrix) != T or any(len(row) != T for row in matrix):
                 raise ResultsError(f"{key} must be a {T}x{T} matrix")
-        known = {k: v for k, v in data.items() if k != "schema"}
-        return cls(**known)
+        done = data["completed_tasks"]
+        if not isinstance(done, int) or isinstance(done, bool) or not 0 <= done <= T:
+            raise ResultsError(f"completed_tasks must be an integer in 0..{T}, got {done!r}")
+        if len(data["task_classes"]) != T:
+            raise ResultsError(f"task_classes must have {T} entries, got {len(data['task_classes'])}")
+        return cls(**{k: data[k] for k in fields})
 
     @classmethod
     def load(cls, path) -> Results:
+        """Read and validate a results.json; every error names the file."""
         try:
             data = json.loads(Path(path).read_text())
         except json.JSONDecodeError as err:
             raise ResultsError(f"{path}: not valid JSON ({err})") from err
-        return cls.from_dict(data)
+        except UnicodeDecodeError as err:
+            raise ResultsError(f"{path}: not a text file ({err})") from err
+        try:
+            return cls.from_dict(data)
+        except ResultsError as err:
+            raise ResultsError(f"{path}: {err}") from err
 
     def save_text(self, path) -> Path:
-        """The original T x T `%.4f` text format (docs/original-code.md#metrics-and-figures)."""
-        np.savetxt(path, self.acc_matrix(), fmt="%.4f", delimiter=" ")
-        return Path(path)
+        """The original T x T `%.4f` text format (docs/original-code.md#metrics-and-figures), written
+        atomically."""
+        text = io.StringIO()
+        np.savetxt(text, self.acc_matrix(), fmt="%.4f", delimiter=" ")
+        return atomic_write(path, text.getvalue().encode())
 
     # ---- tidy frames ------------------------------------------------------------------------------
     def frame(self):

@@ -6,6 +6,8 @@ numbers and numpy arrays, so the notebooks only show and explain. HAT: docs/orig
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -207,3 +209,72 @@ def dwa_loss_terms(approach, split, rows: torch.Tensor, t: int, epoch: int = 0) 
     result = {k: v if v is None or isinstance(v, float) else float(v.detach()) for k, v in terms.items()}
     result.update(total=float(total.detach()), approach_loss=float(reference))
     return result
+
+
+# ---- every notebook ---------------------------------------------------------------------------
+class ParameterError(ValueError):
+    """A bad notebook parameter; Jupyter shows it as one line (no traceback)."""
+
+    def _render_traceback_(self):  # IPython's hook: what the notebook shows instead of a traceback
+        return [f"ParameterError: {self}"]
+
+
+def check_parameters(profile, seeds, device="cpu", data_dir=None, results_dir=None, **_ignored):
+    """Validate the parameters cell of a notebook (also after `papermill -p NAME VALUE`); returns
+    (profile, seeds as a list of ints). A bad value raises ParameterError, one line that says
+    what is allowed. Also checks that dwa_core is imported from this notebook's own checkout."""
+    from dwa_core.figures import PROFILES
+
+    if profile not in PROFILES:
+        allowed = ", ".join(map(repr, sorted(PROFILES)))
+        raise ParameterError(f"profile: must be one of {allowed}; got {profile!r}")
+    if not isinstance(seeds, (list, tuple)) or not seeds \
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ParameterError(f"seeds: must be a non-empty list of integers >= 0, e.g. [0] or [0, 1, 2] "
+                             f"(papermill: -y 'seeds: [0, 1]'); got {seeds!r}")
+    if not isinstance(device, str) or device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
+        raise ParameterError(f"device: must be 'auto', 'cpu', 'cuda[:N]' or 'mps'; got {device!r}")
+    for name, value in (("data_dir", data_dir), ("results_dir", results_dir)):
+        if value is not None and not isinstance(value, (str, Path)):
+            raise ParameterError(f"{name}: must be None or a path; got {value!r}")
+    check_checkout()
+    return profile, list(seeds)
+
+
+def check_checkout(cwd=None) -> None:
+    """Fail loudly when a notebook of one checkout imports the dwa_core of another one."""
+    import dwa_core
+
+    here = Path(cwd or Path.cwd()).resolve()
+    mine = here.parent / "dwa_core"
+    used = Path(dwa_core.__file__).resolve().parent
+    if here.name == "notebooks" and mine.is_dir() and mine.resolve() != used:
+        raise ParameterError(f"this notebook belongs to {here.parent} but dwa_core is imported from "
+                             f"{used.parent}: run `bash scripts/setup.sh` in {here.parent} and use its .venv")
+
+
+def summary(record: dict, digits: int = 3, limit: int = 30):
+    """A short, rounded view of a notebook's metrics record (scalars only, nested keys joined by
+    '.'); lists and matrices are left to the metrics file. A one-column DataFrame."""
+    import pandas as pd
+
+    flat = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, bool) or value is None or isinstance(value, str):
+            flat[prefix] = value
+        elif isinstance(value, (int, np.integer)):
+            flat[prefix] = int(value)
+        elif isinstance(value, (float, np.floating)):  # 3 decimals; 4 significant digits when large
+            value = float(value)
+            flat[prefix] = float(f"{value:.4g}") if abs(value) >= 1e4 else round(value, digits)
+
+    walk("", record)
+    items = list(flat.items())
+    shown = dict(items[:limit])
+    if len(items) > limit:
+        shown["..."] = f"{len(items) - limit} more in the metrics file"
+    return pd.Series(shown, dtype=object, name="value").to_frame()

@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Set up dwa_core on a fresh machine: the system dataset package, then a virtual environment
-# built from requirements.lock, cached outside the clone and keyed by the lock's hash, so a
-# second run (or a second clone) reuses it. Leaves ./.venv pointing at it.
+# Set up dwa_core on a fresh machine:
+#  1. system packages: the Fashion-MNIST dataset and Chromium (browser tests), when apt and root allow;
+#  2. the heavy environment (torch, jupyterlab, ...) built from requirements.lock, cached outside the
+#     clone and keyed by the lock's hash, so a second run (or a second clone) reuses it;
+#  3. ./.venv: a small environment of THIS checkout, layered over the cached one, that imports this
+#     checkout's dwa_core whatever another checkout did (the cached environment is never pointed at
+#     a checkout);
+#  4. git's nbstripout filter: notebook outputs never reach a commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real Fashion-MNIST for the offline benchmarks (Debian package; tests skip without it).
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi
-  if [ "$SUDO" != none ]; then
-    echo "setup: installing dataset-fashion-mnist (Debian package)"
-    ($SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-      || echo "setup: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"
+if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else SUDO=none; fi
+apt_install() {  # apt_install PACKAGE WHAT-IF-MISSING
+  if command -v apt-get >/dev/null 2>&1 && [ "$SUDO" != none ]; then
+    echo "setup: installing $1 (Debian package)"
+    ( { [ -n "${APT_UPDATED:-}" ] || $SUDO apt-get update -qq; } \
+      && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$1" >/dev/null ) \
+      || echo "setup: could not install $1; $2"
+    APT_UPDATED=1
+  else
+    echo "setup: $1 is missing and cannot be installed here; $2"
   fi
-fi
+}
+# Real Fashion-MNIST for the offline benchmarks.
+[ -d /usr/share/datasets/fashion-mnist ] || apt_install dataset-fashion-mnist "Fashion-MNIST tests will be skipped"
+# Chromium for the browser tests (Playwright drives it; its own browser download is not used).
+command -v chromium >/dev/null 2>&1 || apt_install chromium "the browser tests will be skipped"
 
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), "dwa_core needs Python >= 3.10"'
@@ -30,8 +42,30 @@ if [ ! -f "$venv/.complete" ]; then
   quiet "$venv/bin/python" -m pip install -q -r requirements.lock
   touch "$venv/.complete"
 fi
-# Point the environment at this clone (a .pth file: no build step, safe to share the venv).
-site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo "$PWD" > "$site/dwa_core_checkout.pth"
-ln -sfn "$venv" .venv
-echo "setup: ready (.venv -> $venv)"
+base_site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+# ./.venv of this checkout: no packages of its own, two .pth files. The first puts this checkout
+# on sys.path; the second adds the cached environment after it.
+if [ -L .venv ] || { [ -e .venv ] && [ ! -f .venv/pyvenv.cfg ]; }; then rm -rf .venv; fi
+[ -f .venv/pyvenv.cfg ] || "$PYTHON" -m venv --without-pip .venv
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD" > "$site/00_dwa_core_checkout.pth"
+echo "import site; site.addsitedir('$base_site')" > "$site/zz_dwa_core_base.pth"
+for dir in share etc; do  # JupyterLab's extensions (ipywidgets) and server config live there
+  if [ -d "$venv/$dir" ]; then rm -rf ".venv/$dir"; ln -s "$venv/$dir" ".venv/$dir"; fi
+done
+here=$(pwd -P)
+got=$(cd / && "$here/.venv/bin/python" -c 'import dwa_core, pathlib; print(pathlib.Path(dwa_core.__file__).resolve().parents[1])')
+if [ "$got" != "$here" ]; then
+  echo "setup: .venv imports dwa_core from $got, not from $here" >&2
+  exit 1
+fi
+
+# Notebooks are committed without outputs: git runs nbstripout on them (.gitattributes).
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  git config filter.nbstripout.clean "'$PWD/.venv/bin/python' -m nbstripout"
+  git config filter.nbstripout.smudge cat
+  git config filter.nbstripout.required true
+  git config diff.ipynb.textconv "'$PWD/.venv/bin/python' -m nbstripout -t"
+fi
+echo "setup: ready (.venv of $PWD, over $venv)"

@@ -71,7 +71,7 @@ def test_mixture_fixed_order_and_per_class(data_dir):
 
 
 def test_mnist2(data_dir):
-    bench = build("mnist2", data_dir)
+    bench = build("mnist2", data_dir, valid_is_train_copy=True)  # the original code's switch
     assert [t.name for t in bench.tasks] == ["mnist-0-4", "mnist-5-9"] and bench.task_classes == [5, 5]
     assert bench.input_shape == (1, 28, 28) and bench.network == "mlp"
     low, high = bench.tasks
@@ -81,8 +81,10 @@ def test_mnist2(data_dir):
     # digit 5 is filled with 5*200//9+30 = 141 -> (141/255 - 0.1307) / 0.3081
     value = high.train.x[high.train.y == 0][0, 0, 0, 0].item()
     assert value == pytest.approx((141 / 255 - 0.1307) / 0.3081, abs=1e-5)
-    held_out = build("mnist2", data_dir, valid_is_train_copy=False, valid_fraction=0.2)
+    held_out = build("mnist2", data_dir, valid_fraction=0.2)  # the default: a held-out split
     assert len(held_out.tasks[0].valid) == 3 and len(held_out.tasks[0].train) == 12
+    default = build("mnist2", data_dir)  # 10 % of 15 rows held out
+    assert len(default.tasks[0].valid) == 1 and len(default.tasks[0].train) == 14
 
 
 def test_pmnist_permutations(data_dir):

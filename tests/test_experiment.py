@@ -64,7 +64,9 @@ def test_corrupt_results_file_is_a_clear_error(tmp_path):
     with pytest.raises(ResultsError, match="not valid JSON"):
         Results.load(path)
     path.write_text(json.dumps({"schema": 1, "config": {}, "task_names": ["a", "b"],
-                                "task_classes": [2, 2], "acc": [[1, 0]], "loss": [[0, 0], [0, 0]]}))
+                                "task_classes": [2, 2], "acc": [[1, 0]], "loss": [[0, 0], [0, 0]],
+                                "history": [], "task_seconds": [], "versions": {}, "device": "cpu",
+                                "completed_tasks": 0, "extras": {}}))
     with pytest.raises(ResultsError, match="2x2"):
         Results.load(path)
 

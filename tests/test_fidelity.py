@@ -5,10 +5,14 @@ import dataclasses
 
 import pytest
 
-from dwa_core import approaches, fidelity
+from dwa_core import approaches, data, fidelity
 from dwa_core.config import ExperimentConfig, TrainConfig, build_params
 from dwa_core.models.dwa import DWANet
 from dwa_core.presets import load_preset
+
+
+def _params_class(owner: str) -> type:
+    return data.get_spec(owner).Params if owner in data.names() else approaches.get(owner).Params
 
 
 def _defaults(owner: str) -> dict:
@@ -17,7 +21,7 @@ def _defaults(owner: str) -> dict:
     if owner == "network":
         import inspect
         return {n: p.default for n, p in inspect.signature(DWANet.__init__).parameters.items()}
-    return {f.name: f.default for f in dataclasses.fields(approaches.get(owner).Params)}
+    return {f.name: f.default for f in dataclasses.fields(_params_class(owner))}
 
 
 @pytest.mark.parametrize("switch", fidelity.SWITCHES, ids=lambda s: s.name)
@@ -26,7 +30,7 @@ def test_each_switch_names_a_real_field_with_its_default(switch):
     assert switch.field in defaults
     assert defaults[switch.field] == switch.default
     if switch.owner not in ("train", "network"):  # the original value is a valid setting
-        params = build_params(approaches.get(switch.owner).Params, {switch.field: switch.original}, "p")
+        params = build_params(_params_class(switch.owner), {switch.field: switch.original}, "p")
         assert getattr(params, switch.field) == switch.original
 
 

@@ -50,11 +50,11 @@ def test_simple_retention_ratio():
     assert_allclose(out[1:], [0.6 / 0.9, (0.5 / 0.9 + 0.7 / 0.8) / 2])
 
 
-def test_mean_ci_student_t_with_population_std():
+def test_mean_ci_student_t_with_sample_std():
     mean, half = metrics.mean_ci([1.0, 2.0, 3.0])
-    # t_{0.975, 2} = 4.302652729911275 (tables); population std = sqrt(2/3)
+    # t_{0.975, 2} = 4.302652729911275 (tables); sample std (ddof=1) of 1, 2, 3 = 1
     assert mean == pytest.approx(2.0)
-    assert half == pytest.approx(4.302652729911275 * np.sqrt(2 / 3) / np.sqrt(3))
+    assert half == pytest.approx(4.302652729911275 * 1.0 / np.sqrt(3))
     assert metrics.mean_ci([0.4]) == (0.4, 0.0)
 
 

@@ -1,5 +1,8 @@
-"""Every notebook runs under papermill in the smoke profile; committed notebooks have no outputs."""
+"""Every notebook runs under papermill as it is committed; committed notebooks carry no outputs,
+start with a `parameters` cell, check those parameters in the next cell, and show figures through
+Jupyter's normal inline display."""
 
+import base64
 import json
 import math
 import os
@@ -10,54 +13,110 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import dwa_core
 from dwa_core import fidelity, figures
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "dwa-core-test"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def committed(path: Path) -> nbformat.NotebookNode:
+    """The notebook as git will commit it (the index, after the nbstripout filter), or the file
+    itself outside a git checkout."""
+    rel = path.relative_to(ROOT).as_posix()
+    got = subprocess.run(["git", "show", f":{rel}"], cwd=ROOT, capture_output=True, text=True)
+    text = got.stdout if got.returncode == 0 else path.read_text()
+    return nbformat.reads(text, as_version=4)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_without_outputs(path):
-    nb = nbformat.read(path, as_version=4)
+    nb = committed(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", [])
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert {"profile", "seeds", "device", "data_dir", "metrics_path"} <= {
         line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}
+    assert "check_parameters(" in code[1].source  # the parameters are checked right after
+    text = "\n".join(c.source for c in code)
+    # figures through the normal inline display; outputs outside the sources
+    assert "display_formatter" not in text and "matplotlib.use" not in text and "sys.path" not in text
+    assert "../figures" not in text and '"metrics.json"' not in text
 
 
-def test_generator_is_in_sync(tmp_path):
-    """scripts/make_notebooks.py reproduces the committed notebooks exactly."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import make_notebooks
+def test_notebooks_are_filtered_by_nbstripout():
+    """.gitattributes sends every notebook through nbstripout (configured by scripts/setup.sh)."""
+    attrs = (ROOT / ".gitattributes").read_text()
+    assert "*.ipynb filter=nbstripout" in attrs
+    assert "notebooks/_out/" in (ROOT / ".gitignore").read_text()
 
-    for name, (title, intro, cells) in make_notebooks.NOTEBOOKS.items():
-        made = make_notebooks.notebook(name, title, intro, cells)
-        committed = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-        assert [c.source for c in made.cells] == [c.source for c in committed.cells], name
+
+def test_this_checkout_is_imported():
+    """Each checkout imports its own dwa_core (scripts/setup.sh's per-checkout .venv)."""
+    assert Path(dwa_core.__file__).resolve().parent == ROOT / "dwa_core"
+
+
+def test_committed_figures_are_regenerated_ones():
+    """figures/ holds only what `python -m dwa_core.figures` writes (each PNG has its sidecar)."""
+    for png in (ROOT / "figures").glob("*.png"):
+        sidecar = json.loads(png.with_suffix(".json").read_text())
+        assert sidecar["command"].startswith("python -m dwa_core.figures"), png.name
+    assert not (ROOT / "figures" / "notebooks").exists()
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Run every notebook once with a kernelspec of the running interpreter; {stem: metrics}."""
-    import papermill as pm
-
-    tmp = tmp_path_factory.mktemp("nb")
+def kernel(tmp_path_factory):
+    """A kernelspec of the running interpreter, for papermill."""
+    tmp = tmp_path_factory.mktemp("kernel")
     subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(tmp / "jp"), "--name",
                     KERNEL], check=True, capture_output=True)
     os.environ["JUPYTER_PATH"] = str(tmp / "jp" / "share" / "jupyter")
-    os.environ["PYTHONPATH"] = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    return KERNEL
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("profile", "bogus", "ParameterError: profile: must be one of 'paper', 'smoke'; got 'bogus'"),
+    ("seeds", 3, "ParameterError: seeds: must be a non-empty list of integers >= 0"),
+])
+def test_bad_parameter_stops_in_one_line(kernel, tmp_path, name, value, message):
+    """`papermill -p profile bogus` / `-p seeds 3` stop in the cell after the parameters, with one
+    line that says what is allowed (no traceback)."""
+    import papermill as pm
+
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(pm.PapermillExecutionError):
+        pm.execute_notebook(str(ROOT / "notebooks" / "01_quickstart.ipynb"), str(out), kernel_name=kernel,
+                            cwd=str(ROOT / "notebooks"), parameters={name: value}, progress_bar=False)
+    ran = nbformat.read(out, as_version=4)
+    failed = [c for c in ran.cells if c.cell_type == "code"
+              and any(o.output_type == "error" for o in c.outputs)]
+    assert len(failed) == 1 and "check_parameters(" in failed[0].source  # the cell after the parameters
+    (error,) = [o for o in failed[0].outputs if o.output_type == "error"]
+    assert len(error.traceback) == 1 and error.traceback[0].startswith(message)
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory, kernel):
+    """Run every notebook once, as committed (only its output locations moved to a temporary
+    folder); {stem: metrics}."""
+    import papermill as pm
+
+    tmp = tmp_path_factory.mktemp("nb")
     out = {}
     for path in NOTEBOOKS:
         metrics = tmp / f"{path.stem}.json"
-        pm.execute_notebook(str(path), str(tmp / path.name), kernel_name=KERNEL, cwd=str(ROOT / "notebooks"),
-                            parameters={"profile": "smoke", "seeds": [0], "metrics_path": str(metrics),
-                                        "figures_dir": str(tmp / "figures")}, progress_bar=False)
+        pm.execute_notebook(str(path), str(tmp / path.name), kernel_name=kernel, cwd=str(ROOT / "notebooks"),
+                            parameters={"metrics_path": str(metrics), "figures_dir": str(tmp / "figures")},
+                            progress_bar=False)
         out[path.stem] = json.loads(metrics.read_text())
         ran = nbformat.read(tmp / path.name, as_version=4)
-        out[path.stem]["_png_outputs"] = sum("image/png" in o.get("data", {}) for c in ran.cells
-                                             if c.cell_type == "code" for o in c.outputs)
+        pngs = [o["data"]["image/png"] for c in ran.cells if c.cell_type == "code" for o in c.outputs
+                if "image/png" in o.get("data", {})]
+        # what the front end receives: base64 strings of PNG files
+        assert all(isinstance(p, str) and base64.b64decode(p).startswith(PNG) for p in pngs), path.stem
+        out[path.stem]["_png_outputs"] = len(pngs)
     return out
 
 
@@ -72,7 +131,7 @@ FORGETTING_MARGIN = 0.05
 
 
 def test_figures_are_shown(executed):
-    """Figures appear in the executed notebooks (dwa_core.plots uses Agg: they are displayed as PNG)."""
+    """Figures appear in the executed notebooks through the inline backend (no formatter code)."""
     assert executed["03_hat_step_by_step"]["_png_outputs"] >= 7
     assert executed["05_dwa_step_by_step"]["_png_outputs"] >= 5
     assert executed["02_catastrophic_forgetting"]["_png_outputs"] >= 4
@@ -172,5 +231,45 @@ def test_fidelity_switch_changes_training(executed):
 
 
 def test_explorer_renders_without_training(executed):
+    """Headless, nobody clicks Run: the explorer renders its controls and trains nothing."""
     m = executed["11_explorer"]
-    assert "training disabled" in m["status"] and m["n_controls"] >= 0
+    assert "ready" in m["status"] and "done" not in m["status"]
+    assert m["n_controls"]["train"] >= 4 and m["n_controls"]["approach"] == 4  # hat: c, s_max, 2 clamps
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"profile": "bogus", "seeds": [0]}, "profile: must be one of 'paper', 'smoke'; got 'bogus'"),
+    ({"profile": "smoke", "seeds": 3}, "seeds: must be a non-empty list of integers >= 0"),
+    ({"profile": "smoke", "seeds": [0, -1]}, "seeds: must be a non-empty list"),
+    ({"profile": "smoke", "seeds": [0], "device": "gpu"},
+     "device: must be 'auto', 'cpu', 'cuda[:N]' or 'mps'"),
+])
+def test_check_parameters_messages(kwargs, message):
+    from dwa_core.walkthrough import ParameterError, check_parameters
+
+    with pytest.raises(ParameterError, match=message.replace("[", r"\[").replace("(", r"\(")) as err:
+        check_parameters(**kwargs)
+    assert err.value._render_traceback_() == [f"ParameterError: {err.value}"]  # one line in Jupyter
+    assert check_parameters("smoke", (0, 1)) == ("smoke", [0, 1])
+
+
+def test_check_checkout_fails_loudly_for_another_checkout(tmp_path):
+    from dwa_core.walkthrough import ParameterError, check_checkout
+
+    (tmp_path / "dwa_core").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    with pytest.raises(ParameterError, match="run `bash scripts/setup.sh`"):
+        check_checkout(tmp_path / "notebooks")
+    check_checkout(ROOT / "notebooks")  # this checkout: fine
+
+
+def test_summary_is_short_and_rounded():
+    from dwa_core.walkthrough import summary
+
+    record = {"profile": "smoke", "acc_matrix": [[0.1234567] * 5] * 5, "n": 3,
+              "metrics": {"sgd": {"forgetting": 0.123456789}}, **{f"k{i}": float(i) / 7 for i in range(40)}}
+    table = summary(record, limit=10)
+    values = table["value"].tolist()
+    assert len(values) == 11 and "more in the metrics file" in values[-1]
+    assert table.loc["metrics.sgd.forgetting", "value"] == 0.123 and table.loc["n", "value"] == 3
+    assert "acc_matrix" not in table.index

@@ -9,7 +9,7 @@ import pytest
 from dwa_core import plots
 from dwa_core.results import Results
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # the tests only draw to files
 
 
 def _res(approach, acc, benchmark="split-digits", seed=0):
@@ -95,3 +95,57 @@ def test_masks_and_pca_figures(tmp_path):
 @pytest.mark.parametrize("name", ["mixture", "split-digits"])
 def test_benchmark_label(name):
     assert plots.benchmark_label(name) == (name if name == "mixture" else f"{name} (offline data)")
+
+
+def test_matrix_text_colour_follows_cell_brightness():
+    """Dark cells (low accuracy in viridis) get white text, bright (yellow) cells black text."""
+    fig = plots.plot_accuracy_matrix(_res("sgd", [[0.05, 0, 0], [0.5, 0.98, 0], [0.3, 0.6, 0.97]]))
+    colours = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
+    assert colours["0.05"] == "white" and colours["0.98"] == "black" and colours["0.97"] == "black"
+    assert plots.text_colour("yellow") == "black" and plots.text_colour("navy") == "white"
+
+
+def test_matrix_axes_carry_task_names():
+    fig = plots.plot_accuracy_matrix(_res("sgd", SGD))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["t0", "t1", "t2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["t0", "t1", "t2"]
+
+
+def test_unfinished_rows_stay_blank():
+    res = _res("sgd", SGD)
+    res.completed_tasks = 2
+    fig = plots.plot_accuracy_matrix(res)
+    assert len(fig.axes[0].texts) == 3  # rows 0 and 1 only
+
+
+def test_task_ticks_are_integers():
+    """Fig. 6 and rho: 'last learned task' never shows 2.5."""
+    runs = {"sgd": [_res("sgd", SGD), _res("sgd", SGD, seed=1)]}
+    for fig in (plots.plot_retention(runs, _res("random", RANDOM), _res("joint", JOINT)),
+                plots.plot_forgetting_ratio(runs, _res("random", RANDOM), _res("joint", JOINT))):
+        fig.canvas.draw()
+        ticks = fig.axes[0].get_xticks()
+        assert len(ticks) and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_figures_read_on_a_laptop(tmp_path):
+    fig = plots.plot_accuracy_matrix(_res("sgd", SGD))
+    assert fig.dpi >= 100
+    png = plots.save_figure(fig, tmp_path / "m", {}, "x")[0]
+    import matplotlib.image as mpimg
+
+    height, width = mpimg.imread(png).shape[:2]
+    assert width >= 350 and height >= 300
+
+
+def test_importing_plots_keeps_the_backend():
+    """dwa_core.plots never selects a backend: a notebook's inline backend stays inline."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import dwa_core.plots, matplotlib; print(matplotlib.get_backend())"
+    env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "inline" in out.stdout.strip().lower(), out.stdout

@@ -269,13 +269,13 @@ def test_results_frame_metrics_by_hand(hand_frame):
 
 def test_summary_mean_and_student_t_interval_by_hand(hand_frame):
     summary = sweep.summarize(hand_frame).set_index("label")
-    # avg_acc over seeds {0.8, 0.9}: mean 0.85, population std 0.05, n 2
+    # avg_acc over seeds {0.8, 0.9}: mean 0.85, sample std 0.05 * sqrt(2), n 2
     assert summary.loc["sgd", "n"] == 2
     assert summary.loc["sgd", "avg_acc"] == pytest.approx(0.85)
-    assert summary.loc["sgd", "avg_acc_ci"] == pytest.approx(T_975_1 * 0.05 / math.sqrt(2))
-    # rho over {-0.4, -0.2}: mean -0.3, population std 0.1
+    assert summary.loc["sgd", "avg_acc_ci"] == pytest.approx(T_975_1 * 0.05 * math.sqrt(2) / math.sqrt(2))
+    # rho over {-0.4, -0.2}: mean -0.3, sample std 0.1 * sqrt(2)
     assert summary.loc["sgd", "rho"] == pytest.approx(-0.3)
-    assert summary.loc["sgd", "rho_ci"] == pytest.approx(T_975_1 * 0.1 / math.sqrt(2))
+    assert summary.loc["sgd", "rho_ci"] == pytest.approx(T_975_1 * 0.1 * math.sqrt(2) / math.sqrt(2))
     assert summary.loc["random", "rho"] == pytest.approx(-1.0)
     assert summary.loc["random", "rho_ci"] == pytest.approx(0.0)
 
@@ -300,8 +300,8 @@ def test_related_work_table_and_markdown(hand_frame):
     table = sweep.related_work_table(hand_frame)
     row = table.set_index("approach").loc["sgd"]
     assert row["seeds"] == 2
-    assert row["final avg accuracy"] == f"0.850 ± {T_975_1 * 0.05 / math.sqrt(2):.3f}"
-    assert row["HAT forgetting ratio rho"] == f"-0.300 ± {T_975_1 * 0.1 / math.sqrt(2):.3f}"
+    assert row["final avg accuracy"] == f"0.850 ± {T_975_1 * 0.05:.3f}"  # sample std 0.05 * sqrt(2)
+    assert row["HAT forgetting ratio rho"] == f"-0.300 ± {T_975_1 * 0.1:.3f}"
     text = sweep.to_markdown(table).splitlines()
     assert text[0] == "| benchmark | approach | seeds | final avg accuracy | HAT forgetting ratio rho |"
     assert text[1] == "|---|---|---|---|---|" and len(text) == 2 + 3

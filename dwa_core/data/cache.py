@@ -62,5 +62,9 @@ def cached(name: str, build: Callable, cache_dir):
     raw = load(name, cache_dir)
     if raw is None:
         raw = build()
-        save(name, raw, cache_dir)
+        try:
+            save(name, raw, cache_dir)
+        except OSError as err:  # a read-only data dir: the run goes on, only slower next time
+            log.warning("cannot cache %s in %s (%s); continuing without a cache", name, cache_dir,
+                        err.strerror or err)
     return raw

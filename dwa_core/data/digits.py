@@ -73,12 +73,12 @@ def split_digits(params: DigitsParams, seed: int = 0, **_) -> Benchmark:
     """Digits split into 5 two-class tasks {0,1}, {2,3}, ...; task order drawn from the seed."""
     check(params.n_tasks == 5, "benchmark_params.n_tasks", "5 for split-digits", params.n_tasks)
     train, test = load_digits_splits()
-    tasks = []
-    for k in seeded_order(5, seed):
+    tasks, order = [], [int(k) for k in seeded_order(5, seed)]
+    for k in order:
         pair = [_pair(split, k) for split in (train, test)]
         tasks.append(_make_task(f"digits-{2 * k}-{2 * k + 1}", 2, *pair, params, seed))
     shape = tuple(tasks[0].train.x.shape[1:])
-    return Benchmark("split-digits", tasks, shape, _network_for(params.shape))
+    return Benchmark("split-digits", tasks, shape, _network_for(params.shape), {"natural_index": order})
 
 
 def pixel_permutation(n_pixels: int, seed: int, task: int) -> torch.Tensor:

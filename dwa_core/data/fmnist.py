@@ -46,10 +46,12 @@ def _shaped(raw, shape):
 def split_fmnist(params: FashionParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
     """Fashion-MNIST in 5 two-class tasks {0,1}, {2,3}, ... in seeded order (offline, real data)."""
     train, test, norm, network = _shaped(sources.fashion_mnist(data_dir, download), params.shape)
+    order = [int(k) for k in seeded_order(5, seed)]
     tasks = [make_task(f"fmnist-{2 * k}-{2 * k + 1}", 2, select(train.x, train.y, [2 * k, 2 * k + 1], 2 * k),
                        select(test.x, test.y, [2 * k, 2 * k + 1], 2 * k), norm, params, seed,
-                       params.valid_is_train_copy) for k in seeded_order(5, seed)]
-    return Benchmark("split-fmnist", tasks, tuple(tasks[0].train.x.shape[1:]), network)
+                       params.valid_is_train_copy) for k in order]
+    return Benchmark("split-fmnist", tasks, tuple(tasks[0].train.x.shape[1:]), network,
+                     {"natural_index": order})
 
 
 def fmnist_permutation(seed: int, task: int, n_pixels: int) -> torch.Tensor:
@@ -97,8 +99,8 @@ def mixture_offline(params: MixtureOfflineParams, seed: int = 0, data_dir=None, 
     dataset-fashion-mnist) and scikit-learn's digits (8x8 upscaled to 28, zero-padded to 32, grey
     copied to 3 channels; normalised with its own training mean/std). NOT the paper's 8 datasets."""
     raws = [sources.fashion_mnist(data_dir, download), digits_raw()]
-    tasks = []
-    for idx in seeded_order(len(raws), seed):
+    tasks, order = [], [int(i) for i in seeded_order(len(raws), seed)]
+    for idx in order:
         raw = raws[idx]
         if raw.name == "digits":
             padded = sources.to_32x32x3(raw.train_x).float() / 255
@@ -106,4 +108,5 @@ def mixture_offline(params: MixtureOfflineParams, seed: int = 0, data_dir=None, 
         else:
             norm = sources.NORMALISATION[raw.name]
         tasks.append(mixture_task(raw, norm, params, seed))
-    return Benchmark("mixture-offline", tasks, (3, 32, 32), "alexnet", {"order": [t.name for t in tasks]})
+    return Benchmark("mixture-offline", tasks, (3, 32, 32), "alexnet",
+                     {"order": [t.name for t in tasks], "natural_index": order})

@@ -49,8 +49,23 @@ URLS = {
 }
 
 
+# How a user asks for a download, spelled per interface ("{download}" in messages).
+DOWNLOAD_SPELLING = {"python": "download=True", "cli": "--set download=true"}
+
+
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset's files are in none of the searched places and no download was asked for."""
+    """A dataset's files are in none of the searched places and no download was asked for.
+    `str(err)` spells the download switch for Python; `err.message("cli")` for the command line."""
+
+    def __init__(self, template: str):
+        self.template = template
+        super().__init__(self.message("python"))
+
+    def message(self, interface: str = "python") -> str:
+        return self.template.format(download=DOWNLOAD_SPELLING[interface])
+
+    def __str__(self) -> str:
+        return self.message("python")
 
 
 @dataclass
@@ -70,7 +85,7 @@ class Layout:
     subdirs: tuple[str, ...]
     files: tuple[str, ...]
     system: tuple[str, ...] = ()
-    how: str = "pass download=True"
+    how: str = "pass {download}"
 
 
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -78,16 +93,16 @@ IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-u
 LAYOUTS = {
     "mnist": Layout(("MNIST/raw", "mnist"), IDX, ("mnist",)),
     "fashion_mnist": Layout(("FashionMNIST/raw", "fashion-mnist"), IDX, ("fashion-mnist",),
-                            "pass download=True, or `apt-get install dataset-fashion-mnist`"),
+                            "pass {download}, or `apt-get install dataset-fashion-mnist`"),
     "cifar10": Layout(("cifar-10-batches-py",), ("data_batch_1", "test_batch"), ("cifar-10-batches-py",)),
     "cifar100": Layout(("cifar-100-python",), ("train", "test"), ("cifar-100-python",)),
     "svhn": Layout(("", "svhn", "SVHN"), ("train_32x32.mat", "test_32x32.mat"), ("svhn",)),
     "traffic_signs": Layout(("traffic_signs",), ("traffic-sign-data.zip",), (),
-                            f"pass download=True or put {URLS['traffic_signs']} there"),
+                            f"pass {{download}} or put {URLS['traffic_signs']} there"),
     "facescrub": Layout(("facescrub",), ("facescrub_100.zip",), (),
-                        f"pass download=True or put {URLS['facescrub']} there"),
+                        f"pass {{download}} or put {URLS['facescrub']} there"),
     "not_mnist": Layout(("notmnist",), ("notmnist.zip",), (),
-                        f"pass download=True or put {URLS['not_mnist']} there"),
+                        f"pass {{download}} or put {URLS['not_mnist']} there"),
 }
 
 
@@ -114,7 +129,7 @@ def find(name: str, data_dir=None, download: bool = False) -> Path:
             return folder
     if download:
         return _download(name, Path(data_dir) if data_dir else default_data_dir())
-    searched = "\n  ".join(str(p) for p in places)
+    searched = "\n  ".join(str(p).replace("{", "{{").replace("}", "}}") for p in places)
     raise DatasetNotFoundError(f"dataset {name!r} not found; searched:\n  {searched}\n"
                                f"expected files {', '.join(LAYOUTS[name].files)}; to get it: "
                                f"{LAYOUTS[name].how}")

@@ -2,8 +2,9 @@
 
 Both are sums over masked layers of per-sample reductions of H_b. For rank-1 dense masks
 (H_b = gate(u_b v_bᵀ), up to 2048x2048 per sample) the reduction is a custom autograd Function that
-recomputes H in the backward, so no (B, out, in) tensor is kept: the fused C kernel of
-models/kernels on the CPU in float32, else one sample at a time in reused buffers. Full masks
+recomputes H in the backward, so no (B, out, in) tensor is kept: on CUDA the
+dwa_core::rank_one_mask_sum operator (Triton kernels, models/kernels/ops.py), on the CPU the fused C
+kernel of models/kernels in float32, else one sample at a time in reused buffers. Full masks
 (conv; dense without combination) exist anyway and are reduced directly."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from dwa_core.functional.gates import gate_, gate_fn
 from dwa_core.models import kernels
+from dwa_core.models.kernels import ops
 from dwa_core.models.masked import FullMask, RankOneMask
 
 PlasticityForm = Literal["paper", "original-code"]
@@ -130,6 +132,9 @@ def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0)
     """(B,) Σ_i weight_i · φ(H_bi) with φ = |.| ("abs") or relu(η·) ("relu")."""
     if isinstance(mask, RankOneMask):
         w = None if weight is None else weight.reshape(mask.u.shape[1], mask.v.shape[1])
+        if ops.used_for(mask.u):  # CUDA: the dwa_core::rank_one_mask_sum operator (Triton kernels)
+            total = ops.rank_one_mask_sum(mask.u, mask.v, w, mask.gate, kind)
+            return total if kind == "abs" else total * eta
         if kernels.applies(mask.u, mask.v, *([] if w is None else [w])):
             return _RankOneSumKernel.apply(mask.u, mask.v, w, mask.gate, kind, eta)
         if kind == "relu" and mask.gate == "tanh":

@@ -1,14 +1,22 @@
 """Diagonal empirical Fisher information (docs/original-code.md#ewc, #fisher) and its running-mean merge.
 
-F_k = 1/N * sum_batches |B| * (dL_B/dtheta_k)^2: the squared mini-batch gradient, weighted by the
-batch size. EWC, IMM-mode and DWA's plasticity loss share this routine."""
+Two forms:
+- per-sample (Kirkpatrick et al. 2017, the papers' EWC): F_k = 1/N sum_i (d loss_i / d theta_k)^2,
+  the mean of the squared gradient of each sample's loss, computed in chunks with torch.func
+  (vmap over per-sample gradients), never one backward per sample;
+- batch (the original code, docs/original-code.md#ewc, #fisher):
+  F_k = 1/N sum_B |B| (d L_B / d theta_k)^2, the squared mean gradient of each mini-batch weighted
+  by its size. By Jensen's inequality it is at most the per-sample form, and far smaller once a
+  task is fit (gradients of different samples cancel in the batch mean)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad, vmap
 
 
 def iterate_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int = 20) -> Iterator[tuple]:
@@ -47,6 +55,131 @@ def fisher_diagonal(model: nn.Module, batches: Iterable[tuple], loss_fn: Callabl
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return {name: f / max(n, 1) for name, f in fisher.items()}
+
+
+def per_sample_fisher(model: nn.Module, batches: Iterable[tuple], t, *,
+                      penalty: Callable[[dict], torch.Tensor | None] | None = None,
+                      train_mode: bool = True) -> dict[str, torch.Tensor]:
+    """{name: F} with F = mean over samples of the squared gradient of one sample's criterion,
+    CE(model(x_i, t), y_i) + penalty(params) (penalty: a function of {name: tensor} returning a
+    scalar or None, e.g. EWC's or IMM's weighted regulariser; or None). `batches`: (B, ...)
+    inputs and (B,) labels. train_mode keeps dropout active, with its own mask per sample (as B
+    separate passes would draw). Frozen parameters get zeros.
+
+    Networks built of Linear / Conv2d layers (the MLP, AlexNet, their heads) take one backward per
+    batch: a sample's weight gradient is delta_i a_i^T, so sum_i of its square is (delta^2)^T a^2
+    for a dense layer (a batched product over positions for a convolution), never materialised
+    per sample. Other networks go through torch.func (vmap over per-sample gradients, B x
+    n_parameters floats per batch)."""
+    named = dict(model.named_parameters())
+    was_training = model.training
+    model.train(train_mode)
+    try:
+        if _plain_layers(model) is not None:
+            squares, grad_sums, n = _squares_by_hooks(model, batches, t)
+        else:
+            squares, grad_sums, n = _squares_by_vmap(model, batches, t)
+        if penalty is not None:  # grad_i = g_i + c for every sample, c = d penalty / d theta
+            squares = _with_penalty(named, squares, grad_sums, n, penalty)
+    finally:
+        model.train(was_training)
+    return {name: (f / max(n, 1) if named[name].requires_grad else torch.zeros_like(f))
+            for name, f in squares.items()}
+
+
+def _plain_layers(model: nn.Module) -> dict | None:
+    """{module name: module} when every module that owns parameters is a Linear or an ungrouped
+    Conv2d, else None."""
+    layers = {name: m for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
+    plain = all(type(m) is nn.Linear or (type(m) is nn.Conv2d and m.groups == 1) for m in layers.values())
+    return layers if plain else None
+
+
+def _squares_by_hooks(model: nn.Module, batches, t):
+    """(sum_i g_i^2, sum_i g_i, N) per parameter from one summed-loss backward per batch."""
+    layers = _plain_layers(model)
+    squares = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    grad_sums = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    seen: dict = {}  # module -> (input, output) of this batch
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        seen[module] = (inputs[0].detach(), output)
+
+    handles = [m.register_forward_hook(keep) for m in layers.values()]
+    n = 0
+    try:
+        for x, y in batches:
+            seen.clear()
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x, t), y, reduction="sum").backward()
+            for name, m in layers.items():
+                if m not in seen:  # another task's head: no gradient
+                    continue
+                a, out = seen[m]
+                _add_layer_squares(m, a, out.grad, squares, name)
+            for name, p in model.named_parameters():
+                if p.grad is not None:
+                    grad_sums[name] += p.grad
+            n += len(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+    return squares, grad_sums, n
+
+
+def _add_layer_squares(m: nn.Module, a: torch.Tensor, delta: torch.Tensor, squares: dict, name: str) -> None:
+    """Add sum_i (per-sample gradient)^2 of layer m's weight and bias; a: its input, delta: the
+    gradient of the summed loss with respect to its output (row i = sample i's own gradient)."""
+    if type(m) is nn.Linear:
+        a, delta = a.reshape(a.shape[0], -1, a.shape[-1]), delta.reshape(delta.shape[0], -1, delta.shape[-1])
+        if a.shape[1] == 1:  # (B, in), (B, out): sum_i (delta_i a_i^T)^2 = (delta^2)^T a^2
+            squares[f"{name}.weight"] += delta[:, 0].pow(2).T @ a[:, 0].pow(2)
+        else:  # (B, P, in): per-sample sum over positions first
+            squares[f"{name}.weight"] += torch.bmm(delta.transpose(1, 2), a).pow(2).sum(0)
+        bias_grads = delta.sum(1)  # (B, out)
+    else:  # Conv2d: per-sample gradient = delta_i (out, P) @ unfold(a_i)^T (P, in*k*k)
+        cols = F.unfold(a, m.kernel_size, m.dilation, m.padding, m.stride)  # (B, in*k*k, P)
+        delta = delta.flatten(2)  # (B, out, P)
+        squares[f"{name}.weight"] += torch.bmm(delta, cols.transpose(1, 2)).pow(2).sum(0).view_as(m.weight)
+        bias_grads = delta.sum(2)
+    if m.bias is not None:
+        squares[f"{name}.bias"] += bias_grads.pow(2).sum(0)
+
+
+def _squares_by_vmap(model: nn.Module, batches, t):
+    """(sum_i g_i^2, sum_i g_i, N) per parameter through torch.func per-sample gradients."""
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    buffers = dict(model.named_buffers())
+
+    def sample_loss(p, x, y):  # x: one sample, y: () label
+        return F.cross_entropy(functional_call(model, (p, buffers), (x.unsqueeze(0), t)), y.unsqueeze(0))
+
+    sample_grads = vmap(grad(sample_loss), in_dims=(None, 0, 0), randomness="different")
+    squares = {name: torch.zeros_like(p) for name, p in params.items()}
+    grad_sums = {name: torch.zeros_like(p) for name, p in params.items()}
+    n = 0
+    for x, y in batches:
+        for name, g in sample_grads(params, x, y).items():  # {name: (B, *shape)}
+            squares[name] += g.pow(2).sum(0)
+            grad_sums[name] += g.sum(0)
+        n += len(x)
+    return squares, grad_sums, n
+
+
+def _with_penalty(named: dict, squares: dict, grad_sums: dict, n: int, penalty: Callable) -> dict:
+    """sum_i (g_i + c)^2 = sum_i g_i^2 + 2 c sum_i g_i + n c^2, c the penalty's gradient."""
+    value = penalty(named)
+    if value is None:
+        return squares
+    names = [k for k, p in named.items() if p.requires_grad]
+    grads = torch.autograd.grad(value, [named[k] for k in names], allow_unused=True)
+    out = dict(squares)
+    for k, c in zip(names, grads):
+        if c is not None:
+            out[k] = squares[k] + 2 * c * grad_sums[k] + n * c.pow(2)
+    return out
 
 
 def merge_fisher(old: dict | None, new: dict, t: int) -> dict[str, torch.Tensor]:

@@ -6,9 +6,13 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
+
+import torch
 from torch import nn
 
-from dwa_core.config import ConfigError
+from dwa_core.config import ConfigError, _coerce
 from dwa_core.models.init import apply_weight_init
 from dwa_core.models.plain import MLP, AlexNet
 from dwa_core.registry import Registry
@@ -49,18 +53,61 @@ def build(arch: str, family: str, input_shape, task_classes, params: dict | None
     if name not in NETWORKS:
         raise ConfigError(f"network: no {family!r} variant of {arch!r}; available: "
                           f"{', '.join(NETWORKS.names())}")
+    cls = NETWORKS.get(name)
+    params = network_params(cls, name, canonical_params(params))
     try:
-        model = NETWORKS.get(name)(tuple(input_shape), list(task_classes), **canonical_params(params))
-    except TypeError as err:
-        raise ConfigError(f"network_params for {name}: {err}") from err
+        model = cls(tuple(input_shape), list(task_classes), **params)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"network {name} cannot be built for input {_shape(input_shape)} with "
+                          f"{params or 'its defaults'}: {err}") from err
+    check_input_shape(model, name, input_shape)
     if weight_init:
         apply_weight_init(model, weight_init)
+    if hasattr(model, "after_weight_init"):  # e.g. DWA's mask_start biases, which the init zeroes
+        model.after_weight_init()
     return model
+
+
+def network_params(cls: type, name: str, params: dict | None) -> dict:
+    """`params` checked against the keyword arguments of `cls`'s constructor and coerced to their
+    annotated types ("800" -> 800); an unknown key or a wrong type is a ConfigError."""
+    signature = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    valid = [p for p in list(signature.parameters)[3:]
+             if signature.parameters[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                 inspect.Parameter.KEYWORD_ONLY)]
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(valid))
+    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        raise ConfigError(f"network_params ({name}): unknown {', '.join(unknown)}; valid: {', '.join(valid)}")
+    return {k: _coerce(v, hints[k], f"network_params ({name}).{k}") if k in hints else v
+            for k, v in params.items()}
+
+
+def _shape(input_shape) -> str:
+    return "x".join(str(d) for d in input_shape)
+
+
+@torch.no_grad()
+def check_input_shape(model: nn.Module, name: str, input_shape) -> None:
+    """Run one zero image through head 0 in eval mode (RNG untouched): a network that does not fit
+    the benchmark's input (AlexNet on 8x8 digits) is a ConfigError here, not a kernel error in
+    training."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model(torch.zeros(1, *input_shape), 0)
+    except RuntimeError as err:
+        raise ConfigError(f"network {name} does not fit the benchmark's input {_shape(input_shape)} "
+                          f"(use --network mlp, or a benchmark shape it fits, e.g. benchmark_params "
+                          f"shape=3x32x32): {str(err).splitlines()[0]}") from err
+    finally:
+        model.train(was_training)
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
 
 
 # Variants register themselves on import (after NETWORKS exists).

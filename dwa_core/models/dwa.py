@@ -65,6 +65,11 @@ class FullGenerator(nn.Module):
     def forward(self, e: torch.Tensor, gate: str) -> FullMask:
         return FullMask(gate_fn(gate)(self.linear(e)).view(-1, *self.shape))
 
+    @torch.no_grad()
+    def start_open(self, pre: float) -> None:
+        """Bias every pre-activation to `pre`, so each mask entry starts at gate(pre)."""
+        self.linear.bias.fill_(pre)
+
 
 class RankOneGenerator(nn.Module):
     """H = gate(g2(E) g1(E)ᵀ) reshaped row-major to (out, in): the gate acts on the product."""
@@ -77,6 +82,29 @@ class RankOneGenerator(nn.Module):
 
     def forward(self, e: torch.Tensor, gate: str) -> RankOneMask:
         return RankOneMask(self.g2(e), self.g1(e), gate, self.shape)
+
+    @torch.no_grad()
+    def start_open(self, pre: float) -> None:
+        """Bias both factors to sqrt(pre), so u_i v_j ≈ pre and each entry starts at gate(pre)."""
+        self.g1.bias.fill_(math.sqrt(pre))
+        self.g2.bias.fill_(math.sqrt(pre))
+
+
+def gate_inverse(gate: str, value: float) -> float:
+    """The pre-activation z with gate(z) = value: atanh for tanh, logit for sigmoid."""
+    return math.atanh(value) if gate == "tanh" else math.log(value / (1 - value))
+
+
+def check_mask_start(value, gate: str) -> float | None:
+    """`mask_start` is None (the paper's init) or a float in (low, 1): low = 0 for tanh, 0.5 for
+    sigmoid, since a rank-1 mask gate(u_i v_j) starts at gate(pre) only for pre > 0."""
+    if value is None:
+        return None
+    low = 0.0 if gate == "tanh" else 0.5
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < 1:
+        raise ConfigError(f"mask_start: must be None or a number in ({low:g}, 1) for the {gate} gate, "
+                          f"got {value!r}")
+    return float(value)
 
 
 def conv_processor(channels: int, size: int, feats: tuple[int, int], d: int) -> nn.Sequential:
@@ -100,7 +128,7 @@ class DWANet(nn.Module):
 
     def __init__(self, input_shape, task_classes, specs, *, use_processor=True, processor_feats=(32, 128),
                  emb_size=100, use_stem=1, use_concat=False, use_combination=True, use_dropout=False,
-                 gate="tanh", masked_impl="fast"):
+                 gate="tanh", masked_impl="fast", mask_start: float | None = None):
         super().__init__()
         if gate not in GATES:
             raise ConfigError(f"gate: must be one of {', '.join(GATES)}, got {gate!r}")
@@ -111,6 +139,7 @@ class DWANet(nn.Module):
             # the original code's scripts passed 'true'/'false' strings (docs/original-code.md#network)
             if not isinstance(flag, bool):
                 raise ConfigError(f"{name}: must be true or false, got {flag!r}")
+        self.mask_start = check_mask_start(mask_start, gate)
         stem = 0 if use_stem is None else int(use_stem)
         if not 0 <= stem < len(specs):
             raise ConfigError(f"use_stem: must be in 0..{len(specs) - 1} (at least one masked layer), "
@@ -148,6 +177,18 @@ class DWANet(nn.Module):
         if probe.dim() == 4:
             return conv_processor(probe.shape[1], probe.shape[-1], feats, self.embedding_size)
         return linear_processor(probe[0].numel(), feats, self.embedding_size)
+
+    def after_weight_init(self) -> None:
+        """With `mask_start` = m, bias the mask generators so every mask entry starts near m, and
+        divide each masked weight by m, so W ⊙ H starts at the scale the weight init chose for W
+        (called by `models.build` after the weight init, which zeroes biases)."""
+        if self.mask_start is None:
+            return
+        pre = gate_inverse(self.gate, self.mask_start)
+        with torch.no_grad():
+            for spec in self.specs[self.stem:]:
+                self.generators[spec.name].start_open(pre)
+                getattr(self, spec.name).weight.div_(self.mask_start)  # W ⊙ H keeps W's initial scale
 
     def masked_weight_names(self) -> list[str]:
         return [f"{s.name}.weight" for s in self.specs[self.stem:]]

@@ -1,7 +1,14 @@
 """Weight initialisation schemes selectable per layer kind
-(docs/original-code.md#command-line-and-initialisation, `--weight_init`)."""
+(docs/original-code.md#command-line-and-initialisation, `--weight_init`).
+
+"pytorch" is PyTorch's own default for Linear and Conv2d, which the original code kept when
+`--weight_init` was not given: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the weight
+through kaiming_uniform_ with a = sqrt(5)). Every script of the original code passed kaiming:xavier,
+the paper's scheme and our default; "pytorch" reproduces runs made without the option."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -15,11 +22,16 @@ SCHEMES = {
     "uniform": lambda w: nn.init.uniform_(w, 0.0, 1.0),
     "ones": nn.init.ones_,
     "zeros": nn.init.zeros_,
+    "pytorch": lambda w: nn.init.kaiming_uniform_(w, a=math.sqrt(5)),
 }
 
 
 def parse_weight_init(spec: str) -> dict[str, str]:
-    """"CONV[,CONVBIAS]:LINEAR[,LINEARBIAS]" -> {conv, conv_bias, linear, linear_bias}."""
+    """"CONV[,CONVBIAS]:LINEAR[,LINEARBIAS]" -> {conv, conv_bias, linear, linear_bias}. A bias
+    not given is "zeros", except after a "pytorch" weight, whose bias is PyTorch's too; the spec
+    "pytorch" alone means "pytorch:pytorch". Raises ConfigError on any other form."""
+    if spec == "pytorch":
+        spec = "pytorch:pytorch"
     parts = spec.split(":") if isinstance(spec, str) else []
     if len(parts) != 2:
         raise ConfigError(f"weight_init: must look like 'kaiming:xavier' or "
@@ -27,17 +39,22 @@ def parse_weight_init(spec: str) -> dict[str, str]:
     out = {}
     for kind, part in zip(("conv", "linear"), parts):
         weight, _, bias = part.partition(",")
-        for key, name in ((kind, weight), (f"{kind}_bias", bias or "zeros")):
+        default_bias = "pytorch" if weight == "pytorch" else "zeros"
+        for key, name in ((kind, weight), (f"{kind}_bias", bias or default_bias)):
             if name not in SCHEMES:
                 raise ConfigError(f"weight_init: unknown scheme {name!r}; valid: {', '.join(SCHEMES)}")
             out[key] = name
     return out
 
 
-def _init_bias(bias: torch.Tensor, scheme: str) -> None:
+def _init_bias(bias: torch.Tensor, scheme: str, weight: torch.Tensor) -> None:
     # kaiming/xavier are undefined on 1-d tensors: treat them as zeros, like the original code's default.
     if scheme in ("kaiming", "xavier"):
         nn.init.zeros_(bias)
+    elif scheme == "pytorch":  # nn.Linear / nn.Conv2d reset_parameters: bound from the weight's fan-in
+        fan_in = weight[0].numel()
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        nn.init.uniform_(bias, -bound, bound)
     else:
         SCHEMES[scheme](bias)
 
@@ -56,5 +73,5 @@ def apply_weight_init(model: nn.Module, spec: str) -> nn.Module:
             continue
         SCHEMES[schemes[kind]](module.weight)
         if getattr(module, "bias", None) is not None:
-            _init_bias(module.bias, schemes[f"{kind}_bias"])
+            _init_bias(module.bias, schemes[f"{kind}_bias"], module.weight)
     return model

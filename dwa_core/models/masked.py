@@ -10,7 +10,9 @@ Sample b uses the weight W ⊙ H_b, with H_b = gate(·) produced from its embedd
   line up with the weight (b = out, a = in: every dense layer of the paper's networks), a fused C
   kernel (kernels/rank_one.c, compiled on first use) generates each mask entry, uses it and drops
   it, in the forward and again in the backward: memory O(B·(out + in)) and one pass over the
-  weights per batch. Otherwise (GPU, float64, no compiler, unaligned factors) a custom autograd
+  weights per batch. On CUDA, with aligned factors, the layer is the `dwa_core::rank_one_linear`
+  operator (kernels/ops.py): Triton kernels in float32 (kernels/triton_rank_one.py), the same
+  memory bound. Otherwise (float64 on the CPU, no compiler, unaligned factors) a custom autograd
   Function walks the batch one sample at a time in reused (out, in) buffers.
 
 `impl="torch"` forces the PyTorch Function; `impl="reference"` is the straightforward formulation
@@ -27,9 +29,11 @@ from torch import nn
 
 from dwa_core.functional.gates import gate_, gate_fn
 from dwa_core.models import kernels
+from dwa_core.models.kernels import ops
 
-# "fast": the C kernel where it applies, else the PyTorch per-sample Function; "torch": always the
-# latter; "reference": materialise W ⊙ H_b for the whole batch.
+# "fast": on CUDA the dwa_core::rank_one_linear operator (Triton), on the CPU the C kernel where it
+# applies, else the PyTorch per-sample Function; "torch": always the latter; "reference":
+# materialise W ⊙ H_b for the whole batch.
 IMPLS = ("fast", "torch", "reference")
 
 
@@ -138,12 +142,20 @@ class _RankOneKernel(torch.autograd.Function):
 
 def kernel_applies(x: torch.Tensor, weight: torch.Tensor, mask: RankOneMask) -> bool:
     """Whether the fused C kernel computes this layer (else the PyTorch per-sample Function)."""
-    return (mask.u.shape[1] == weight.shape[0] and mask.v.shape[1] == weight.shape[1]
-            and kernels.applies(x, weight, mask.u, mask.v))
+    return factors_aligned(weight, mask) and kernels.applies(x, weight, mask.u, mask.v)
+
+
+def factors_aligned(weight: torch.Tensor, mask: RankOneMask) -> bool:
+    """u_b has one entry per output row and v_b one per input column (H_b = gate(u_b v_bᵀ) is (out, in))."""
+    return mask.u.shape[1] == weight.shape[0] and mask.v.shape[1] == weight.shape[1]
 
 
 def rank_one_masked_linear(x, weight, mask: RankOneMask, use_kernel: bool = True) -> torch.Tensor:
-    """Fast path; stores Σ_i |H_bi| on the mask (differentiable) for the sparsity loss."""
+    """Fast path; stores Σ_i |H_bi| on the mask (differentiable) for the sparsity loss. On CUDA, the
+    `dwa_core::rank_one_linear` operator (Triton kernels in float32; kernels/ops.py)."""
+    if use_kernel and ops.used_for(x) and factors_aligned(weight, mask):
+        y, mask.abs_sum = ops.rank_one_linear(x, weight, mask.u, mask.v, mask.gate)
+        return y
     fn = _RankOneKernel if use_kernel and kernel_applies(x, weight, mask) else _RankOneMaskedLinear
     y, mask.abs_sum = fn.apply(x, weight, mask.u, mask.v, mask.gate)
     return y

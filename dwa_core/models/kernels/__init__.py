@@ -1,4 +1,6 @@
-"""Compiled CPU kernels, built on first use with the system's C compiler and cached.
+"""Compiled CPU kernels, built on first use with the system's C compiler and cached. (The CUDA
+path is in this package too: `ops` (torch.library operators), `triton_rank_one` (their Triton
+kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 
 `rank_one.c` holds the fused rank-1 masked linear layer of DWA and the reduction of its mask
 losses; `linear_forward`, `linear_backward`, `mask_sum_forward` and `mask_sum_backward` run them
@@ -163,8 +165,8 @@ def linear_backward(x, weight, u, v, gy, gs, gate: str) -> tuple[torch.Tensor, .
     _over_rows(rank_one().rank_one_backward, n_out, lambda fn, i, o0, o1: fn(
         batch, n_out, n_in, o0, o1, _ptr(x), _ptr(weight), _ptr(u), _ptr(v), _ptr(gy), _ptr(gs),
         GATE_CODES[gate], _ptr(gw), _ptr(gu), _ptr(partial[i, 0]), _ptr(partial[i, 1])))
-    gx, gv = partial.sum(0).unbind(0)
-    return gx, gw, gu, gv
+    # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
+    return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
 
 
 def mask_sum_forward(u, v, w, gate: str, kind: str) -> torch.Tensor:
