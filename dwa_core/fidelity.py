@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dwa_core.config import ExperimentConfig
+from dwa_core.curriculum import Curriculum
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ AUDIT = (
     Audited("dwa", "lamb_plasticity", 0.1, "DWA paper (λ2; the published run: 0.05)"),
     Audited("dwa", "lamb_sparsity", 500.0, "DWA paper (λ3)"),
     Audited("dwa", "sparsity_mu", 0.2, "DWA paper (μ)"), Audited("dwa", "alpha", 1.5, "DWA paper (α)"),
-    Audited("dwa", "curriculum", "linear:100:0.2", "DWA paper"),
+    Audited("dwa", "curriculum", Curriculum.parse("linear:100:0.2"), "DWA paper"),
     Audited("dwa", "anchor_threshold", None, "DWA paper: the n lowest-ζ samples (switch: 0.4)"),
     Audited("dwa", "fisher_accumulate", False, "DWA paper: the standard diagonal Fisher",
             "still the batch form over the whole DWA loss: the masked kernels have no per-sample path"),
@@ -154,7 +155,7 @@ AUDIT = (
     Audited("network:mlp", "hidden", 800, "original mlp"),
     Audited("network:mlp", "layers", 3, "original mlp"),
     Audited("network:mlp", "dropout", 0.5, "original mlp"),
-    Audited("network:mlp-hat", "nhid", 2000, "original mlp_hat"),
+    Audited("network:mlp-hat", "hidden", 2000, "original mlp_hat"),
     Audited("mnist2", "valid_is_train_copy", False, "a held-out 10 % (switch: the original's copy)"),
     Audited("mixture", "fixed_order", False, "original: seeded order (seed 0 = the published one)"),
     Audited("mixture", "valid_fraction", 0.15, "original code (docs/original-code.md#benchmarks)"),

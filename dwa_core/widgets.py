@@ -410,7 +410,7 @@ class Explorer:
             self.status.value = _line(f"training task {t + 1}/{n_tasks} ({bench.tasks[t].name}) ...")
             task_start = time.perf_counter()
             try:
-                history = approach.fit(t, bench.tasks[t])
+                history = approach.fit(t, bench.tasks[t], bench.tasks[:t])
             except Stopped:
                 stopped = True
                 break
