@@ -201,8 +201,12 @@ class ExperimentConfig:
     output_dir: str = "results"
     name: str = ""
     max_tasks: int | None = None  # stop after this many tasks (the original code's test_mode)
+    # Also keep the model's weights after every task (run folder, task-<t>.pt): what
+    # dwa_core.diagnosis reads to measure how the weights and masks of earlier tasks moved.
+    task_snapshots: bool = False
     # Where a run reads and writes, not what it computes: left out of `key()` and of the resume check.
-    LOCATION_FIELDS: ClassVar[tuple[str, ...]] = ("output_dir", "device", "data_dir", "download")
+    LOCATION_FIELDS: ClassVar[tuple[str, ...]] = ("output_dir", "device", "data_dir", "download",
+                                                  "task_snapshots")
 
     def __post_init__(self):
         coerce_fields(self)

@@ -144,18 +144,40 @@ def _run(cfg, plan, run_dir, *, resume, save, on_epoch, on_task) -> Results:
     for t in range(results.completed_tasks, len(bench.tasks)):
         start = time.perf_counter()
         history = approach.fit(t, bench.tasks[t], bench.tasks[:t])
-        for u in range(t + 1):
-            results.loss[t][u], results.acc[t][u] = approach.test(u, bench.tasks[u])
+        record_scores(approach, bench.tasks, t, results)
         results.history.append(history)
         results.task_seconds.append(time.perf_counter() - start)
         results.completed_tasks = t + 1
         if save:
             _checkpoint(run_dir, approach, results)
+            if cfg.task_snapshots:
+                save_snapshot(run_dir, t, approach.model)
         if on_task is not None:
             on_task(t, results)
     if save:
         results.save_text(run_dir / "acc.txt")
     return results
+
+
+def snapshot_path(run_dir, t: int) -> Path:
+    """Where a run with `task_snapshots` keeps the model weights after task t."""
+    return Path(run_dir) / f"task-{t}.pt"
+
+
+def save_snapshot(run_dir: Path, t: int, model) -> Path:
+    """The model's state_dict after task t, written atomically (see snapshot_path)."""
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    return atomic_write(snapshot_path(run_dir, t), buffer.getvalue())
+
+
+def record_scores(approach, tasks, t: int, results: Results) -> None:
+    """After task t: test loss and accuracy (row t of `loss`, `acc`) and validation accuracy (row t
+    of `valid_acc`) on every task u <= t."""
+    for u in range(t + 1):
+        results.loss[t][u], results.acc[t][u] = approach.test(u, tasks[u])
+    for u in range(t + 1):
+        results.valid_acc[t][u] = approach.test(u, tasks[u], "valid")[1]
 
 
 @contextlib.contextmanager
@@ -257,6 +279,8 @@ def _restore(run_dir: Path, approach, fresh: Results) -> Results:
         raise CheckpointError(f"{path} is a checkpoint of a run with other settings "
                               f"({'; '.join(differences)}); give this run another output_dir or name")
     results.config = fresh.config  # same numbers; keep this run's paths and device request
+    if not results.valid_acc:  # a checkpoint written before validation accuracy was recorded
+        results.valid_acc = [[float("nan")] * results.n_tasks for _ in range(results.n_tasks)]
     approach.load_state_dict(_to_device(state["approach"], fresh.device))
     _set_rng_state(state["rng"])
     return results

@@ -78,12 +78,18 @@ class Results:
     device: str = "cpu"
     completed_tasks: int = 0
     extras: dict = field(default_factory=dict)  # approach-specific data (e.g. DWA introspection)
+    # valid_acc[t][u]: validation accuracy on task u after task t, the matrix that selects
+    # hyper-parameters (never the test one); empty in files written before it existed.
+    valid_acc: list[list[float]] = field(default_factory=list)
+
+    OPTIONAL = ("valid_acc",)  # fields a results file may lack (older files)
 
     @classmethod
     def empty(cls, config: dict, task_names, task_classes, device: str) -> Results:
         T = len(task_names)
         return cls(config, list(task_names), list(task_classes), [[0.0] * T for _ in range(T)],
-                   [[0.0] * T for _ in range(T)], [], [], device=device)
+                   [[0.0] * T for _ in range(T)], [], [], device=device,
+                   valid_acc=[[0.0] * T for _ in range(T)])
 
     @property
     def n_tasks(self) -> int:
@@ -98,6 +104,10 @@ class Results:
 
     def loss_matrix(self) -> np.ndarray:
         return np.array(self.loss, dtype=float)
+
+    def valid_acc_matrix(self) -> np.ndarray | None:
+        """valid_acc[t][u] as a (T, T) array, or None for a file written before it was recorded."""
+        return np.array(self.valid_acc, dtype=float) if self.valid_acc else None
 
     # ---- persistence -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -117,15 +127,17 @@ class Results:
             raise ResultsError(f"unsupported results schema {data.get('schema')!r} "
                                f"(expected {SCHEMA_VERSION})")
         fields = [f.name for f in dataclasses.fields(cls)]
-        missing = [k for k in fields if k not in data]
+        missing = [k for k in fields if k not in data and k not in cls.OPTIONAL]
         unknown = sorted(set(data) - set(fields) - {"schema"})
         if missing or unknown:
             problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
                        ([f"unknown {', '.join(unknown)}"] if unknown else [])
             raise ResultsError(f"results fields: {'; '.join(problems)} (expected {', '.join(fields)})")
         T = len(data["task_names"])
-        for key in ("acc", "loss"):
-            matrix = data[key]
+        for key in ("acc", "loss", "valid_acc"):
+            matrix = data.get(key, [])
+            if key in cls.OPTIONAL and not matrix:
+                continue
             if len(matrix) != T or any(len(row) != T for row in matrix):
                 raise ResultsError(f"{key} must be a {T}x{T} matrix")
         done = data["completed_tasks"]
@@ -133,7 +145,7 @@ class Results:
             raise ResultsError(f"completed_tasks must be an integer in 0..{T}, got {done!r}")
         if len(data["task_classes"]) != T:
             raise ResultsError(f"task_classes must have {T} entries, got {len(data['task_classes'])}")
-        return cls(**{k: data[k] for k in fields})
+        return cls(**{k: data[k] for k in fields if k in data})
 
     @classmethod
     def load(cls, path) -> Results:

@@ -34,6 +34,7 @@ import numpy as np
 
 from dwa_core import approaches, data, fidelity, metrics, models, plots
 from dwa_core.config import ExperimentConfig, TrainConfig, build_params
+from dwa_core.experiment import record_scores
 from dwa_core.results import Results
 
 PROFILE = "smoke"
@@ -414,8 +415,7 @@ class Explorer:
             except Stopped:
                 stopped = True
                 break
-            for u in range(t + 1):
-                self.results.loss[t][u], self.results.acc[t][u] = approach.test(u, bench.tasks[u])
+            record_scores(approach, bench.tasks, t, self.results)
             self.results.history.append(history)
             self.results.task_seconds.append(time.perf_counter() - task_start)
             self.results.completed_tasks = t + 1

@@ -128,3 +128,38 @@ def test_checkpoint_of_another_config_is_not_reused(tiny_cfg):
     run_experiment(tiny_cfg.replace(max_tasks=2))
     other = run_experiment(tiny_cfg.replace(max_tasks=3))  # another key: another run dir
     assert other.completed_tasks == 3
+
+
+def test_validation_accuracy_matrix_is_recorded_and_differs_from_test(tiny_cfg):
+    results = run_experiment(tiny_cfg)
+    valid = results.valid_acc_matrix()
+    assert valid.shape == (5, 5)
+    assert np.all(valid[np.tril_indices(5)] > 0.5)  # every learned two-class task above chance
+    assert np.all(valid[np.triu_indices(5, 1)] == 0)  # nothing recorded before a task is trained
+    assert not np.array_equal(valid, results.acc_matrix())  # another split, not a copy of the test
+    # the best-validation-loss weights are restored after a task: its entry is that epoch's accuracy
+    best = min(results.history[4], key=lambda row: row["valid_loss"])
+    assert valid[4, 4] == pytest.approx(best["valid_acc"], abs=1e-9)
+    loaded = Results.load(next(Path(tiny_cfg.output_dir).glob("*/results.json")))
+    assert loaded.valid_acc == results.valid_acc
+
+
+def test_results_written_before_validation_accuracy_still_load(tiny_cfg):
+    results = run_experiment(tiny_cfg, save=False)
+    data = results.to_dict()
+    del data["valid_acc"]
+    old = Results.from_dict(data)
+    assert old.valid_acc_matrix() is None and old.acc == results.acc
+
+
+def test_task_snapshots_keep_the_weights_after_every_task(tiny_cfg):
+    from dwa_core.experiment import snapshot_path
+
+    cfg = tiny_cfg.replace(task_snapshots=True)
+    assert cfg.key() == tiny_cfg.key()  # where the weights go, not what is computed
+    results = run_experiment(cfg)
+    run_dir = next(Path(cfg.output_dir).iterdir())
+    states = [torch.load(snapshot_path(run_dir, t)) for t in range(5)]
+    first = next(k for k in states[0] if k.endswith("weight"))
+    assert not torch.equal(states[0][first], states[4][first])  # sgd moved the shared weights
+    assert results.finished and not snapshot_path(run_dir, 5).exists()

@@ -236,6 +236,7 @@ class Approach:
         n = max(len(split), 1)
         return total_loss.item() / n, correct.item() / n
 
-    def test(self, u: int, task: Task) -> tuple[float, float]:
-        """Test loss and accuracy on task u (called by run_experiment for every u <= t)."""
-        return self.evaluate(task.test, u)
+    def test(self, u: int, task: Task, split: str = "test") -> tuple[float, float]:
+        """Loss and accuracy on task u's `split` ("test" or "valid"; run_experiment calls both for
+        every u <= t: the test matrix is reported, the validation one selects hyper-parameters)."""
+        return self.evaluate(getattr(task, split), u)

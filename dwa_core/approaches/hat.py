@@ -70,9 +70,9 @@ class HAT(Approach):
         with flush_denormals():
             return super().fit(t, task, earlier)
 
-    def test(self, u, task):
+    def test(self, u, task, split="test"):
         with flush_denormals():
-            return super().test(u, task)
+            return super().test(u, task, split)
 
     def gate_scale(self, batch=None) -> float:
         """s of this batch: annealed with its progress while training (Eq. 3), else s_max."""

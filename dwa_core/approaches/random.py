@@ -29,13 +29,14 @@ class Random(Approach):
         self.latest = t
         return []
 
-    def test(self, u, task):
+    def test(self, u, task, split="test"):
         source = self.labels[self.latest if self.params.latest_task_labels else u]
-        n = len(task.test)
+        target = getattr(task, split)
+        n = len(target)
         order = torch.randperm(len(source), generator=self.generator).to(source.device)
         repeats = -(-n // len(source))
         predictions = source[order].repeat(repeats)[:n]
-        return 0.0, (predictions == task.test.y).float().mean().item()
+        return 0.0, (predictions == target.y).float().mean().item()
 
     def extra_state(self):
         return {"labels": getattr(self, "labels", {}), "latest": getattr(self, "latest", 0)}

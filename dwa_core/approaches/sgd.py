@@ -44,11 +44,11 @@ class SGDRestart(Approach):
         self.trunks[t] = {k: v.clone() for k, v in self.model.state_dict().items()
                           if not k.startswith("last.")}
 
-    def test(self, u, task):
+    def test(self, u, task, split="test"):
         current = copy.deepcopy(self.model.state_dict())
         self.model.load_state_dict(self.trunks[u], strict=False)
         try:
-            return super().test(u, task)
+            return super().test(u, task, split)
         finally:
             self.model.load_state_dict(current)
 
