@@ -25,6 +25,7 @@ class Switch:
     default: object  # the library's default: the paper's reading (or the fix of a bug)
     original: object  # what the original code does
     what: str  # what the original does, in one line
+    requires: tuple = ()  # (field, value) pairs of the same owner that the original value needs
 
     @property
     def name(self) -> str:
@@ -47,7 +48,10 @@ SWITCHES = (
     Switch("dwa", "anchor_threshold", None, 0.4,
            "anchor samples: the first n with ζ < 0.4 instead of the n lowest-ζ samples"),
     Switch("dwa", "fisher_accumulate", False, True,
-           "the Fisher's gradients are never zeroed: each batch adds the square of a running sum"),
+           "the Fisher's gradients are never zeroed: each batch adds the square of a running sum",
+           requires=(("fisher_form", "batch"),)),
+    Switch("dwa", "fisher_form", "per-sample", "batch",
+           "DWA's Fisher = |B|·(mean gradient of a batch of 20)², not the mean of per-sample squared gradients"),
     Switch("dwa", "stiff_uncapped", False, True, "the stiffness ramp σ = e / stiff keeps growing past 1"),
     Switch("random", "latest_task_labels", False, True,
            "predicts every earlier task with the latest task's labels"),
@@ -87,8 +91,11 @@ def of(approach: str) -> list[Switch]:
 
 
 def flip(cfg: ExperimentConfig, switch: Switch, value=None) -> ExperimentConfig:
-    """`cfg` with `switch` set to `value` (default: the original code's value)."""
+    """`cfg` with `switch` set to `value` (default: the original code's value, together with the
+    settings it `requires`, e.g. DWA's fisher_accumulate needs the batch-form Fisher)."""
     value = switch.original if value is None else value
+    if switch.requires and value == switch.original and switch.owner == cfg.approach:
+        cfg = cfg.replace(approach_params={**cfg.approach_params, **dict(switch.requires)})
     if switch.owner == "train":
         return cfg.replace(train={switch.field: value})
     if switch.owner == "network":
@@ -147,8 +154,9 @@ AUDIT = (
     Audited("dwa", "sparsity_mu", 0.2, "DWA paper (μ)"), Audited("dwa", "alpha", 1.5, "DWA paper (α)"),
     Audited("dwa", "curriculum", Curriculum.parse("linear:100:0.2"), "DWA paper"),
     Audited("dwa", "anchor_threshold", None, "DWA paper: the n lowest-ζ samples (switch: 0.4)"),
-    Audited("dwa", "fisher_accumulate", False, "DWA paper: the standard diagonal Fisher",
-            "still the batch form over the whole DWA loss: the masked kernels have no per-sample path"),
+    Audited("dwa", "fisher_accumulate", False, "DWA paper: the standard diagonal Fisher"),
+    Audited("dwa", "fisher_form", "per-sample", "DWA paper (EWC's Fisher; switch: 'batch')",
+            "one backward per training sample of the whole DWA loss: the masked kernels batch samples"),
     Audited("network:alexnet-dwa", "gate", "tanh", "DWA paper (switch: sigmoid)"),
     Audited("network:alexnet-dwa", "emb_size", 100, "DWA paper"),
     Audited("network:alexnet-dwa", "use_stem", 1, "DWA paper"),

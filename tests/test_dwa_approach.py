@@ -117,7 +117,8 @@ def test_dwa_trains_alexnet_original_switches():
                train=TrainConfig(epochs=1, batch_size=16),
                approach_params={"curriculum": "exp:2:0.5", "anchor_samples": 8,
                                 "triplet_form": "original-code",
-                                "anchor_ranking": "last-batch", "fisher_accumulate": True, "stiff": 2,
+                                "anchor_ranking": "last-batch", "fisher_form": "batch",
+                                "fisher_accumulate": True, "stiff": 2,
                                 "stiff_uncapped": True, "anchor_threshold": 0.4, "use_anchor_first": True,
                                 "use_task_loss": True, "scale_att_loss": True})
     _finite(run_experiment(cfg, save=False))
@@ -170,3 +171,44 @@ def test_introspect_and_extra_state():
     other = build_approach(cfg, validate(cfg), bench, torch.device("cpu"))
     other.load_extra_state(state)
     assert torch.equal(other.anchors[0], approach.anchors[0]) and sorted(other.fisher) == sorted(names)
+
+
+def _trained_dwa(**params):
+    """A DWA approach after run_experiment on _cfg() (2 tasks), captured from its last after_task."""
+    from dwa_core.approaches.dwa import DWA
+
+    seen, orig = {}, DWA.after_task
+
+    def spy(self, t, task):
+        orig(self, t, task)
+        seen["approach"] = self
+
+    DWA.after_task = spy
+    try:
+        cfg = _cfg()
+        run_experiment(cfg.replace(approach_params={**cfg.approach_params, **params}), save=False)
+    finally:
+        DWA.after_task = orig
+    return seen["approach"]
+
+
+def test_fisher_forms_per_sample_is_at_least_the_batch_form():
+    per_sample = _trained_dwa(fisher_form="per-sample").fisher
+    batch = _trained_dwa(fisher_form="batch").fisher
+    assert DWAParams().fisher_form == "per-sample"
+    # the running mean over tasks 0 and 1 of each form: by Jensen the mean of squared per-sample
+    # gradients is at least |B|·(mean gradient)², and strictly larger once gradients differ
+    for name in per_sample:
+        assert per_sample[name].sum() > batch[name].sum()
+    with pytest.raises(ConfigError, match="fisher_accumulate"):
+        build_params(DWAParams, {"fisher_accumulate": True}, "approach_params")
+
+
+def test_freeze_context_keeps_the_processor_after_task_0():
+    approach = _trained_dwa(freeze_context=True)
+    processor = {id(q) for q in approach.model.processor.parameters()}
+    trainable = {id(q) for q in approach.trainable_parameters()}
+    assert processor and not processor & trainable
+    assert trainable  # the masked layers and generators still train
+    free = _trained_dwa()
+    assert {id(q) for q in free.model.processor.parameters()} <= {id(q) for q in free.trainable_parameters()}

@@ -30,7 +30,8 @@ def test_each_switch_names_a_real_field_with_its_default(switch):
     assert switch.field in defaults
     assert defaults[switch.field] == switch.default
     if switch.owner not in ("train", "network"):  # the original value is a valid setting
-        params = build_params(_params_class(switch.owner), {switch.field: switch.original}, "p")
+        values = {**dict(switch.requires), switch.field: switch.original}
+        params = build_params(_params_class(switch.owner), values, "p")
         assert getattr(params, switch.field) == switch.original
 
 
@@ -45,7 +46,8 @@ def test_original_code_preset_sets_every_dwa_switch():
 def test_flip_changes_exactly_one_switch_and_refuses_other_approaches():
     cfg = ExperimentConfig(approach="dwa", approach_params={"alpha": 2.0})
     flipped = fidelity.flip(cfg, fidelity.get("dwa", "fisher_accumulate"))
-    assert flipped.approach_params == {"alpha": 2.0, "fisher_accumulate": True}
+    # with what the original value needs: the accumulated Fisher is the batch form's
+    assert flipped.approach_params == {"alpha": 2.0, "fisher_form": "batch", "fisher_accumulate": True}
     assert fidelity.flip(cfg, fidelity.get("train", "lr_schedule")).train.lr_schedule == "original-code"
     assert fidelity.flip(cfg, fidelity.get("network", "gate")).network_params == {"gate": "sigmoid"}
     assert cfg.approach_params == {"alpha": 2.0}  # unchanged

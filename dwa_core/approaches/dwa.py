@@ -9,6 +9,7 @@ sparsity_form, anchor_ranking ("last-batch"), fisher_accumulate, stiff_uncapped,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,13 @@ class DWAParams:
     use_anchor_first: bool = False  # embedding loss on task 0 too
     scale_att_loss: bool = False  # κ_j = 0.2 + j·0.8/L per masked layer
     use_task_loss: bool = False  # add Σ(1-ζ)·mean (E - I_t)² to L_emb (intended blocks)
-    fisher_batch_size: int = 20
+    fisher_batch_size: int = 20  # the batch form's batches
+    # "per-sample": the mean of each training sample's squared gradient (the papers' empirical
+    # Fisher, one backward per sample); "batch": |B|·(mean gradient of a batch)², the original code's.
+    fisher_form: Literal["per-sample", "batch"] = "per-sample"
+    # Ablation (not the paper's method): after task 0 the context processor, which computes the
+    # embedding, no longer trains, so an earlier task's embeddings, and so its masks' inputs, stay put.
+    freeze_context: bool = False
     triplet_form: TripletForm = "paper"  # "original-code": batch Frobenius, (1+δ), summed
     plasticity_form: PlasticityForm = "paper"  # "original-code": mean |H|·F, no η
     sparsity_form: SparsityForm = "paper"  # "original-code" | "binary"
@@ -62,6 +69,8 @@ class DWAParams:
         check(self.anchor_samples >= 1 and self.negative_candidates >= 1, "approach_params.anchor_samples",
               "anchor_samples and negative_candidates >= 1", (self.anchor_samples, self.negative_candidates))
         check(self.stiff is None or self.stiff >= 1, "approach_params.stiff", "None or >= 1", self.stiff)
+        check(not self.fisher_accumulate or self.fisher_form == "batch", "approach_params.fisher_accumulate",
+              "false unless fisher_form='batch'", self.fisher_accumulate)
         object.__setattr__(self, "curriculum", Curriculum.coerce(self.curriculum))
 
 
@@ -134,13 +143,20 @@ class DWA(Approach):
         rows = anchor_rows(self.zeta(task.train.x), p.anchor_samples, p.anchor_threshold)
         self.model.eval()
         self.anchors.append(positive_anchor(self.model, task.train.x[rows], t, self.train_cfg.batch_size))
-        new = fisher_diagonal(self.model, iterate_batches(task.train.x, task.train.y, p.fisher_batch_size),
+        size = 1 if p.fisher_form == "per-sample" else p.fisher_batch_size  # batches of 1: per-sample
+        new = fisher_diagonal(self.model, iterate_batches(task.train.x, task.train.y, size),
                               lambda x, y: self.loss(self.forward(x, t), y, t),
                               accumulate_gradients=p.fisher_accumulate,
                               nominal_batch_size=p.fisher_batch_size if p.fisher_accumulate else None)
         names = set(self.model.masked_weight_names())
         self.fisher = merge_fisher(self.fisher, {k: v for k, v in new.items() if k in names}, t)
         self.current = None
+
+    def trainable_parameters(self):
+        """Every parameter, less the context processor's once task 0 is learned with freeze_context."""
+        frozen = self.params.freeze_context and len(self.anchors) >= 1 and hasattr(self.model, "processor")
+        skip = {id(q) for q in self.model.processor.parameters()} if frozen else set()
+        return [q for q in super().trainable_parameters() if id(q) not in skip]
 
     def extra_state(self):
         return {"fisher": self.fisher, "anchors": list(self.anchors)}
