@@ -117,6 +117,18 @@ def test_split_and_permuted_fmnist_from_fixture(tmp_path):
         build("split-fmnist", tmp_path, shape="2x2")
 
 
+def test_eval_per_class_caps_validation_and_test_only(tmp_path):
+    write_mnist_like(tmp_path / "FashionMNIST" / "raw", per_class=(10, 2))  # 10 train, 2 test per class
+    full = build("permuted-fmnist", tmp_path, 0, n_tasks=1, per_class=4)
+    capped = build("permuted-fmnist", tmp_path, 0, n_tasks=1, per_class=4, eval_per_class=1)
+    assert torch.bincount(capped.tasks[0].test.y).tolist() == [1] * 10
+    assert torch.bincount(full.tasks[0].test.y).tolist() == [2] * 10
+    assert len(capped.tasks[0].valid) < len(full.tasks[0].valid)
+    torch.testing.assert_close(capped.tasks[0].train.x, full.tasks[0].train.x)  # training data untouched
+    with pytest.raises(ConfigError, match="eval_per_class"):
+        build("permuted-fmnist", tmp_path, 0, eval_per_class=0)
+
+
 def test_mixture_offline(tmp_path):
     write_mnist_like(tmp_path / "FashionMNIST" / "raw")
     bench = build("mixture-offline", tmp_path, 1)

@@ -24,6 +24,9 @@ FMNIST_SHAPES = ("1x28x28", "3x32x32")
 class FashionParams:
     shape: str = "1x28x28"  # "1x28x28" (MLP) or "3x32x32" (AlexNet, the mixture's conversion)
     per_class: int | None = None
+    # validation and test samples kept per class (seeded; None: all): evaluating every earlier
+    # task after each task is most of a long permuted-fmnist run's time on a CPU
+    eval_per_class: int | None = None
     valid_fraction: float = 0.15
     valid_is_train_copy: bool = False  # True = the original mnist2/pmnist behaviour (valid = train)
     n_tasks: int = 10  # permuted-fmnist only
@@ -32,6 +35,8 @@ class FashionParams:
         check_common(self)
         check(self.shape in FMNIST_SHAPES, "benchmark_params.shape", " or ".join(FMNIST_SHAPES), self.shape)
         check(self.n_tasks >= 1, "benchmark_params.n_tasks", ">= 1", self.n_tasks)
+        check(self.eval_per_class is None or self.eval_per_class >= 1, "benchmark_params.eval_per_class",
+              "None or >= 1", self.eval_per_class)
 
 
 def _shaped(raw, shape):
@@ -85,6 +90,9 @@ def digits_raw() -> sources.RawDataset:
 @dataclass(frozen=True)
 class MixtureOfflineParams:
     per_class: int | None = None
+    # validation and test samples kept per class (seeded; None: all): evaluating every earlier
+    # task after each task is most of a long permuted-fmnist run's time on a CPU
+    eval_per_class: int | None = None
     valid_fraction: float = 0.15
 
     def __post_init__(self):

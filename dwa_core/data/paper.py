@@ -24,7 +24,8 @@ MIXTURE = ("cifar10", "cifar100", "mnist", "svhn", "fashion_mnist", "traffic_sig
 
 def make_task(name, n_classes, train: Split, test: Split, norm, params, seed, valid_copy=False) -> Task:
     """uint8 splits -> a float Task: seeded validation split (or the original's copy of train),
-    per-class training subsample, then ToTensor + Normalize with the dataset's (mean, std)."""
+    per-class training subsample (and, where params has `eval_per_class`, per-class validation and
+    test subsamples), then ToTensor + Normalize with the dataset's (mean, std)."""
     if valid_copy:
         train = subsample_per_class(train, params.per_class, seed)
         # the original's mnist2 / pmnist: validation = the training set (docs/original-code.md#benchmarks)
@@ -32,6 +33,10 @@ def make_task(name, n_classes, train: Split, test: Split, norm, params, seed, va
     else:
         train, valid = validation_split(train, params.valid_fraction, seed)
         train = subsample_per_class(train, params.per_class, seed)
+    cap = getattr(params, "eval_per_class", None)  # a CPU-sized evaluation (validation and test)
+    if cap is not None:
+        test = subsample_per_class(test, cap, seed)
+        valid = valid if valid_copy else subsample_per_class(valid, cap, seed)
     as_float = lambda s: Split(sources.normalise(s.x, *norm), s.y)  # noqa: E731
     return Task(name, n_classes, as_float(train), as_float(valid), as_float(test))
 
