@@ -1,4 +1,4 @@
-"""`python -m dwa_core run | list | sweep | figures`: every command line of the project (also
+"""`python -m dwa_core run | list | sweep | compare | figures`: every command line of the project (also
 `python -m dwa_core.figures`), a thin layer over run_experiment, the sweeps and the registries."""
 
 from __future__ import annotations
@@ -195,6 +195,30 @@ def _aggregate(d, out: Path, table: bool) -> int:
     return len(problems)
 
 
+def cmd_compare(args) -> int:
+    """Run a comparison (dwa_core.compare): train what is missing, select on validation, write the
+    data file, print the Markdown table, and with --readme refresh its block in the README."""
+    from dwa_core import compare
+
+    if args.from_data:
+        data = compare.read_data(args.from_data)
+    elif args.definition is None:
+        raise ValueError("compare: give a comparison definition, or --from-data FILE")
+    else:
+        name = Path(compare.find_definition(args.definition)).stem
+        command = "python -m dwa_core compare " + " ".join(args.argv)
+        data = compare.run_comparison(args.definition, args.output_dir, workers=args.workers,
+                                      threads=args.threads, train=not args.no_train, command=command.strip())
+        path = Path(args.data or compare.TABLES_DIR / f"{name}.json")
+        compare.write_data(data, path)
+        print(f"data written to {path}")
+    print(compare.markdown(data))
+    if args.readme:
+        changed = compare.update_readme(data, args.readme)
+        print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
+    return 0
+
+
 def cmd_figures(args) -> int:
     """Regenerate the committed figures of a profile and print their summary numbers."""
     import time
@@ -252,6 +276,20 @@ def add_sweep_command(sub) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
+def add_compare_command(sub) -> None:
+    p = sub.add_parser("compare", help="a fair comparison: select on validation, report test over seeds")
+    p.add_argument("definition", nargs="?", default=None,
+                   help="a comparison definition (.toml with [select]), or its name in dwa_core/sweeps")
+    p.add_argument("--output-dir", default="results/compare", help="where the runs go (default: %(default)s)")
+    p.add_argument("--data", default=None, help="the data file to write (default: tables/<name>.json)")
+    p.add_argument("--from-data", default=None, help="print (and --readme) from a data file; train nothing")
+    p.add_argument("--readme", default=None, help="refresh this README's block of the comparison")
+    p.add_argument("--workers", type=int, default=1, help="parallel runs")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--no-train", action="store_true", help="only select and aggregate finished runs")
+    p.set_defaults(func=cmd_compare)
+
+
 def add_figures_command(sub) -> None:
     from dwa_core.figures import PROFILES
 
@@ -271,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_command(sub)
     sub.add_parser("list", help="benchmarks, approaches and networks").set_defaults(func=cmd_list)
     add_sweep_command(sub)
+    add_compare_command(sub)
     add_figures_command(sub)
     return parser
 

@@ -52,6 +52,8 @@ SWITCHES = (
            requires=(("fisher_form", "batch"),)),
     Switch("dwa", "fisher_form", "per-sample", "batch",
            "DWA's Fisher = |B|·(mean gradient of a batch of 20)², not the mean of per-sample squared gradients"),
+    Switch("dwa", "valid_loss", "ce", "total",
+           "validation loss = the whole Eq. 7 loss (σ-ramped, anchor-dependent): it can keep an unlearned epoch"),
     Switch("dwa", "stiff_uncapped", False, True, "the stiffness ramp σ = e / stiff keeps growing past 1"),
     Switch("random", "latest_task_labels", False, True,
            "predicts every earlier task with the latest task's labels"),

@@ -111,6 +111,12 @@ class Approach:
         """Scalar training criterion of a batch (also the evaluation loss)."""
         return F.cross_entropy(outputs, y)
 
+    def validation_loss(self, outputs: torch.Tensor, y: torch.Tensor, t, batch: Batch | None = None
+                        ) -> torch.Tensor:
+        """The criterion on validation data that decays the lr and picks the weights kept after a
+        task (and the test loss): the training loss, unless an approach says otherwise."""
+        return self.loss(outputs, y, t, batch)
+
     def after_backward(self, t: int) -> None:
         """Every training batch: gradients are in `.grad`, not yet clipped or applied."""
 
@@ -231,7 +237,7 @@ class Approach:
             x, y = split.x[start:start + bs], split.y[start:start + bs]
             hb = head[start:start + bs] if torch.is_tensor(head) else head
             out = self.forward(x, hb, batch)
-            total_loss += self.loss(out, y, hb, batch) * len(y)
+            total_loss += self.validation_loss(out, y, hb, batch) * len(y)
             correct += (out.argmax(1) == y).sum()
         n = max(len(split), 1)
         return total_loss.item() / n, correct.item() / n

@@ -55,6 +55,11 @@ class DWAParams:
     # Ablation (not the paper's method): after task 0 the context processor, which computes the
     # embedding, no longer trains, so an earlier task's embeddings, and so its masks' inputs, stay put.
     freeze_context: bool = False
+    # The validation criterion (lr decay, the weights kept after a task). "ce": the task's
+    # cross-entropy. "total": the original code's Eq. 7 total, whose terms change scale across epochs
+    # (σ ramp, this epoch's anchors) and saturate (λ3 R at its ceiling), so that it can keep the
+    # weights of an epoch before the task was learned.
+    valid_loss: Literal["ce", "total"] = "ce"
     triplet_form: TripletForm = "paper"  # "original-code": batch Frobenius, (1+δ), summed
     plasticity_form: PlasticityForm = "paper"  # "original-code": mean |H|·F, no η
     sparsity_form: SparsityForm = "paper"  # "original-code" | "binary"
@@ -136,6 +141,11 @@ class DWA(Approach):
                           plasticity=terms["plasticity"], sparsity=terms["sparsity"],
                           lamb_triplet=p.lamb_triplet, lamb_plasticity=p.lamb_plasticity,
                           lamb_sparsity=p.lamb_sparsity)
+
+    def validation_loss(self, outputs, y, t, batch=None):
+        if self.params.valid_loss == "ce":
+            return F.cross_entropy(outputs, y)
+        return self.loss(outputs, y, t, batch)
 
     def after_task(self, t, task):
         p = self.params

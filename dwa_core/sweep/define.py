@@ -17,8 +17,10 @@ from dwa_core.files import SUFFIXES, load_config_file, merge
 SWEEPS_DIR = Path(__file__).parent.parent / "sweeps"
 
 # What a definition file may hold: its tables, and the keys of [sweep] and [search]. A [[variants]]
-# entry holds config fields (checked by ExperimentConfig) and its own `grid`.
-TABLES = ("sweep", "base", "grid", "variants", "search")
+# entry holds config fields (checked by ExperimentConfig), its own `grid`, and/or `points`: a list of
+# {dotted field: value} tables, each one candidate (for one-at-a-time variations around a default,
+# where a full product would be too many runs). [select] is read by dwa_core.compare.
+TABLES = ("sweep", "base", "grid", "variants", "search", "select")
 SWEEP_KEYS = ("name", "seeds", "references", "output_dir", "backend", "workers")
 SEARCH_KEYS = ("space", "num_samples", "algorithm", "seed")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
@@ -108,6 +110,20 @@ class SweepDefinition:
     base: ExperimentConfig | None = None
 
 
+def variant_configs(base: ExperimentConfig, variant: dict, shared_grid: dict | None = None,
+                    seeds=None) -> list[ExperimentConfig]:
+    """The candidates of one [[variants]] entry: its fields on `base`, then its `points` (each a
+    {dotted field: value} change, `{}` = the entry itself) times the product of `grid` (the
+    definition's shared [grid] updated by its own), times seeds."""
+    variant = dict(variant)
+    axes = {**(shared_grid or {}), **variant.pop("grid", {})}
+    points = variant.pop("points", [{}])
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        raise ConfigError("variants.points: must be a list of tables of dotted fields")
+    start = with_fields(base, **variant)
+    return [c for point in points for c in grid(with_fields(start, **point), axes, seeds)]
+
+
 def find_definition(name_or_path) -> Path:
     """A definition file: the path itself, or the name of one shipped in dwa_core/sweeps (with or
     without its suffix). Raises ConfigError listing the shipped ones."""
@@ -151,9 +167,7 @@ def load_definition(path) -> SweepDefinition:
     base = ExperimentConfig.from_dict(raw.get("base", {}))
     configs = []
     for variant in raw.get("variants", [{}]):
-        variant = dict(variant)
-        axes = {**raw.get("grid", {}), **variant.pop("grid", {})}
-        configs.extend(grid(with_fields(base, **variant), axes, seeds))
+        configs.extend(variant_configs(base, variant, raw.get("grid", {}), seeds))
     search = raw.get("search")
     if search:
         configs = sample_space(base, search["space"], int(search.get("num_samples", 8)),

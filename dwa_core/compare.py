@@ -1,0 +1,281 @@
+"""A fair comparison of approaches: one training protocol for all of them, each approach's
+hyper-parameters chosen on validation data (as the HAT paper did, Serrà et al. 2018, §4), the
+chosen point run on several seeds and reported on the test sets with 95 % Student-t intervals.
+
+A comparison is a sweep definition (dwa_core/sweeps/compare-*.toml) with a [select] table:
+
+    [base]         the protocol: benchmark and its parameters, TrainConfig, network width
+    [[variants]]   one table row each (an approach, or a `name`d variant of one), with its
+                   candidates (`grid`, `points`); a row may change network_params and
+                   approach_params, never `train`: that is the protocol
+    [sweep] seeds  the seeds the candidates are trained on for the selection
+    [select]       final_seeds: the seeds of the reported runs
+
+`run_comparison` trains what is missing, selects, and returns the data that `write_data` stores
+(tables/compare-*.json) and `markdown` turns into the README's tables."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dwa_core import metrics
+from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics
+from dwa_core.config import ConfigError, ExperimentConfig
+from dwa_core.files import load_config_file
+from dwa_core.results import Results, atomic_write
+from dwa_core.sweep.define import check_definition, find_definition, variant_configs, with_references
+
+SELECT_KEYS = ("final_seeds",)
+SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
+REPORTED = ("avg_acc", "bwt", "forgetting", "rho")
+TABLES_DIR = Path(__file__).resolve().parent.parent / "tables"
+
+
+@dataclass
+class Row:
+    """One row of the table: its label and its candidates on the selection seeds."""
+    label: str
+    approach: str
+    candidates: list = field(default_factory=list)  # ExperimentConfig, one per candidate and seed
+
+
+@dataclass
+class Comparison:
+    name: str
+    path: Path
+    base: ExperimentConfig
+    rows: list
+    seeds: list
+    final_seeds: list
+
+
+def load_comparison(name_or_path) -> Comparison:
+    """Read a comparison definition. Raises ConfigError (naming the file) for a missing [select],
+    a row that changes `train` (the protocol), two rows with one label, or fewer than 2 final seeds."""
+    path = find_definition(name_or_path)
+    raw = load_config_file(path)
+    check_definition(raw, path)
+    select = raw.get("select")
+    if not isinstance(select, dict) or "final_seeds" not in select:
+        raise ConfigError(f"{path}: a comparison needs a [select] table with final_seeds")
+    unknown = sorted(set(select) - set(SELECT_KEYS))
+    if unknown:
+        raise ConfigError(f"{path} [select]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(SELECT_KEYS)}")
+    final_seeds = [int(s) for s in select["final_seeds"]]
+    if len(final_seeds) < 2:
+        raise ConfigError(f"{path} [select] final_seeds: at least 2 seeds for an interval, got {final_seeds}")
+    meta = raw.get("sweep", {})
+    seeds = [int(s) for s in meta.get("seeds", [0])]
+    base = ExperimentConfig.from_dict(raw.get("base", {}))
+    rows: dict[str, Row] = {}
+    for variant in raw.get("variants", []):
+        if "train" in variant or any(str(k).startswith("train.") for k in _keys(variant)):
+            raise ConfigError(f"{path}: row {variant.get('approach')!r} changes `train`; one protocol for "
+                              f"every row: set it in [base]")
+        label = variant.get("name") or variant.get("approach", base.approach)
+        if label in rows:
+            raise ConfigError(f"{path}: two rows are labelled {label!r}; give one a `name`")
+        cfgs = variant_configs(base, variant, None, seeds)
+        rows[label] = Row(label, cfgs[0].approach, cfgs)
+    return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds)
+
+
+def _keys(variant: dict):
+    yield from variant
+    for point in variant.get("points", []):
+        yield from point
+    yield from variant.get("grid", {})
+
+
+def validation_score(results: Results) -> float:
+    """The selection score of one finished run: mean over tasks u of valid_acc[T-1][u]. Raises
+    ValueError for a run recorded before validation accuracy was (no valid_acc)."""
+    valid = results.valid_acc_matrix()
+    if valid is None or not results.finished:
+        raise ValueError(f"{results.config.get('approach')} (seed {results.config.get('seed')}): no "
+                         f"final validation accuracies to select on")
+    return float(valid[-1].mean())
+
+
+def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:
+    """What a candidate sets on top of the protocol: its approach and network parameters."""
+    out = dict(cfg.approach_params)
+    out.update({f"network.{k}": v for k, v in cfg.network_params.items()
+                if base.network_params.get(k) != v})
+    return out
+
+
+def _load(cfgs, output_dir) -> dict:
+    from dwa_core.experiment import load_run
+    from dwa_core.runs import run_dir
+
+    out = {}
+    for c in cfgs:
+        try:
+            out[c.key()] = load_run(run_dir(c, output_dir))
+        except (OSError, ValueError, KeyError):
+            pass
+    return out
+
+
+def select(row: Row, runs: dict) -> tuple[ExperimentConfig, list[dict]]:
+    """(the chosen candidate, seed removed; every candidate's score) by the highest mean validation
+    score over the selection seeds; ties go to the first listed. Raises ValueError naming a
+    candidate that has not finished."""
+    scores: dict[str, list] = {}
+    firsts: dict[str, ExperimentConfig] = {}
+    for c in row.candidates:
+        key = c.replace(seed=0).key()
+        firsts.setdefault(key, c.replace(seed=0))
+        result = runs.get(c.key())
+        if result is None or not result.finished:
+            raise ValueError(f"{row.label}: candidate {c.approach_params} (seed {c.seed}) has not finished")
+        scores.setdefault(key, []).append(validation_score(result))
+    table = [{"params": _changes(firsts[k], firsts[k]), "valid_score": float(np.mean(v))}
+             for k, v in scores.items()]
+    best = max(range(len(table)), key=lambda i: (table[i]["valid_score"], -i))
+    for i, entry in enumerate(table):
+        entry["chosen"] = i == best
+    return list(firsts.values())[best], table
+
+
+def _cpu_seconds(results) -> float:
+    return float(sum(sum(r.task_seconds) for r in results))
+
+
+def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int = 1, train: bool = True,
+                   command: str = "") -> dict:
+    """Train the candidates (selection seeds) and the chosen points (final seeds, with the random
+    and joint references of HAT's forgetting ratio), select, and return the comparison's data:
+    protocol, selection rule, per row its candidates' scores, chosen point and test metrics (mean
+    and 95 % t-interval half-width over final seeds), and the CPU seconds of every stage. With
+    train=False nothing is trained (a missing run is then an error naming it)."""
+    from dwa_core.sweep.execute import run_sweep
+
+    comp = load_comparison(name_or_path)
+    stage_seconds = {}
+    grid = with_references([c for row in comp.rows for c in row.candidates])
+    if train:
+        start = time.perf_counter()
+        run_sweep(grid, output_dir, workers=workers, threads=threads)
+        stage_seconds["selection_wall"] = time.perf_counter() - start
+    runs = _load(grid, output_dir)
+    chosen = {}
+    for row in comp.rows:
+        chosen[row.label] = select(row, runs)
+    finals = with_references([cfg.replace(seed=s) for cfg, _ in chosen.values() for s in comp.final_seeds])
+    if train:
+        start = time.perf_counter()
+        run_sweep(finals, output_dir, workers=workers, threads=threads)
+        stage_seconds["final_wall"] = time.perf_counter() - start
+    final_runs = _load(finals, output_dir)
+    missing = [c.run_name() for c in finals if c.key() not in final_runs or not final_runs[c.key()].finished]
+    if missing:
+        raise ValueError(f"{len(missing)} final run(s) not finished in {output_dir}: {', '.join(missing[:3])}")
+    index = reference_index(list(final_runs.values()))
+    rows = []
+    for row in comp.rows:
+        cfg, table = chosen[row.label]
+        results = [final_runs[cfg.replace(seed=s).key()] for s in comp.final_seeds]
+        per_seed = [run_metrics(r.acc_matrix(), *references_of(r, index)) for r in results]
+        summary = {}
+        for m in REPORTED:
+            values = np.array([p[m] for p in per_seed], dtype=float)
+            values = values[~np.isnan(values)]
+            mean, half = metrics.mean_ci(values) if values.size else (float("nan"), float("nan"))
+            summary[m] = {"mean": float(mean), "ci95": float(half), "per_seed": [float(v) for v in values]}
+        candidates_cpu = _cpu_seconds(runs[c.key()] for c in row.candidates)
+        rows.append({"label": row.label, "approach": row.approach, "candidates": table,
+                     "chosen": _changes(cfg, comp.base), "seeds": comp.final_seeds, "test": summary,
+                     "cpu_seconds": {"selection": candidates_cpu, "final": _cpu_seconds(results)}})
+    references = [r for r in final_runs.values() if r.config["approach"] in REFERENCES]
+    return {
+        "name": comp.name, "definition": f"dwa_core/sweeps/{comp.path.name}", "command": command,
+        "protocol": {"benchmark": comp.base.benchmark, "benchmark_params": comp.base.benchmark_params,
+                     "train": comp.base.to_dict()["train"], "network_params": comp.base.network_params,
+                     "weight_init": comp.base.weight_init},
+        "selection": {"rule": SCORE, "seeds": comp.seeds}, "rows": rows,
+        "cpu_seconds": {"total": _cpu_seconds(runs.values()) + _cpu_seconds(
+            r for k, r in final_runs.items() if k not in runs),
+            "references_final": _cpu_seconds(references), **stage_seconds},
+        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+                    "threads_per_run": threads, "workers": workers},
+    }
+
+
+def write_data(data: dict, path) -> Path:
+    """The comparison's data as indented JSON (atomic write)."""
+    return atomic_write(path, (json.dumps(data, indent=1, sort_keys=False) + "\n").encode())
+
+
+def read_data(path) -> dict:
+    """A data file written by write_data; errors name the path."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read comparison data ({err})") from err
+
+
+def _fmt(stat: dict, digits: int = 3) -> str:
+    if stat is None or np.isnan(stat["mean"]):
+        return "n/a"
+    return f"{stat['mean']:.{digits}f} ± {stat['ci95']:.{digits}f}"
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "—"
+
+
+def markdown(data: dict) -> str:
+    """The README block of one comparison: protocol, rule, then one table row per approach (grid,
+    chosen point, test metrics over the final seeds) and the CPU time."""
+    p, train = data["protocol"], data["protocol"]["train"]
+    lines = [
+        f"Protocol (every row): `{p['benchmark']}` {json.dumps(p['benchmark_params'])}, network "
+        f"{json.dumps(p['network_params'])}, {train['epochs']} epochs, batch {train['batch_size']}, "
+        f"lr {train['lr']} (divided by {train['lr_factor']} after {train['lr_patience']} epochs without "
+        f"validation improvement), gradient-norm clip {train['clip_grad']}, init `{p['weight_init']}`. "
+        f"Selection: each row's candidate with the highest {data['selection']['rule']}, on seeds "
+        f"{data['selection']['seeds']}; the chosen point is then run on seeds {data['rows'][0]['seeds']} "
+        f"and reported on the test sets (mean ± 95 % Student-t half-width). "
+        f"Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
+        "",
+        "| approach | candidates (validation score) | chosen | final avg accuracy | BWT | forgetting | rho |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        grid = "; ".join(f"{_params_text(c['params'])}: {c['valid_score']:.3f}" for c in row["candidates"])
+        if len(row["candidates"]) == 1:
+            grid = f"(none) {row['candidates'][0]['valid_score']:.3f}"
+        t = row["test"]
+        lines.append(f"| {row['label']} | {grid} | {_params_text(row['chosen'])} | {_fmt(t['avg_acc'])} | "
+                     f"{_fmt(t['bwt'])} | {_fmt(t['forgetting'])} | {_fmt(t['rho'])} |")
+    cpu = data["cpu_seconds"]
+    lines += ["", f"CPU time (sum over runs of their per-task seconds, one thread per run): "
+                  f"{cpu['total'] / 60:.0f} min in all."]
+    return "\n".join(lines)
+
+
+MARK = "<!-- comparison:{name} {edge} -->"
+
+
+def update_readme(data: dict, readme) -> bool:
+    """Replace the block between the comparison's markers in `readme` by markdown(data); returns
+    whether the file changed. Raises ConfigError when the markers are missing."""
+    path = Path(readme)
+    text = path.read_text()
+    start, end = (MARK.format(name=data["name"], edge=e) for e in ("start", "end"))
+    if start not in text or end not in text:
+        raise ConfigError(f"{path}: no {start} ... {end} block to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{markdown(data)}\n{end}{tail}"
+    if new != text:
+        atomic_write(path, new.encode())
+    return new != text

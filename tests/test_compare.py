@@ -1,0 +1,93 @@
+"""dwa_core.compare: one protocol, selection on validation, test metrics over seeds, README block."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from dwa_core import compare
+from dwa_core.cli import main
+from dwa_core.config import ConfigError
+from dwa_core.results import Results
+
+DEFINITION = """
+[sweep]
+name = "tiny-compare"
+seeds = [0]
+[select]
+final_seeds = [0, 1]
+[base]
+benchmark = "split-digits"
+benchmark_params = { per_class = 20 }
+train = { epochs = 2, batch_size = 32, lr = 0.1 }
+network_params = { hidden = 16, layers = 1 }
+[[variants]]
+approach = "sgd"
+[[variants]]
+approach = "ewc"
+grid = { "approach_params.lamb" = [0.0, 1e12] }
+"""
+
+
+@pytest.fixture
+def definition(tmp_path):
+    path = tmp_path / "tiny-compare.toml"
+    path.write_text(DEFINITION)
+    return path
+
+
+def test_comparison_selects_on_validation_and_reports_test_over_seeds(definition, tmp_path):
+    out = tmp_path / "runs"
+    data = compare.run_comparison(definition, out)
+    rows = {r["label"]: r for r in data["rows"]}
+    assert list(rows) == ["sgd", "ewc"]
+    # the chosen EWC point is the candidate whose runs score highest on validation, recomputed here
+    scores = {}
+    for path in out.glob("*_ewc_0_*/results.json"):
+        r = Results.load(path)
+        scores[r.config["approach_params"]["lamb"]] = np.mean(r.valid_acc[-1])
+    assert len(scores) == 2
+    best = max(scores, key=scores.get)
+    assert rows["ewc"]["chosen"] == {"lamb": best}
+    assert {c["params"]["lamb"]: c["valid_score"] for c in rows["ewc"]["candidates"]} == pytest.approx(scores)
+    # the reported accuracy: mean and t-interval of the final seeds' test matrices
+    finals = [Results.load(p) for p in out.glob("*_sgd_*/results.json")]
+    avg = sorted(np.mean(r.acc[-1]) for r in finals)
+    assert sorted(rows["sgd"]["test"]["avg_acc"]["per_seed"]) == pytest.approx(avg)
+    mean = np.mean(avg)
+    half = stats.t.ppf(0.975, 1) * np.std(avg, ddof=1) / np.sqrt(2)
+    assert rows["sgd"]["test"]["avg_acc"]["mean"] == pytest.approx(mean)
+    assert rows["sgd"]["test"]["avg_acc"]["ci95"] == pytest.approx(half)
+    assert data["protocol"]["train"]["epochs"] == 2 and data["cpu_seconds"]["total"] > 0
+    text = compare.markdown(data)
+    assert "| ewc |" in text and f"lamb={best}" in text and "Selection" in text
+
+
+def test_a_row_may_not_change_the_protocol(definition):
+    definition.write_text(DEFINITION + '[[variants]]\napproach = "hat"\ntrain = { lr = 0.05 }\n')
+    with pytest.raises(ConfigError, match="one protocol"):
+        compare.load_comparison(definition)
+    definition.write_text(DEFINITION.replace("final_seeds = [0, 1]", "final_seeds = [0]"))
+    with pytest.raises(ConfigError, match="at least 2 seeds"):
+        compare.load_comparison(definition)
+    definition.write_text(DEFINITION + '[[variants]]\napproach = "sgd"\n')
+    with pytest.raises(ConfigError, match="two rows"):
+        compare.load_comparison(definition)
+
+
+def test_cli_writes_data_and_refreshes_the_readme_block(definition, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- comparison:tiny-compare start -->\nold\n<!-- comparison:tiny-compare end -->\nrest\n")
+    data_file = tmp_path / "tiny.json"
+    code = main(["compare", str(definition), "--output-dir", str(tmp_path / "runs"), "--data", str(data_file),
+                 "--readme", str(readme)])
+    assert code == 0
+    text = readme.read_text()
+    assert "old" not in text and "| sgd |" in text and text.startswith("intro\n") and text.endswith("rest\n")
+    data = json.loads(data_file.read_text())
+    assert data["name"] == "tiny-compare"
+    # from the data file alone the same block comes back, nothing trained
+    assert main(["compare", "--from-data", str(data_file), "--readme", str(readme)]) == 0
+    assert "already up to date" in capsys.readouterr().out
+    assert main(["compare"]) == 2
