@@ -63,9 +63,9 @@ fi
 
 # Notebooks are committed without outputs: git runs nbstripout on them (.gitattributes).
 if git rev-parse --git-dir >/dev/null 2>&1; then
-  git config filter.nbstripout.clean "'$PWD/.venv/bin/python' -m nbstripout"
+  git config filter.nbstripout.clean ".venv/bin/python -m nbstripout"  # relative: each worktree its own
   git config filter.nbstripout.smudge cat
   git config filter.nbstripout.required true
-  git config diff.ipynb.textconv "'$PWD/.venv/bin/python' -m nbstripout -t"
+  git config diff.ipynb.textconv ".venv/bin/python -m nbstripout -t"
 fi
 echo "setup: ready (.venv of $PWD, over $venv)"

@@ -164,12 +164,16 @@ def test_dwa_steps_inspect_anchors_and_loss_terms():
 # ---- the smoke profile ---------------------------------------------------------------------------
 def test_smoke_profile_settings_per_family_and_approach():
     sgd = figures.profile_config("smoke", "sgd")
-    assert sgd.network_params == {"hidden": 50, "layers": 3, "dropout": 0.0}
+    assert sgd.network_params == {"hidden": 50, "layers": 2, "dropout": 0.0}
     assert (sgd.train.epochs, sgd.train.lr, sgd.train.lr_schedule) == (30, 0.1, "original-code")
     assert figures.profile_config("smoke", "ewc").network_params == sgd.network_params  # plain family
     assert figures.profile_config("smoke", "hat").network_params == {"hidden": 50, "layers": 2}
     dwa = figures.profile_config("smoke", "dwa", curriculum=None)
-    assert dwa.train.epochs == 10 and dwa.train.lr == 0.05
-    assert dwa.approach_params == {"curriculum": None, "lamb_sparsity": 10.0}  # the call overrides
+    assert dwa.approach_params == {"curriculum": None}  # the call overrides the profile's curriculum
+    assert figures.profile_config("smoke", "dwa").approach_params == {"curriculum": "linear:15:0.2"}
     assert figures.profile_config("smoke", "progressive").network_params == {}
+    # one protocol: every approach of a profile trains under the same TrainConfig
+    for profile in figures.PROFILES:
+        trains = {figures.profile_config(profile, a).train for a in ("sgd", "ewc", "hat", "dwa", "joint")}
+        assert len(trains) == 1, profile
     assert figures.profile_config("paper", "sgd").train.epochs == 200
