@@ -145,6 +145,14 @@ def select(row: Row, runs: dict) -> tuple[ExperimentConfig, list[dict]]:
     return list(firsts.values())[best], table
 
 
+def _stat(values) -> dict:
+    """{"mean", "ci95" (95 % Student-t half-width, metrics.mean_ci), "per_seed"} of the finite values."""
+    values = np.array(values, dtype=float)
+    values = values[~np.isnan(values)]
+    mean, half = metrics.mean_ci(values) if values.size else (float("nan"), float("nan"))
+    return {"mean": float(mean), "ci95": float(half), "per_seed": [float(v) for v in values]}
+
+
 def _cpu_seconds(results) -> float:
     return float(sum(sum(r.task_seconds) for r in results))
 
@@ -184,23 +192,23 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
         cfg, table = chosen[row.label]
         results = [final_runs[cfg.replace(seed=s).key()] for s in comp.final_seeds]
         per_seed = [run_metrics(r.acc_matrix(), *references_of(r, index)) for r in results]
-        summary = {}
-        for m in REPORTED:
-            values = np.array([p[m] for p in per_seed], dtype=float)
-            values = values[~np.isnan(values)]
-            mean, half = metrics.mean_ci(values) if values.size else (float("nan"), float("nan"))
-            summary[m] = {"mean": float(mean), "ci95": float(half), "per_seed": [float(v) for v in values]}
+        summary = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
         candidates_cpu = _cpu_seconds(runs[c.key()] for c in row.candidates)
         rows.append({"label": row.label, "approach": row.approach, "candidates": table,
                      "chosen": _changes(cfg, comp.base), "seeds": comp.final_seeds, "test": summary,
                      "cpu_seconds": {"selection": candidates_cpu, "final": _cpu_seconds(results)}})
     references = [r for r in final_runs.values() if r.config["approach"] in REFERENCES]
+    reference_rows = {}
+    for name in REFERENCES:
+        runs_of = [r for r in references if r.config["approach"] == name and r.config["seed"] in comp.final_seeds]
+        per_seed = [run_metrics(r.acc_matrix(), *references_of(r, index)) for r in runs_of]
+        reference_rows[name] = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
     return {
         "name": comp.name, "definition": f"dwa_core/sweeps/{comp.path.name}", "command": command,
         "protocol": {"benchmark": comp.base.benchmark, "benchmark_params": comp.base.benchmark_params,
                      "train": comp.base.to_dict()["train"], "network_params": comp.base.network_params,
                      "weight_init": comp.base.weight_init},
-        "selection": {"rule": SCORE, "seeds": comp.seeds}, "rows": rows,
+        "selection": {"rule": SCORE, "seeds": comp.seeds}, "rows": rows, "references": reference_rows,
         "cpu_seconds": {"total": _cpu_seconds(runs.values()) + _cpu_seconds(
             r for k, r in final_runs.items() if k not in runs),
             "references_final": _cpu_seconds(references), **stage_seconds},
@@ -256,10 +264,44 @@ def markdown(data: dict) -> str:
         t = row["test"]
         lines.append(f"| {row['label']} | {grid} | {_params_text(row['chosen'])} | {_fmt(t['avg_acc'])} | "
                      f"{_fmt(t['bwt'])} | {_fmt(t['forgetting'])} | {_fmt(t['rho'])} |")
+    for name, t in data.get("references", {}).items():
+        lines.append(f"| {name} (reference) | — | — | {_fmt(t['avg_acc'])} | {_fmt(t['bwt'])} | "
+                     f"{_fmt(t['forgetting'])} | {_fmt(t['rho'])} |")
+    lines += ["", retention_order(data)]
     cpu = data["cpu_seconds"]
     lines += ["", f"CPU time (sum over runs of their per-task seconds, one thread per run): "
                   f"{cpu['total'] / 60:.0f} min in all."]
     return "\n".join(lines)
+
+
+def _interval(stat: dict) -> tuple[float, float]:
+    return stat["mean"] - stat["ci95"], stat["mean"] + stat["ci95"]
+
+
+def retention_order(data: dict, order=("joint", "hat", "ewc", "sgd"), metric: str = "avg_acc") -> str:
+    """One sentence: whether final average accuracy follows `order` (each ≥ the next), pair by pair:
+    "clearly" when the 95 % intervals do not overlap, "within the intervals" when the means are in
+    order but the intervals overlap, "reversed" otherwise; and where DWA falls."""
+    stats = {**{r["label"]: r["test"][metric] for r in data["rows"]},
+             **{k: v[metric] for k, v in data.get("references", {}).items()}}
+    present = [name for name in order if name in stats]
+    parts = []
+    for a, b in zip(present, present[1:]):
+        lo_a, _ = _interval(stats[a])
+        _, hi_b = _interval(stats[b])
+        if stats[a]["mean"] < stats[b]["mean"]:
+            verdict = "reversed"
+        elif lo_a > hi_b:
+            verdict = "clearly"
+        else:
+            verdict = "within the intervals"
+        parts.append(f"{a} ≥ {b}: {verdict}")
+    text = f"Order {' ≥ '.join(present)} ({metric}): " + "; ".join(parts) + "."
+    if "dwa" in stats:
+        ranked = sorted(stats, key=lambda k: -stats[k]["mean"])
+        text += (f" DWA ranks {ranked.index('dwa') + 1} of {len(ranked)} "
+                 f"({_fmt(stats['dwa'])}).")
+    return text
 
 
 MARK = "<!-- comparison:{name} {edge} -->"

@@ -91,3 +91,17 @@ def test_cli_writes_data_and_refreshes_the_readme_block(definition, tmp_path, ca
     assert main(["compare", "--from-data", str(data_file), "--readme", str(readme)]) == 0
     assert "already up to date" in capsys.readouterr().out
     assert main(["compare"]) == 2
+
+
+def test_retention_order_sentence_reads_the_intervals():
+    def stat(mean, ci):
+        return {"avg_acc": {"mean": mean, "ci95": ci}}
+
+    data = {"rows": [{"label": "hat", "test": stat(0.95, 0.01)}, {"label": "ewc", "test": stat(0.94, 0.02)},
+                     {"label": "sgd", "test": stat(0.80, 0.02)}, {"label": "dwa", "test": stat(0.85, 0.05)}],
+            "references": {"joint": stat(0.99, 0.005)}}
+    text = compare.retention_order(data)
+    assert "joint ≥ hat: clearly" in text and "hat ≥ ewc: within the intervals" in text
+    assert "ewc ≥ sgd: clearly" in text and "DWA ranks 4 of 5" in text
+    data["rows"][2]["test"] = stat(0.97, 0.01)  # sgd above ewc
+    assert "ewc ≥ sgd: reversed" in compare.retention_order(data)
