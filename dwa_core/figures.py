@@ -23,14 +23,14 @@ PAPER_APPROACHES = ("dwa", "ewc", "sgd", "hat")  # Fig. 5 / Fig. 6 panels, in th
 # of the rest (never "train": the panels of one figure compare approaches under one protocol).
 PROFILES = {
     # A forgetting-prone smoke setting: one protocol for every approach, 30 epochs of plain SGD at a
-    # constant lr 0.1 (no decay, no early stop) on 2x50 networks (the plain MLP without dropout);
+    # constant lr 0.1 (no decay, no early stop) on 3x50 networks (the plain MLP without dropout);
     # split-digits with 30 samples per class and 3 epochs hardly forgot at all. Every approach keeps
     # its papers' hyper-parameters; DWA's curriculum spans the first half of the epochs, as the paper's
     # 100 of 200.
     "smoke": {"benchmark": "split-digits", "benchmark_params": {"per_class": 100}, "seeds": [0, 1],
               "train": {"epochs": 30, "lr": 0.1, "lr_schedule": "original-code"},
-              "network_params": {"plain": {"hidden": 50, "layers": 2, "dropout": 0.0},
-                                 "hat": {"hidden": 50, "layers": 2}, "dwa": {"hidden": 50, "layers": 2}},
+              "network_params": {"plain": {"hidden": 50, "layers": 3, "dropout": 0.0},
+                                 "hat": {"hidden": 50, "layers": 3}, "dwa": {"hidden": 50, "layers": 3}},
               "overrides": {"dwa": {"approach_params": {"curriculum": "linear:15:0.2"}}}},
     "paper": {"benchmark": "mixture", "benchmark_params": {}, "train": {"epochs": 200},
               "seeds": list(range(10))},

@@ -164,10 +164,10 @@ def test_dwa_steps_inspect_anchors_and_loss_terms():
 # ---- the smoke profile ---------------------------------------------------------------------------
 def test_smoke_profile_settings_per_family_and_approach():
     sgd = figures.profile_config("smoke", "sgd")
-    assert sgd.network_params == {"hidden": 50, "layers": 2, "dropout": 0.0}
+    assert sgd.network_params == {"hidden": 50, "layers": 3, "dropout": 0.0}
     assert (sgd.train.epochs, sgd.train.lr, sgd.train.lr_schedule) == (30, 0.1, "original-code")
     assert figures.profile_config("smoke", "ewc").network_params == sgd.network_params  # plain family
-    assert figures.profile_config("smoke", "hat").network_params == {"hidden": 50, "layers": 2}
+    assert figures.profile_config("smoke", "hat").network_params == {"hidden": 50, "layers": 3}
     dwa = figures.profile_config("smoke", "dwa", curriculum=None)
     assert dwa.approach_params == {"curriculum": None}  # the call overrides the profile's curriculum
     assert figures.profile_config("smoke", "dwa").approach_params == {"curriculum": "linear:15:0.2"}
