@@ -203,3 +203,16 @@ def test_binary_sparsity_counts_the_same_over_several_chunks():
     torch.testing.assert_close(_nonzero_fraction(mask, chunk_elements=2 * 12), expected)
     torch.testing.assert_close(_nonzero_fraction(mask, chunk_elements=1), expected)
     torch.testing.assert_close(_nonzero_fraction(mask), expected)
+
+
+def test_a_width_whose_mask_factors_do_not_align_warns_of_the_slow_path():
+    import warnings as w
+
+    from dwa_core.models.dwa import MLPDWA
+
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        MLPDWA((1, 28, 28), [2, 2], hidden=800)  # 784x800 -> factors 800 x 784; 800x800 -> 800 x 800
+    assert not [c for c in caught if "per-sample PyTorch path" in str(c.message)]
+    with pytest.warns(UserWarning, match=r"fc1 \(400x784\).*560x560"):  # 313600 = 560²
+        MLPDWA((1, 28, 28), [2, 2], hidden=400)

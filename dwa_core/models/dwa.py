@@ -16,6 +16,7 @@ Departures from the original code, each a fix of a crash or an undefined value:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -167,6 +168,13 @@ class DWANet(nn.Module):
     def _generator(self, spec: LayerSpec, use_combination: bool) -> nn.Module:
         shape = tuple(getattr(self, spec.name).weight.shape)
         if spec.kind == "linear" and use_combination:
+            a, b = combination_sizes(math.prod(shape))
+            if (b, a) != shape and math.prod(shape) >= 100_000:  # small layers: the slow path costs little
+                warnings.warn(f"dwa_core: masked layer {spec.name} ({shape[0]}x{shape[1]}): its rank-1 mask "
+                              f"factors are {b}x{a}, not (out, in), so the fused kernels cannot compute it and "
+                              f"it takes the per-sample PyTorch path (several times slower); widths whose "
+                              f"factors align: in x out with no divisor of in·out between min and "
+                              f"sqrt(in·out) + 1 (e.g. 784x800, 800x800)", stacklevel=4)
             return RankOneGenerator(self.embedding_size, shape)
         return FullGenerator(self.embedding_size, shape)
 
