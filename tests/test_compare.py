@@ -105,3 +105,19 @@ def test_retention_order_sentence_reads_the_intervals():
     assert "ewc ≥ sgd: clearly" in text and "DWA ranks 4 of 5" in text
     data["rows"][2]["test"] = stat(0.97, 0.01)  # sgd above ewc
     assert "ewc ≥ sgd: reversed" in compare.retention_order(data)
+
+
+TABLES = sorted(compare.TABLES_DIR.glob("compare-*.json"))
+
+
+@pytest.mark.parametrize("path", TABLES, ids=[p.stem for p in TABLES])
+def test_readme_tables_are_generated_from_the_committed_data(path):
+    """Each README comparison block is exactly markdown(data file): no hand-edited numbers."""
+    data = compare.read_data(path)
+    readme = (compare.TABLES_DIR.parent / "README.md").read_text()
+    start, end = (compare.MARK.format(name=data["name"], edge=e) for e in ("start", "end"))
+    block = readme.split(start, 1)[1].split(end, 1)[0].strip()
+    assert block == compare.markdown(data).strip()
+    # the protocol is one TrainConfig for every row, and every row has its final seeds
+    assert all(len(r["test"]["avg_acc"]["per_seed"]) >= 5 for r in data["rows"])
+    assert compare.load_comparison(data["definition"].split("/")[-1]).final_seeds == data["rows"][0]["seeds"]
