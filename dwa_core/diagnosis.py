@@ -31,6 +31,7 @@ from dwa_core.functional.drift import (
     overlap_parts,
     ratio,
 )
+from dwa_core.results import atomic_write
 
 log = logging.getLogger(__name__)
 Split = Literal["test", "valid"]
@@ -38,7 +39,7 @@ ALL_LAYERS = "all"  # the `layer` of the rows aggregated over every masked layer
 # what each row measures, as (numerator, denominator) summed over layers for the "all" rows
 MEASURES = ("mask_drift", "mask_cross", "overlap", "overlap_binary", "weight_change",
             "weight_change_unweighted", "effective_change")
-SUMMARY = ("final_accuracy", "forgetting", "acc_drop", *MEASURES, "embedding_drift")
+SUMMARY = ("final_accuracy", "learning_accuracy", "forgetting", "acc_drop", *MEASURES, "embedding_drift")
 
 
 class DiagnosisError(ValueError):
@@ -46,14 +47,14 @@ class DiagnosisError(ValueError):
 
 
 # ---- reading a run ------------------------------------------------------------------------------
-def load_snapshots(run_dir) -> list[dict]:
-    """The state_dicts after tasks 0, 1, ... of a run made with `task_snapshots=True` (files
-    task-<t>.pt, experiment.snapshot_path), on the CPU. DiagnosisError naming the path when the
-    folder or its snapshots are missing, the numbering has a gap or a file is unreadable."""
+def snapshot_files(run_dir) -> list[Path]:
+    """task-0.pt, task-1.pt, ... of a run made with `task_snapshots=True` (experiment.snapshot_path).
+    DiagnosisError naming the path when the folder or its snapshots are missing or the numbering
+    has a gap (a run resumed with task_snapshots turned on part-way)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DiagnosisError(f"{run_dir}: no such run folder")
-    found = sorted(int(p.stem.split("-")[1]) for p in run_dir.glob("task-*.pt") if p.stem[5:].isdigit())
+    found = sorted(int(p.stem[5:]) for p in run_dir.glob("task-*.pt") if p.stem[5:].isdigit())
     if not found:
         raise DiagnosisError(f"{run_dir}: no task snapshots ({snapshot_path(run_dir, 0).name}, ...); "
                              f"rerun it with task_snapshots=True (--set task_snapshots=true)")
@@ -61,7 +62,13 @@ def load_snapshots(run_dir) -> list[dict]:
     if missing:
         raise DiagnosisError(f"{snapshot_path(run_dir, missing[0])} is missing (the run has snapshots "
                              f"of tasks {found}); rerun it from task 0 with task_snapshots=True")
-    return [_load_snapshot(snapshot_path(run_dir, t)) for t in found]
+    return [snapshot_path(run_dir, t) for t in found]
+
+
+def load_snapshots(run_dir) -> list[dict]:
+    """The state_dicts after tasks 0, 1, ... (snapshot_files), on the CPU; DiagnosisError naming the
+    path as snapshot_files does, or naming an unreadable file."""
+    return [_load_snapshot(path) for path in snapshot_files(run_dir)]
 
 
 def _load_snapshot(path: Path) -> dict:
@@ -166,7 +173,9 @@ def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: S
     effective_change: Σ_b |W^(t) ⊙ H_u,b^(t) - W^(u) ⊙ H_u,b^(u)| / Σ_b |W^(u) ⊙ H_u,b^(u)|;
     embedding_drift: mean_b ||E_b^(t) - E_b^(u)|| / mean_b ||E_b^(u)|| (the same on every layer row);
     acc_before, acc_after, acc_drop: acc[u][u], acc[t][u] and their difference, from results.json
-    (the `split`'s matrix: acc or valid_acc); final_accuracy: mean of its last row (every row).
+    (the `split`'s matrix: acc or valid_acc); final_accuracy and learning_accuracy: the mean of its
+    last row and of its diagonal acc[k][k] (the same on every row: the run's, to tell forgetting
+    little from learning little).
     All measures are unitless ratios; NaN where a denominator is 0.
 
     Masks are materialised `chunk` samples at a time (a 400x784 layer: 1.25 MB per sample).
@@ -192,7 +201,8 @@ def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: S
                       "task_name": results.task_names[u], "samples": n[u],
                       "embedding_drift": ratio(*sums[2][t, u].tolist()), "acc_before": acc[u][u],
                       "acc_after": acc[t][u], "acc_drop": acc[u][u] - acc[t][u],
-                      "final_accuracy": sum(acc[n_tasks - 1][:n_tasks]) / n_tasks}
+                      "final_accuracy": sum(acc[n_tasks - 1][:n_tasks]) / n_tasks,
+                      "learning_accuracy": sum(acc[k][k] for k in range(n_tasks)) / n_tasks}
             parts = {name: _layer_parts(t, u, name, n, sums, weights) for name in names}
             total = {k: tuple(map(sum, zip(*(p[k] for p in parts.values())))) for k in MEASURES}
             for layer, values in [*parts.items(), (ALL_LAYERS, total)]:
@@ -235,7 +245,7 @@ def summarise(frames: dict):
     frame = _all_layers(frames)
     last = frame[frame["t"] == frame.groupby("run")["t"].transform("max")]
     out = frame.groupby("label", sort=False)[[c for c in SUMMARY if c != "forgetting"]].mean()
-    out.insert(1, "forgetting", last.groupby("label", sort=False)["acc_drop"].mean())
+    out.insert(2, "forgetting", last.groupby("label", sort=False)["acc_drop"].mean())
     out["pairs"] = frame.groupby("label", sort=False).size()
     out["runs"] = frame.groupby("label", sort=False)["run"].nunique()
     return out
@@ -250,15 +260,15 @@ def correlations(frames: dict, method: str = "spearman"):
 
 
 def save_diagnosis(path, frames: dict, command: str = "") -> Path:
-    """Write {label: frame} as JSON: {"command", "rows": records with a `label` field} (NaN: null)."""
+    """Write {label: frame} as JSON: {"command", "rows": records with a `label` field}, one row a
+    line, floats to 6 significant digits, NaN as null."""
     import pandas as pd
 
     frame = pd.concat([f.assign(label=label) for label, f in frames.items()], ignore_index=True)
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"command": command, "rows": rows}, indent=0))
-    return path
+    short = lambda v: float(f"{v:.6g}") if isinstance(v, float) else v  # noqa: E731
+    lines = ",\n".join(json.dumps({k: short(v) for k, v in row.items()}) for row in rows)
+    return atomic_write(path, f'{{"command": {json.dumps(command)},\n"rows": [\n{lines}\n]}}\n'.encode())
 
 
 def load_diagnosis(path) -> dict:
@@ -294,7 +304,8 @@ def _one_line(err: Exception) -> str:
     if hasattr(err, "message"):
         return err.message("cli")
     if isinstance(err, OSError) and err.strerror:
-        return f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+        named = err.filename is None or str(err.filename) in err.strerror
+        return err.strerror if named else f"{err.filename}: {err.strerror}"
     return str(err)
 
 
@@ -309,6 +320,8 @@ def main(argv=None) -> int:
     import pandas as pd
 
     try:
+        for run_dir in args.run_dirs:  # every path checked before any work
+            snapshot_files(run_dir)
         frames: dict = {}
         for label, run_dir in zip(labels, args.run_dirs):
             frame = diagnose_run(run_dir, args.samples, args.device, split=args.split, data_dir=args.data_dir)

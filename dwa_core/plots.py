@@ -238,16 +238,17 @@ def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
     return fig
 
 
-ABLATION_COLUMNS = {"final_accuracy": "final accuracy", "forgetting": "forgetting (-BWT)", **DIAGNOSIS_MEASURES}
+ABLATION_COLUMNS = {"final_accuracy": "final accuracy", "learning_accuracy": "accuracy when learned",
+                    "forgetting": "forgetting (-BWT)", **DIAGNOSIS_MEASURES}
 
 
 def plot_ablation_bars(summary, reference: str = "default") -> plt.Figure:
-    """One panel per column of `diagnosis.summarise` (accuracy, forgetting, the measures), one bar
-    per ablation (its rows); a dashed line marks the `reference` row (default: "default", else the
-    first) in every panel."""
+    """One panel per column of `diagnosis.summarise` (accuracy at the end and when learned,
+    forgetting, the measures), one bar per ablation (its rows); a dashed line marks the `reference`
+    row (default: "default", else the first) in every panel."""
     labels = [str(k) for k in summary.index]
     ref = labels.index(reference) if reference in labels else 0
-    fig, axes = _subplots(2, 4, figsize=(11, 1.8 + 0.42 * len(labels)), sharey=True)
+    fig, axes = _subplots(3, 3, figsize=(10, 2.4 + 0.62 * len(labels)), sharey=True)
     y = np.arange(len(labels))
     for ax, (column, name) in zip(axes.flat, ABLATION_COLUMNS.items()):
         values = summary[column].to_numpy(dtype=float)
@@ -257,7 +258,8 @@ def plot_ablation_bars(summary, reference: str = "default") -> plt.Figure:
         ax.tick_params(labelsize=7)
     axes[0, 0].set_yticks(y, labels)
     axes[0, 0].invert_yaxis()  # the first ablation on top
-    fig.suptitle("DWA ablations: means over the pairs (t, u), u < t", fontsize=9)
+    fig.suptitle("DWA ablations: accuracy, forgetting, and each measure's mean over the pairs (t, u)",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -101,6 +101,7 @@ def test_real_run_gives_finite_measures_in_range(tiny_run):
     assert frame.acc_drop.tolist() == pytest.approx(drops)
     assert (frame.samples == 20).all() and (frame.split == "test").all()
     assert frame.final_accuracy.iloc[0] == pytest.approx(np.mean(acc[2]))
+    assert frame.learning_accuracy.iloc[0] == pytest.approx((acc[0][0] + acc[1][1] + acc[2][2]) / 3)
     valid = diagnosis.diagnose_run(tiny_run, samples_per_task=5, split="valid")
     assert valid.acc_after.tolist()[2] == pytest.approx(results["valid_acc"][1][0])
 
@@ -202,6 +203,7 @@ def _frame(run, drops, drift):
     pairs = [(1, 0), (2, 0), (2, 1)]
     return pd.DataFrame({"run": run, "t": [t for t, _ in pairs], "u": [u for _, u in pairs], "layer": "all",
                          "acc_drop": drops, "mask_drift": drift, "final_accuracy": 0.8,
+                         "learning_accuracy": 0.9,
                          **{k: 0.5 for k in diagnosis.MEASURES if k != "mask_drift"},
                          "embedding_drift": [0.0, np.nan, 1.0]})
 
@@ -216,6 +218,7 @@ def test_summarise_by_hand():
     assert out.loc["a", "acc_drop"] == pytest.approx(0.2) and out.loc["a", "mask_drift"] == pytest.approx(0.3)
     assert out.loc["a", "embedding_drift"] == pytest.approx(0.5)  # NaN left out
     assert out.loc["b", "pairs"] == 6 and out.loc["b", "runs"] == 2
+    assert list(out.columns[:3]) == ["final_accuracy", "learning_accuracy", "forgetting"]
 
 
 def test_data_file_round_trip(tmp_path):
