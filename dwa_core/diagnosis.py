@@ -231,6 +231,19 @@ def ablation_configs(cfg: ExperimentConfig) -> dict[str, ExperimentConfig]:
             for label, change in changes.items()}
 
 
+def ablation_labels(approach_params: list[dict]) -> list[str]:
+    """A label for each of several DWA runs (their approach_params): the parameters that differ from
+    the paper's default (DWAParams) and are not the same in every run, as ablation_configs names them
+    ("freeze_context", "lamb_plasticity=1", "a=1,b=2"); "default" for none. Seeds share a label."""
+    default = DWAParams()
+    params = [build_params(DWAParams, p, "approach_params (dwa)") for p in approach_params]
+    differ = lambda p, k: getattr(p, k) != getattr(default, k)  # noqa: E731
+    keys = [k for k in DWAParams.__dataclass_fields__
+            if any(differ(p, k) for p in params) and len({repr(getattr(p, k)) for p in params}) > 1]
+    name = lambda k, v: k if v is True else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"  # noqa: E731
+    return [",".join(name(k, getattr(p, k)) for k in keys if differ(p, k)) or "default" for p in params]
+
+
 def _all_layers(frames: dict):
     import pandas as pd
 
@@ -289,13 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dwa_core.diagnosis", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders made with task_snapshots=True")
     p.add_argument("--label", action="append", help="one per RUN_DIR (a repeated label pools runs, e.g. "
-                   "seeds); default: the folder names")
+                   "seeds); default: the parameters in which the runs differ (ablation_labels)")
     p.add_argument("--output", required=True, help="the JSON data file to write")
     p.add_argument("--samples", type=int, default=200, help="samples per task (default 200)")
     p.add_argument("--split", choices=("test", "valid"), default="test")
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", default=None, help="where the datasets are (default: the runs' own)")
     return p
+
+
+def _checked_config(run_dir) -> dict:
+    """The config of a DWA run with task snapshots; DiagnosisError naming the path otherwise."""
+    snapshot_files(run_dir)
+    config = load_run(run_dir).config
+    if config.get("approach") != "dwa":
+        raise DiagnosisError(f"{run_dir}: a {config.get('approach')!r} run; "
+                             f"the diagnosis needs a DWA network")
+    return config
 
 
 def _one_line(err: Exception) -> str:
@@ -312,16 +335,15 @@ def _one_line(err: Exception) -> str:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    labels = args.label or [Path(d).name for d in args.run_dirs]
-    if len(labels) != len(args.run_dirs):
-        print(f"error: --label: give one per RUN_DIR ({len(args.run_dirs)}), got {len(labels)}",
+    if args.label and len(args.label) != len(args.run_dirs):
+        print(f"error: --label: give one per RUN_DIR ({len(args.run_dirs)}), got {len(args.label)}",
               file=sys.stderr)
         return 2
     import pandas as pd
 
     try:
-        for run_dir in args.run_dirs:  # every path checked before any work
-            snapshot_files(run_dir)
+        configs = [_checked_config(d) for d in args.run_dirs]  # every run checked before any work
+        labels = args.label or ablation_labels([c.get("approach_params", {}) for c in configs])
         frames: dict = {}
         for label, run_dir in zip(labels, args.run_dirs):
             frame = diagnose_run(run_dir, args.samples, args.device, split=args.split, data_dir=args.data_dir)

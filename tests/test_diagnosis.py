@@ -242,6 +242,10 @@ def test_ablation_configs(tmp_path):
     assert variants["lamb_plasticity=0.01"].approach_params["lamb_plasticity"] == pytest.approx(0.01)
     assert variants["freeze_context"].approach_params["anchor_samples"] == 16  # the base's params kept
     assert len({c.key() for c in variants.values()}) == len(variants)  # each its own run folder
+    # the CLI's default labels name the same runs the same way, whatever parameters they share
+    assert diagnosis.ablation_labels([c.approach_params for c in variants.values()]) == list(variants)
+    runs = [{}, {"lamb_triplet": 5.0, "sparsity_mu": 0.5}, {"freeze_context": False}]
+    assert diagnosis.ablation_labels(runs) == ["default", "lamb_triplet=5,sparsity_mu=0.5", "default"]
 
 
 # ---- errors -------------------------------------------------------------------------------------
@@ -267,6 +271,8 @@ def test_cli_writes_the_data_file_and_reports_bad_paths(tmp_path, tiny_run, caps
     frames = diagnosis.load_diagnosis(out)
     assert list(frames) == ["a"] and len(frames["a"]) == 2 * 9  # two runs pooled under one label
     assert "written to" in capsys.readouterr().out
+    assert diagnosis.main([str(tiny_run), "--output", str(out), "--samples", "5"]) == 0
+    assert list(diagnosis.load_diagnosis(out)) == ["default"]  # labels from the runs' parameters
     assert diagnosis.main([str(tmp_path / "nope"), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {tmp_path / 'nope'}: no such run folder\n"
@@ -285,3 +291,15 @@ def test_plots_draw_every_measure(tiny_run, tmp_path):
     bars = plots.plot_ablation_bars(diagnosis.summarise(frames))
     assert len([ax for ax in bars.axes if ax.patches]) == len(plots.ABLATION_COLUMNS)
     plots.save_figure(fig, tmp_path / "f", {}, "test")
+
+
+def test_a_run_that_is_not_dwa(tmp_path, capsys):
+    cfg = ExperimentConfig(benchmark="split-digits", approach="sgd", device="cpu", output_dir=str(tmp_path),
+                           train=TrainConfig(epochs=1), benchmark_params={"per_class": 8},
+                           network_params={"hidden": 16}, max_tasks=2, task_snapshots=True)
+    run = _run(cfg)
+    message = f"{run}: a 'sgd' run; the diagnosis needs a DWA network"
+    with pytest.raises(diagnosis.DiagnosisError, match=message):
+        diagnosis.diagnose_run(run)
+    assert diagnosis.main([str(run), "--output", str(tmp_path / "d.json")]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
