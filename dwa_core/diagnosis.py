@@ -256,7 +256,7 @@ def summarise(frames: dict):
     label: the means over its (t, u) pairs of the "all"-layer rows (SUMMARY columns), `forgetting`
     = mean acc_drop at each run's last t (= -BWT, metrics.backward_transfer), `pairs` and `runs`."""
     frame = _all_layers(frames)
-    last = frame[frame["t"] == frame.groupby("run")["t"].transform("max")]
+    last = frame[frame["t"] == frame.groupby(["label", "run"])["t"].transform("max")]
     out = frame.groupby("label", sort=False)[[c for c in SUMMARY if c != "forgetting"]].mean()
     out.insert(2, "forgetting", last.groupby("label", sort=False)["acc_drop"].mean())
     out["pairs"] = frame.groupby("label", sort=False).size()
