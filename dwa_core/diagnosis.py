@@ -178,7 +178,7 @@ def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: S
     little from learning little).
     All measures are unitless ratios; NaN where a denominator is 0.
 
-    Masks are materialised `chunk` samples at a time (a 400x784 layer: 1.25 MB per sample).
+    Masks are materialised `chunk` samples at a time (an 800x784 layer: 2.5 MB per sample).
     DiagnosisError names the path for a run without snapshots or not of DWA; a results.json that
     cannot be read is a ResultsError; a bad split or sample count a ConfigError."""
     check(split in get_args(Split), "split", "'test' or 'valid'", split)
