@@ -207,6 +207,63 @@ def plot_embedding_pca(intro: dict, benchmark: str = "?") -> plt.Figure:
     return fig
 
 
+# the measures of dwa_core.diagnosis (docs/why-dwa-forgets.md) and how the figures name them
+DIAGNOSIS_MEASURES = {"mask_drift": "mask drift, mean |ΔH|", "mask_cross": "masks crossing |H| = 0.5",
+                      "overlap": "mask overlap with task t", "weight_change": "W change where u's masks are",
+                      "effective_change": "change of W ⊙ H", "embedding_drift": "embedding drift"}
+
+
+def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
+    """Why DWA forgets: one panel per measure of `diagnosis.diagnose_run` (x) against u's accuracy
+    drop acc[u][u] - acc[t][u] (y), one point per pair (t, u) of the "all"-layer rows; one colour
+    per `label` when the frame has that column (several runs or ablations). Each panel's title
+    gives the Spearman rank correlation over every point."""
+    rows = frame[frame["layer"] == "all"]
+    groups = list(rows.groupby("label", sort=False)) if "label" in rows else [("", rows)]
+    fig, axes = _subplots(2, 3, figsize=(10, 5.6), sharey=True)
+    for ax, (column, name) in zip(axes.flat, DIAGNOSIS_MEASURES.items()):
+        for i, (label, group) in enumerate(groups):
+            ax.scatter(group[column], group["acc_drop"], s=14, color=f"C{i % 10}", label=label or None)
+        rho = rows[column].corr(rows["acc_drop"], method="spearman")
+        ax.set_title(f"{name}\nSpearman ρ = {rho:.2f}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.axhline(0, color="grey", lw=0.5, ls="--")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy drop of u", fontsize=8)
+    if len(groups) > 1:
+        fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=7,
+                   frameon=False)
+    fig.suptitle(title or "Why DWA forgets: each pair (t, u), u < t", fontsize=9)
+    fig.tight_layout(rect=(0, 0.08 if len(groups) > 1 else 0, 1, 1))
+    return fig
+
+
+ABLATION_COLUMNS = {"final_accuracy": "final accuracy", "learning_accuracy": "accuracy when learned",
+                    "forgetting": "forgetting (-BWT)", **DIAGNOSIS_MEASURES}
+
+
+def plot_ablation_bars(summary, reference: str = "default") -> plt.Figure:
+    """One panel per column of `diagnosis.summarise` (accuracy at the end and when learned,
+    forgetting, the measures), one bar per ablation (its rows); a dashed line marks the `reference`
+    row (default: "default", else the first) in every panel."""
+    labels = [str(k) for k in summary.index]
+    ref = labels.index(reference) if reference in labels else 0
+    fig, axes = _subplots(3, 3, figsize=(10, 2.4 + 0.62 * len(labels)), sharey=True)
+    y = np.arange(len(labels))
+    for ax, (column, name) in zip(axes.flat, ABLATION_COLUMNS.items()):
+        values = summary[column].to_numpy(dtype=float)
+        ax.barh(y, values, color=["C1" if i == ref else "C0" for i in y])
+        ax.axvline(values[ref], color="grey", lw=0.8, ls="--")
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_yticks(y, labels)
+    axes[0, 0].invert_yaxis()  # the first ablation on top
+    fig.suptitle("DWA ablations: accuracy, forgetting, and each measure's mean over the pairs (t, u)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig: plt.Figure, path_stem, config, command: str, dpi: int | None = None) -> list[Path]:
     """Write path_stem.png, path_stem.pdf and path_stem.json (exact config + command)."""
     stem = Path(path_stem)

@@ -98,26 +98,36 @@ def test_bad_parameter_stops_in_one_line(kernel, tmp_path, name, value, message)
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory, kernel):
-    """Run every notebook once, as committed (only its output locations moved to a temporary
-    folder); {stem: metrics}."""
+def run_notebook(tmp_path_factory, kernel):
+    """run(path) -> metrics: the notebook run once, as committed (only its output locations moved to
+    a temporary folder), and remembered, so that a test of one notebook (-k) runs only that one."""
     import papermill as pm
 
     tmp = tmp_path_factory.mktemp("nb")
-    out = {}
-    for path in NOTEBOOKS:
-        metrics = tmp / f"{path.stem}.json"
-        pm.execute_notebook(str(path), str(tmp / path.name), kernel_name=kernel, cwd=str(ROOT / "notebooks"),
-                            parameters={"metrics_path": str(metrics), "figures_dir": str(tmp / "figures")},
-                            progress_bar=False)
-        out[path.stem] = json.loads(metrics.read_text())
-        ran = nbformat.read(tmp / path.name, as_version=4)
-        pngs = [o["data"]["image/png"] for c in ran.cells if c.cell_type == "code" for o in c.outputs
-                if "image/png" in o.get("data", {})]
-        # what the front end receives: base64 strings of PNG files
-        assert all(isinstance(p, str) and base64.b64decode(p).startswith(PNG) for p in pngs), path.stem
-        out[path.stem]["_png_outputs"] = len(pngs)
-    return out
+    done = {}
+
+    def run(path: Path) -> dict:
+        if path.stem not in done:
+            metrics = tmp / f"{path.stem}.json"
+            outputs = {"metrics_path": str(metrics), "figures_dir": str(tmp / "figures")}
+            pm.execute_notebook(str(path), str(tmp / path.name), kernel_name=kernel,
+                                cwd=str(ROOT / "notebooks"), parameters=outputs, progress_bar=False)
+            done[path.stem] = json.loads(metrics.read_text())
+            ran = nbformat.read(tmp / path.name, as_version=4)
+            pngs = [o["data"]["image/png"] for c in ran.cells if c.cell_type == "code" for o in c.outputs
+                    if "image/png" in o.get("data", {})]
+            # what the front end receives: base64 strings of PNG files
+            assert all(isinstance(p, str) and base64.b64decode(p).startswith(PNG) for p in pngs), path.stem
+            done[path.stem]["_png_outputs"] = len(pngs)
+        return done[path.stem]
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def executed(run_notebook):
+    """Every notebook run once; {stem: metrics}."""
+    return {path.stem: run_notebook(path) for path in NOTEBOOKS}
 
 
 def test_every_notebook_records_metrics(executed):
@@ -228,6 +238,23 @@ def test_fidelity_switch_changes_training(executed):
     epochs = figures.PROFILES["smoke"]["train"]["epochs"]
     assert all(n == epochs for n in m["epochs_per_task"]["original-code"])
     assert sum(m["epochs_per_task"]["paper"]) < sum(m["epochs_per_task"]["original-code"])
+
+
+def test_notebook_12_why_dwa_forgets(run_notebook):
+    """The diagnosis of the default run and each ablation: finite measures in range, and the
+    freeze_context ablation's own claim (its embeddings never move after task 0)."""
+    from dwa_core.diagnosis import SUMMARY
+
+    m = run_notebook(ROOT / "notebooks" / "12_why_dwa_forgets.ipynb")
+    summary = m["summary"]
+    assert list(summary) == ["default", "freeze_context", "sparsity_form=original-code",
+                             "sparsity_form=binary", "lamb_plasticity=1", "lamb_plasticity=0.01",
+                             "fisher_form=batch"]
+    for row in summary.values():
+        assert all(math.isfinite(row[k]) for k in SUMMARY) and row["pairs"] == 10  # 5 tasks
+        assert 0 <= row["final_accuracy"] <= 1 and 0 <= row["overlap"] <= 1 and 0 <= row["mask_cross"] <= 1
+    assert summary["freeze_context"]["embedding_drift"] == 0 < summary["default"]["embedding_drift"]
+    assert m["_png_outputs"] >= 2 and set(m["correlations"]) >= {"mask_drift", "weight_change"}
 
 
 def test_explorer_renders_without_training(executed):

@@ -1,0 +1,362 @@
+"""Why DWA forgets, measured (docs/why-dwa-forgets.md). For every earlier task u and later task t,
+on u's samples: how far u's masks moved (paper §3.2, Eq. 3: H = gate(generator(E))), how much they
+overlap with t's, how much the shared weights W moved where u's masks use them, and how far u's
+embeddings E moved; next to u's accuracy drop acc[u][u] - acc[t][u].
+
+Reads a run made with `task_snapshots=True` (the model's state_dict after every task, task-<t>.pt)
+and its results.json. `python -m dwa_core.diagnosis RUN_DIR ... --label NAME ... --output FILE.json`
+writes the measures of several runs as one data file (`save_diagnosis` / `load_diagnosis`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import defaultdict
+from copy import deepcopy
+from pathlib import Path
+from typing import Literal, get_args
+
+import torch
+
+from dwa_core import data
+from dwa_core.approaches.dwa import DWAParams
+from dwa_core.config import ExperimentConfig, build_params, check
+from dwa_core.experiment import build_approach, load_run, snapshot_path, validate
+from dwa_core.functional.drift import (
+    binary_overlap_parts,
+    change_parts,
+    mask_pair_sums,
+    overlap_parts,
+    ratio,
+)
+from dwa_core.results import atomic_write
+
+log = logging.getLogger(__name__)
+Split = Literal["test", "valid"]
+ALL_LAYERS = "all"  # the `layer` of the rows aggregated over every masked layer
+# what each row measures, as (numerator, denominator) summed over layers for the "all" rows
+MEASURES = ("mask_drift", "mask_cross", "overlap", "overlap_binary", "weight_change",
+            "weight_change_unweighted", "effective_change")
+SUMMARY = ("final_accuracy", "learning_accuracy", "forgetting", "acc_drop", *MEASURES, "embedding_drift")
+
+
+class DiagnosisError(ValueError):
+    """A run folder the diagnosis cannot read (no snapshots, not a DWA run, ...): names the path."""
+
+
+# ---- reading a run ------------------------------------------------------------------------------
+def snapshot_files(run_dir) -> list[Path]:
+    """task-0.pt, task-1.pt, ... of a run made with `task_snapshots=True` (experiment.snapshot_path).
+    DiagnosisError naming the path when the folder or its snapshots are missing or the numbering
+    has a gap (a run resumed with task_snapshots turned on part-way)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DiagnosisError(f"{run_dir}: no such run folder")
+    found = sorted(int(p.stem[5:]) for p in run_dir.glob("task-*.pt") if p.stem[5:].isdigit())
+    if not found:
+        raise DiagnosisError(f"{run_dir}: no task snapshots ({snapshot_path(run_dir, 0).name}, ...); "
+                             f"rerun it with task_snapshots=True (--set task_snapshots=true)")
+    missing = sorted(set(range(found[-1] + 1)) - set(found))
+    if missing:
+        raise DiagnosisError(f"{snapshot_path(run_dir, missing[0])} is missing (the run has snapshots "
+                             f"of tasks {found}); rerun it from task 0 with task_snapshots=True")
+    return [snapshot_path(run_dir, t) for t in found]
+
+
+def load_snapshots(run_dir) -> list[dict]:
+    """The state_dicts after tasks 0, 1, ... (snapshot_files), on the CPU; DiagnosisError naming the
+    path as snapshot_files does, or naming an unreadable file."""
+    return [_load_snapshot(path) for path in snapshot_files(run_dir)]
+
+
+def _load_snapshot(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, not a torch file, ...
+        raise DiagnosisError(f"{path}: unreadable snapshot ({type(err).__name__})") from err
+
+
+def _rebuild(run_dir: Path, device, data_dir):
+    """(results, benchmark, model) of a run: its config, on `device`, with an untrained network."""
+    results = load_run(run_dir)
+    values = {**results.config, "device": str(device)}
+    if data_dir is not None:
+        values["data_dir"] = str(data_dir)
+    cfg = ExperimentConfig.from_dict(values)
+    plan = validate(cfg)
+    if plan.approach_cls.family != "dwa":
+        raise DiagnosisError(f"{run_dir}: a {cfg.approach!r} run; the diagnosis needs a DWA network")
+    bench = data.load_benchmark(cfg, torch.device(device))
+    return results, bench, build_approach(cfg, plan, bench, torch.device(device)).model
+
+
+# ---- the diagnosis ------------------------------------------------------------------------------
+@torch.no_grad()
+def _forward(model, x: torch.Tensor, u: int):
+    """E (B, d) and {weight name: H (B, *weight shape)} of `model` on x with task id u."""
+    model(x, u)
+    return model.state.embedding, {k: m.materialise() for k, m in model.state.masks.items()}
+
+
+def _accumulate(models, weights, inputs, chunk: int):
+    """Sums over every chunk of samples of task u, for each model k >= u, t > u and layer name:
+    mean_abs[k, u, name] = Σ_b |H_u,b^(k)| (out, in); pairs[t, u, name] = mask_pair_sums (5,);
+    emb[t, u] = (Σ_b ||E_u,b^(t) - E_u,b^(u)||, Σ_b ||E_u,b^(u)||). All stay on the device."""
+    mean_abs, pairs, emb = defaultdict(int), defaultdict(int), defaultdict(int)
+    for u, x_all in enumerate(inputs):
+        for x in x_all.split(chunk):
+            e_ref, h_ref = _forward(models[u], x, u)
+            for name, h in h_ref.items():
+                mean_abs[u, u, name] += h.abs().sum(0)
+            for t in range(u + 1, len(models)):
+                e_new, h_new = _forward(models[t], x, u)
+                for name, h in h_new.items():
+                    mean_abs[t, u, name] += h.abs().sum(0)
+                    pairs[t, u, name] += mask_pair_sums(h_ref[name], h, weights[u][name], weights[t][name])
+                emb[t, u] += torch.stack([(e_new - e_ref).norm(dim=1).sum(), e_ref.norm(dim=1).sum()])
+    return mean_abs, pairs, emb
+
+
+def _layer_parts(t, u, name, n, sums, weights) -> dict:
+    """{measure: (numerator, denominator)} of one layer for the pair (t, u); n: samples per task."""
+    mean_abs, pairs, _ = sums
+    s = pairs[t, u, name].tolist()
+    mask_u, mask_t = mean_abs[u, u, name] / n[u], mean_abs[t, t, name] / n[t]
+    mask_u_after = mean_abs[t, u, name] / n[u]
+    w_before, w_after = weights[u][name], weights[t][name]
+    return {"mask_drift": (s[0], s[2]), "mask_cross": (s[1], s[2]),
+            "overlap": overlap_parts(mask_u_after, mask_t),
+            "overlap_binary": binary_overlap_parts(mask_u_after, mask_t),
+            "weight_change": change_parts(w_before, w_after, mask_u),
+            "weight_change_unweighted": change_parts(w_before, w_after),
+            "effective_change": (s[3], s[4])}
+
+
+def _load_models(run_dir: Path, device, data_dir):
+    """(results, benchmark, [model after task k, in eval mode], its masked weight names)."""
+    snapshots = load_snapshots(run_dir)
+    results, bench, model = _rebuild(run_dir, device, data_dir)
+    n_tasks = min(len(snapshots), results.completed_tasks)
+    if n_tasks < 2:
+        raise DiagnosisError(f"{run_dir}: {n_tasks} finished task(s) with a snapshot; the diagnosis needs 2")
+    models = [deepcopy(model) for _ in range(n_tasks)]
+    for m, state in zip(models, snapshots):
+        m.load_state_dict(state)
+        m.eval()
+    return results, bench, models, model.masked_weight_names()
+
+
+def _inputs(bench, n_tasks: int, split: str, samples: int, seed: int) -> list[torch.Tensor]:
+    """Up to `samples` inputs of each task's split, a fixed random subset (the same for every model)."""
+    generator, out = torch.Generator().manual_seed(seed), []
+    for task in bench.tasks[:n_tasks]:
+        part = getattr(task, split)
+        out.append(part.x[torch.randperm(len(part), generator=generator)[:samples].to(part.x.device)])
+    return out
+
+
+def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: Split = "test",
+                 chunk: int = 16, data_dir=None, seed: int = 0):
+    """One row per pair (t, u), u < t, and per masked layer (`layer`: its weight name, plus "all"
+    for all masked weights as one vector). On up to `samples_per_task` samples of task u's `split`
+    (a fixed random subset), H_u^(k) and E_u^(k) are the masks and embeddings the model after task k
+    gives them with task id u (paper §3.2, Eq. 3); H̄ is a sample-mean |H|. Columns:
+
+    mask_drift: mean |H_u^(t) - H_u^(u)| over samples and weights, in [0, 2] (tanh gate);
+    mask_cross: fraction of (sample, weight) entries whose |H| is on the other side of 0.5 than after u;
+    overlap: Σ min / Σ max of H̄_u^(t) and H̄_t^(t) (soft Jaccard, [0, 1]), both after task t;
+    overlap_binary: Jaccard index of {H̄_u^(t) > 0.5} and {H̄_t^(t) > 0.5};
+    weight_change: Σ m |W^(t) - W^(u)| / Σ m |W^(u)| with m = H̄_u^(u) (the shared W where u's masks
+    use it); weight_change_unweighted: the same with m = 1;
+    effective_change: Σ_b |W^(t) ⊙ H_u,b^(t) - W^(u) ⊙ H_u,b^(u)| / Σ_b |W^(u) ⊙ H_u,b^(u)|;
+    embedding_drift: mean_b ||E_b^(t) - E_b^(u)|| / mean_b ||E_b^(u)|| (the same on every layer row);
+    acc_before, acc_after, acc_drop: acc[u][u], acc[t][u] and their difference, from results.json
+    (the `split`'s matrix: acc or valid_acc); final_accuracy and learning_accuracy: the mean of its
+    last row and of its diagonal acc[k][k] (the same on every row: the run's, to tell forgetting
+    little from learning little).
+    All measures are unitless ratios; NaN where a denominator is 0.
+
+    Masks are materialised `chunk` samples at a time (an 800x784 layer: 2.5 MB per sample).
+    DiagnosisError names the path for a run without snapshots or not of DWA; a results.json that
+    cannot be read is a ResultsError; a bad split or sample count a ConfigError."""
+    check(split in get_args(Split), "split", "'test' or 'valid'", split)
+    check(samples_per_task >= 1 and chunk >= 1, "samples_per_task", "samples and chunk >= 1",
+          (samples_per_task, chunk))
+    run_dir, device = Path(run_dir), torch.device(device)
+    results, bench, models, names = _load_models(run_dir, device, data_dir)
+    acc = results.acc if split == "test" else results.valid_acc
+    if not acc:
+        raise DiagnosisError(f"{run_dir}: results.json has no {split} accuracy matrix")
+    n_tasks = len(models)
+    weights = [{k: m.state_dict()[k] for k in names} for m in models]
+    inputs = _inputs(bench, n_tasks, split, samples_per_task, seed)
+    log.info("%s: %d tasks, %d %s samples per task", run_dir, n_tasks, samples_per_task, split)
+    sums, n = _accumulate(models, weights, inputs, chunk), [len(x) for x in inputs]
+    rows = []
+    for t in range(1, n_tasks):
+        for u in range(t):
+            common = {"run": run_dir.name, "seed": results.config.get("seed"), "split": split, "t": t, "u": u,
+                      "task_name": results.task_names[u], "samples": n[u],
+                      "embedding_drift": ratio(*sums[2][t, u].tolist()), "acc_before": acc[u][u],
+                      "acc_after": acc[t][u], "acc_drop": acc[u][u] - acc[t][u],
+                      "final_accuracy": sum(acc[n_tasks - 1][:n_tasks]) / n_tasks,
+                      "learning_accuracy": sum(acc[k][k] for k in range(n_tasks)) / n_tasks}
+            parts = {name: _layer_parts(t, u, name, n, sums, weights) for name in names}
+            total = {k: tuple(map(sum, zip(*(p[k] for p in parts.values())))) for k in MEASURES}
+            for layer, values in [*parts.items(), (ALL_LAYERS, total)]:
+                rows.append({**common, "layer": layer, **{k: ratio(*values[k]) for k in MEASURES}})
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+# ---- ablations, summaries and the data file -----------------------------------------------------
+def ablation_configs(cfg: ExperimentConfig) -> dict[str, ExperimentConfig]:
+    """{label: config} of the ablations of docs/why-dwa-forgets.md on top of a DWA config, each with
+    task_snapshots=True: "default"; "freeze_context" (processor frozen after task 0); every other
+    sparsity_form; lamb_plasticity (λ2, Eq. 5) ×10 and ÷10; the other fisher_form."""
+    params = build_params(DWAParams, cfg.approach_params, "approach_params (dwa)")
+    lamb = params.lamb_plasticity
+    changes = {"default": {}, "freeze_context": {"freeze_context": True}}
+    for form in ("paper", "original-code", "binary"):
+        if form != params.sparsity_form:
+            changes[f"sparsity_form={form}"] = {"sparsity_form": form}
+    changes[f"lamb_plasticity={lamb * 10:g}"] = {"lamb_plasticity": lamb * 10}
+    changes[f"lamb_plasticity={lamb / 10:g}"] = {"lamb_plasticity": lamb / 10}
+    other = "batch" if params.fisher_form == "per-sample" else "per-sample"
+    changes[f"fisher_form={other}"] = {"fisher_form": other, "fisher_accumulate": False}
+    return {label: cfg.replace(approach_params={**cfg.approach_params, **change}, task_snapshots=True)
+            for label, change in changes.items()}
+
+
+def ablation_labels(approach_params: list[dict]) -> list[str]:
+    """A label for each of several DWA runs (their approach_params): the parameters that differ from
+    the paper's default (DWAParams) and are not the same in every run, as ablation_configs names them
+    ("freeze_context", "lamb_plasticity=1", "a=1,b=2"); "default" for none. Seeds share a label."""
+    default = DWAParams()
+    params = [build_params(DWAParams, p, "approach_params (dwa)") for p in approach_params]
+    differ = lambda p, k: getattr(p, k) != getattr(default, k)  # noqa: E731
+    keys = [k for k in DWAParams.__dataclass_fields__
+            if any(differ(p, k) for p in params) and len({repr(getattr(p, k)) for p in params}) > 1]
+    name = lambda k, v: k if v is True else f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"  # noqa: E731
+    return [",".join(name(k, getattr(p, k)) for k in keys if differ(p, k)) or "default" for p in params]
+
+
+def _all_layers(frames: dict):
+    import pandas as pd
+
+    frame = pd.concat([f.assign(label=label) for label, f in frames.items()], ignore_index=True)
+    return frame[frame["layer"] == ALL_LAYERS]
+
+
+def summarise(frames: dict):
+    """{label: diagnose_run frame (one run, or several concatenated, e.g. seeds)} -> one row per
+    label: the means over its (t, u) pairs of the "all"-layer rows (SUMMARY columns), `forgetting`
+    = mean acc_drop at each run's last t (= -BWT, metrics.backward_transfer), `pairs` and `runs`."""
+    frame = _all_layers(frames)
+    last = frame[frame["t"] == frame.groupby(["label", "run"])["t"].transform("max")]
+    out = frame.groupby("label", sort=False)[[c for c in SUMMARY if c != "forgetting"]].mean()
+    out.insert(2, "forgetting", last.groupby("label", sort=False)["acc_drop"].mean())
+    out["pairs"] = frame.groupby("label", sort=False).size()
+    out["runs"] = frame.groupby("label", sort=False)["run"].nunique()
+    return out
+
+
+def correlations(frames: dict, method: str = "spearman"):
+    """The rank correlation of each measure with acc_drop over every (t, u) pair of every run
+    ("all"-layer rows): which measure moves with forgetting. Needs several pairs to mean anything."""
+    frame = _all_layers(frames)
+    columns = [*MEASURES, "embedding_drift"]
+    return frame[columns].corrwith(frame["acc_drop"], method=method).rename(f"{method} ρ with acc_drop")
+
+
+def save_diagnosis(path, frames: dict, command: str = "") -> Path:
+    """Write {label: frame} as JSON: {"command", "rows": records with a `label` field}, one row a
+    line, floats to 6 significant digits, NaN as null."""
+    import pandas as pd
+
+    frame = pd.concat([f.assign(label=label) for label, f in frames.items()], ignore_index=True)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    short = lambda v: float(f"{v:.6g}") if isinstance(v, float) else v  # noqa: E731
+    lines = ",\n".join(json.dumps({k: short(v) for k, v in row.items()}) for row in rows)
+    return atomic_write(path, f'{{"command": {json.dumps(command)},\n"rows": [\n{lines}\n]}}\n'.encode())
+
+
+def load_diagnosis(path) -> dict:
+    """{label: frame} of a file written by save_diagnosis; DiagnosisError naming a bad file."""
+    import pandas as pd
+
+    try:
+        rows = json.loads(Path(path).read_text())["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DiagnosisError(f"{path}: not a diagnosis data file ({type(err).__name__}: {err})") from err
+    frame = pd.DataFrame(rows)
+    return {label: f.drop(columns="label").reset_index(drop=True)
+            for label, f in frame.groupby("label", sort=False)}
+
+
+# ---- command line -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dwa_core.diagnosis", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders made with task_snapshots=True")
+    p.add_argument("--label", action="append", help="one per RUN_DIR (a repeated label pools runs, e.g. "
+                   "seeds); default: the parameters in which the runs differ (ablation_labels)")
+    p.add_argument("--output", required=True, help="the JSON data file to write")
+    p.add_argument("--samples", type=int, default=200, help="samples per task (default 200)")
+    p.add_argument("--split", choices=("test", "valid"), default="test")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data-dir", default=None, help="where the datasets are (default: the runs' own)")
+    return p
+
+
+def _checked_config(run_dir) -> dict:
+    """The config of a DWA run with task snapshots; DiagnosisError naming the path otherwise."""
+    snapshot_files(run_dir)
+    config = load_run(run_dir).config
+    if config.get("approach") != "dwa":
+        raise DiagnosisError(f"{run_dir}: a {config.get('approach')!r} run; "
+                             f"the diagnosis needs a DWA network")
+    return config
+
+
+def _one_line(err: Exception) -> str:
+    """As the project's CLI reports errors: a missing dataset spelled for the command line, an OS
+    error with its path and reason, anything else as its message."""
+    if hasattr(err, "message"):
+        return err.message("cli")
+    if isinstance(err, OSError) and err.strerror:
+        named = err.filename is None or str(err.filename) in err.strerror
+        return err.strerror if named else f"{err.filename}: {err.strerror}"
+    return str(err)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.label and len(args.label) != len(args.run_dirs):
+        print(f"error: --label: give one per RUN_DIR ({len(args.run_dirs)}), got {len(args.label)}",
+              file=sys.stderr)
+        return 2
+    import pandas as pd
+
+    try:
+        configs = [_checked_config(d) for d in args.run_dirs]  # every run checked before any work
+        labels = args.label or ablation_labels([c.get("approach_params", {}) for c in configs])
+        frames: dict = {}
+        for label, run_dir in zip(labels, args.run_dirs):
+            frame = diagnose_run(run_dir, args.samples, args.device, split=args.split, data_dir=args.data_dir)
+            frames[label] = pd.concat([frames[label], frame], ignore_index=True) if label in frames else frame
+        command = "python -m dwa_core.diagnosis " + " ".join(sys.argv[1:] if argv is None else argv)
+        save_diagnosis(args.output, frames, command)
+    except (ValueError, OSError) as err:  # DiagnosisError, ResultsError, ConfigError, missing data
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    print(summarise(frames).round(3).to_string())
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
