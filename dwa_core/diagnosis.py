@@ -244,7 +244,8 @@ def ablation_labels(approach_params: list[dict]) -> list[str]:
     return [",".join(name(k, getattr(p, k)) for k in keys if differ(p, k)) or "default" for p in params]
 
 
-def _all_layers(frames: dict):
+def all_layers(frames: dict):
+    """The "all"-layer rows of {label: frame}, concatenated with a `label` column."""
     import pandas as pd
 
     frame = pd.concat([f.assign(label=label) for label, f in frames.items()], ignore_index=True)
@@ -255,7 +256,7 @@ def summarise(frames: dict):
     """{label: diagnose_run frame (one run, or several concatenated, e.g. seeds)} -> one row per
     label: the means over its (t, u) pairs of the "all"-layer rows (SUMMARY columns), `forgetting`
     = mean acc_drop at each run's last t (= -BWT, metrics.backward_transfer), `pairs` and `runs`."""
-    frame = _all_layers(frames)
+    frame = all_layers(frames)
     last = frame[frame["t"] == frame.groupby(["label", "run"])["t"].transform("max")]
     out = frame.groupby("label", sort=False)[[c for c in SUMMARY if c != "forgetting"]].mean()
     out.insert(2, "forgetting", last.groupby("label", sort=False)["acc_drop"].mean())
@@ -267,7 +268,7 @@ def summarise(frames: dict):
 def correlations(frames: dict, method: str = "spearman"):
     """The rank correlation of each measure with acc_drop over every (t, u) pair of every run
     ("all"-layer rows): which measure moves with forgetting. Needs several pairs to mean anything."""
-    frame = _all_layers(frames)
+    frame = all_layers(frames)
     columns = [*MEASURES, "embedding_drift"]
     return frame[columns].corrwith(frame["acc_drop"], method=method).rename(f"{method} ρ with acc_drop")
 

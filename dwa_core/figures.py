@@ -127,7 +127,29 @@ def make_figures(profile: str, out_dir="figures", results_dir=None, command: str
         plots.save_figure(plots.plot_accuracy_matrix(res[0]), stem(f"accmatrix_{name}"), cfg, command)
     result = summary(runs, random, joint)
     (out_dir / f"summary_{profile}.json").write_text(json.dumps(result, indent=1))
+    diagnosis_figures(out_dir, command)
     return result
+
+
+def diagnosis_figures(out_dir="figures", command: str = "") -> list[Path]:
+    """The figures of the committed DWA diagnoses (tables/dwa-diagnosis-<benchmark>.json, written by
+    `python -m dwa_core.diagnosis` from full runs): the measures against the accuracy drop, and the
+    ablations' bars. Nothing is trained; returns the PNG paths."""
+    from dwa_core import diagnosis
+    from dwa_core.compare import TABLES_DIR
+
+    written = []
+    for path in sorted(TABLES_DIR.glob("dwa-diagnosis-*.json")):
+        frames = diagnosis.load_diagnosis(path)
+        name = path.stem.removeprefix("dwa-diagnosis-")
+        cfg = {"data": f"tables/{path.name}", "labels": list(frames)}
+        frame = diagnosis.all_layers(frames)
+        title = f"Why DWA forgets - {name} (full runs, offline data)"
+        written += plots.save_figure(plots.plot_dwa_diagnosis(frame, title), Path(out_dir) / f"dwa_diagnosis_{name}",
+                                     cfg, command)[:1]
+        written += plots.save_figure(plots.plot_ablation_bars(diagnosis.summarise(frames)),
+                                     Path(out_dir) / f"dwa_ablations_{name}", cfg, command)[:1]
+    return written
 
 
 def main(argv=None) -> int:
