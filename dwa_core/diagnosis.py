@@ -265,6 +265,16 @@ def summarise(frames: dict):
     return out
 
 
+def summary_markdown(frames: dict, digits: int = 3) -> str:
+    """summarise(frames) as a Markdown table (the README's ablation table), rounded to `digits`."""
+    from dwa_core.aggregate import to_markdown
+
+    table = summarise(frames)
+    columns = ["final_accuracy", "learning_accuracy", "forgetting", "mask_drift", "mask_cross", "overlap",
+               "weight_change", "weight_change_unweighted", "effective_change", "embedding_drift", "runs"]
+    return to_markdown(table[columns].round(digits).reset_index())
+
+
 def correlations(frames: dict, method: str = "spearman"):
     """The rank correlation of each measure with acc_drop over every (t, u) pair of every run
     ("all"-layer rows): which measure moves with forgetting. Needs several pairs to mean anything."""
@@ -301,10 +311,12 @@ def load_diagnosis(path) -> dict:
 # ---- command line -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dwa_core.diagnosis", description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders made with task_snapshots=True")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders made with task_snapshots=True")
+    p.add_argument("--from-data", default=None, metavar="FILE",
+                   help="print the ablation table (Markdown) of a data file; nothing is computed")
     p.add_argument("--label", action="append", help="one per RUN_DIR (a repeated label pools runs, e.g. "
                    "seeds); default: the parameters in which the runs differ (ablation_labels)")
-    p.add_argument("--output", required=True, help="the JSON data file to write")
+    p.add_argument("--output", default=None, help="the JSON data file to write (needed with RUN_DIRs)")
     p.add_argument("--samples", type=int, default=200, help="samples per task (default 200)")
     p.add_argument("--split", choices=("test", "valid"), default="test")
     p.add_argument("--device", default="cpu")
@@ -336,6 +348,16 @@ def _one_line(err: Exception) -> str:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.from_data:
+        try:
+            print(summary_markdown(load_diagnosis(args.from_data)))
+        except DiagnosisError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
+    if not args.run_dirs or not args.output:
+        print("error: give RUN_DIRs and --output, or --from-data FILE", file=sys.stderr)
+        return 2
     if args.label and len(args.label) != len(args.run_dirs):
         print(f"error: --label: give one per RUN_DIR ({len(args.run_dirs)}), got {len(args.label)}",
               file=sys.stderr)

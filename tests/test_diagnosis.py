@@ -233,6 +233,17 @@ def test_data_file_round_trip(tmp_path):
         diagnosis.load_diagnosis(tmp_path / "missing.json")
 
 
+def test_ablation_table_from_a_data_file(tmp_path, capsys):
+    frames = {"default": _frame("r0", [0.1, 0.3, 0.2], [0.0, 0.6, 0.3]),
+              "other": _frame("r1", [0.0] * 3, [0.1] * 3)}
+    path = diagnosis.save_diagnosis(tmp_path / "d.json", frames)
+    assert diagnosis.main(["--from-data", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| label | final_accuracy | learning_accuracy | forgetting | mask_drift")
+    assert lines[2].startswith("| default | 0.8 | 0.9 | 0.25 | 0.3 |")  # forgetting (0.3 + 0.2) / 2
+    assert diagnosis.main([]) == 2 and "RUN_DIRs" in capsys.readouterr().err
+
+
 def test_ablation_configs(tmp_path):
     variants = diagnosis.ablation_configs(_cfg(tmp_path).replace(task_snapshots=False))
     assert list(variants) == ["default", "freeze_context", "sparsity_form=original-code",
