@@ -5,7 +5,7 @@ chosen point run on several seeds and reported on the test sets with 95 % Studen
 A comparison is a sweep definition (dwa_core/sweeps/compare-*.toml) with a [select] table:
 
     [base]         the protocol: benchmark and its parameters, TrainConfig, network width
-    [[variants]]   one table row each (an approach, or a `name`d variant of one), with its
+    [[variants]]   one table row each (an approach, or a variant of one with its own `label`), with its
                    candidates (`grid`, `points`); a row may change network_params and
                    approach_params, never `train`: that is the protocol
     [sweep] seeds  the seeds the candidates are trained on for the selection
@@ -78,7 +78,8 @@ def load_comparison(name_or_path) -> Comparison:
         if "train" in variant or any(str(k).startswith("train.") for k in _keys(variant)):
             raise ConfigError(f"{path}: row {variant.get('approach')!r} changes `train`; one protocol for "
                               f"every row: set it in [base]")
-        label = variant.get("name") or variant.get("approach", base.approach)
+        variant = dict(variant)
+        label = variant.pop("label", None) or variant.get("name") or variant.get("approach", base.approach)
         if label in rows:
             raise ConfigError(f"{path}: two rows are labelled {label!r}; give one a `name`")
         cfgs = variant_configs(base, variant, None, seeds)
