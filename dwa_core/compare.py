@@ -138,8 +138,11 @@ def select(row: Row, runs: dict) -> tuple[ExperimentConfig, list[dict]]:
         if result is None or not result.finished:
             raise ValueError(f"{row.label}: candidate {c.approach_params} (seed {c.seed}) has not finished")
         scores.setdefault(key, []).append(validation_score(result))
-    table = [{"params": _changes(firsts[k], firsts[k]), "valid_score": float(np.mean(v))}
-             for k, v in scores.items()]
+    changes = {k: _changes(firsts[k], row.candidates[0]) for k in scores}
+    shared = {name for name, value in next(iter(changes.values())).items()
+              if all(c.get(name, object()) == value for c in changes.values())} if len(changes) > 1 else set()
+    table = [{"params": {n: v for n, v in changes[k].items() if n not in shared}, "valid_score": float(np.mean(v))}
+             for k, v in scores.items()]  # params: what tells the candidates apart
     best = max(range(len(table)), key=lambda i: (table[i]["valid_score"], -i))
     for i, entry in enumerate(table):
         entry["chosen"] = i == best
@@ -259,9 +262,10 @@ def markdown(data: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in data["rows"]:
-        grid = "; ".join(f"{_params_text(c['params'])}: {c['valid_score']:.3f}" for c in row["candidates"])
+        grid = "; ".join(f"{_params_text(c['params']) if c['params'] else 'as the row'}: {c['valid_score']:.3f}"
+                         for c in row["candidates"])
         if len(row["candidates"]) == 1:
-            grid = f"(none) {row['candidates'][0]['valid_score']:.3f}"
+            grid = f"one: {row['candidates'][0]['valid_score']:.3f}"
         t = row["test"]
         lines.append(f"| {row['label']} | {grid} | {_params_text(row['chosen'])} | {_fmt(t['avg_acc'])} | "
                      f"{_fmt(t['bwt'])} | {_fmt(t['forgetting'])} | {_fmt(t['rho'])} |")
