@@ -97,7 +97,7 @@ def test_controls_come_from_the_dataclasses():
     assert "per_class" in ex.forms["benchmark"].controls
     assert {"hidden", "layers"} <= set(ex.forms["network"].controls)  # the network's size
     assert "λ1" in ex.params["lamb_triplet"].tooltip  # the field's own comment
-    assert ex.params["lamb_sparsity"].value == 10.0  # the smoke profile's DWA override
+    assert ex.params["lamb_sparsity"].value == 500.0  # the paper's λ3: the smoke profile keeps it
 
 
 def test_literal_fields_become_dropdowns():
