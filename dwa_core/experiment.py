@@ -111,7 +111,7 @@ def build_approach(cfg: ExperimentConfig, plan: Plan, bench, device):
     seed_everything(cfg.seed)
     arch = bench.network if plan.arch == "auto" else plan.arch
     model = models.build(arch, plan.approach_cls.family, bench.input_shape, bench.task_classes,
-                         cfg.network_params, cfg.weight_init).to(device)
+                         cfg.network_params, cfg.weight_init, seed=cfg.seed).to(device)
     approach = plan.approach_cls(model, cfg.train, plan.approach_params, seed=cfg.seed)
     return approach
 
