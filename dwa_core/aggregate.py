@@ -68,7 +68,10 @@ def load_results(output_dir, cfgs=None, problems: list | None = None) -> list:
     """Results of every run directory under output_dir (or only of `cfgs`), unfinished runs too,
     each read by `experiment.load_run` (results.json, else rebuilt from the run's checkpoint).
     A run that cannot be read is skipped with a warning and, when `problems` is a list, recorded
-    there as (path, reason): one corrupt run never stops the aggregation of the rest."""
+    there as (path, reason): one corrupt run never stops the aggregation of the rest. A run computed
+    by other (or unknown) numerics (dwa_core.numerics) is skipped with a warning naming its file:
+    runs of two versions of the code are never mixed."""
+    from dwa_core import numerics
     from dwa_core.experiment import CHECKPOINT, load_run
     from dwa_core.results import ResultsError
 
@@ -80,12 +83,18 @@ def load_results(output_dir, cfgs=None, problems: list | None = None) -> list:
     out = []
     for where in (d for d in dirs if (d / RESULTS).exists() or (d / CHECKPOINT).exists()):
         try:
-            out.append(load_run(where))
+            result = load_run(where)
         except (OSError, ResultsError, ValueError, TypeError, KeyError, IndexError) as err:
             path = where / RESULTS
             log.warning("skipping %s: %s", path, err)
             if problems is not None:
                 problems.append((path, f"{type(err).__name__}: {err}"))
+            continue
+        changed = numerics.mismatch(result.numerics)
+        if changed:
+            log.warning("skipping %s: computed by other numerics (%s); rerun it", where / RESULTS, changed)
+            continue
+        out.append(result)
     return out
 
 

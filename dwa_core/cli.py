@@ -202,6 +202,9 @@ def cmd_compare(args) -> int:
 
     if args.from_data:
         data = compare.read_data(args.from_data)
+        warning = compare.stale_warning(data, args.from_data)
+        if warning:
+            print(warning, file=sys.stderr)
     elif args.definition is None:
         raise ValueError("compare: give a comparison definition, or --from-data FILE")
     else:

@@ -17,6 +17,7 @@ A comparison is a sweep definition (dwa_core/sweeps/compare-*.toml) with a [sele
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dwa_core import metrics
+from dwa_core import metrics, numerics
 from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import load_config_file
@@ -35,6 +36,7 @@ SELECT_KEYS = ("final_seeds",)
 SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
 REPORTED = ("avg_acc", "bwt", "forgetting", "rho")
 TABLES_DIR = Path(__file__).resolve().parent.parent / "tables"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,15 +115,23 @@ def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:
 
 
 def _load(cfgs, output_dir) -> dict:
+    """{key: Results} of the runs of `cfgs` that can be read and were computed by this code's
+    numerics (a run of other numerics is left out with a warning naming its file)."""
     from dwa_core.experiment import load_run
-    from dwa_core.runs import run_dir
+    from dwa_core.runs import RESULTS, run_dir
 
     out = {}
     for c in cfgs:
         try:
-            out[c.key()] = load_run(run_dir(c, output_dir))
+            result = load_run(run_dir(c, output_dir))
         except (OSError, ValueError, KeyError):
-            pass
+            continue
+        changed = numerics.mismatch(result.numerics)
+        if changed:
+            log.warning("skipping %s: computed by other numerics (%s); rerun it",
+                        run_dir(c, output_dir) / RESULTS, changed)
+            continue
+        out[c.key()] = result
     return out
 
 
@@ -212,6 +222,7 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
         "protocol": {"benchmark": comp.base.benchmark, "benchmark_params": comp.base.benchmark_params,
                      "train": comp.base.to_dict()["train"], "network_params": comp.base.network_params,
                      "weight_init": comp.base.weight_init},
+        "numerics": numerics.identity(),
         "selection": {"rule": SCORE, "seeds": comp.seeds}, "rows": rows, "references": reference_rows,
         "cpu_seconds": {"total": _cpu_seconds(runs.values()) + _cpu_seconds(
             r for k, r in final_runs.items() if k not in runs),
@@ -232,6 +243,18 @@ def read_data(path) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: cannot read comparison data ({err})") from err
+
+
+def stale_warning(data: dict, path) -> str | None:
+    """One line when the data file at `path` was computed by other (or unknown) numerics than this
+    code's (dwa_core.numerics), naming the file, both versions and the command that regenerates it;
+    None when it is current."""
+    changed = numerics.mismatch(data.get("numerics"))
+    if changed is None:
+        return None
+    command = data.get("command") or f"python -m dwa_core compare {data.get('name', Path(path).stem)}"
+    return (f"warning: {path} is older than the code ({changed}): its numbers may not be what the code "
+            f"computes now; regenerate it with: {command}")
 
 
 def _fmt(stat: dict, digits: int = 3) -> str:

@@ -246,10 +246,14 @@ class ExperimentConfig:
         return cls(**values)  # __post_init__ types every field
 
     def key(self) -> str:
-        """A short stable hash of everything that changes the numbers (not paths)."""
+        """A short stable hash of everything that changes the numbers (not paths), the code's
+        numerics version included (dwa_core.numerics): after a bump every run gets a new folder."""
+        from dwa_core import numerics
+
         values = self.to_dict()
         for ignored in self.LOCATION_FIELDS:
             values.pop(ignored)
+        values["numerics"] = numerics.VERSION
         text = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 

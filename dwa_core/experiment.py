@@ -274,7 +274,13 @@ def _restore(run_dir: Path, approach, fresh: Results) -> Results:
         results = Results.from_dict(state["results"])
     except ResultsError as err:
         raise CheckpointError(f"checkpoint {path}: {err}") from err
+    from dwa_core import numerics
+
     differences = config_differences(results.config, fresh.config)
+    changed = numerics.mismatch(results.numerics)
+    if changed:
+        raise CheckpointError(f"{path} is a checkpoint of other numerics ({changed}); rerun with "
+                              f"--restart (Python: resume=False) to train this run from task 0")
     if differences:
         raise CheckpointError(f"{path} is a checkpoint of a run with other settings "
                               f"({'; '.join(differences)}); give this run another output_dir or name")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dwa_core import numerics
+
 SCHEMA_VERSION = 1
 
 
@@ -81,8 +83,11 @@ class Results:
     # valid_acc[t][u]: validation accuracy on task u after task t, the matrix that selects
     # hyper-parameters (never the test one); empty in files written before it existed.
     valid_acc: list[list[float]] = field(default_factory=list)
+    # {"version": numerics.VERSION, "package": dwa_core version} of the code that computed the
+    # numbers; None for a file written before it was recorded (numerics unknown: never reused).
+    numerics: dict | None = field(default_factory=numerics.identity)
 
-    OPTIONAL = ("valid_acc",)  # fields a results file may lack (older files)
+    OPTIONAL = ("valid_acc", "numerics")  # fields a results file may lack (older files)
 
     @classmethod
     def empty(cls, config: dict, task_names, task_classes, device: str) -> Results:
@@ -145,7 +150,11 @@ class Results:
             raise ResultsError(f"completed_tasks must be an integer in 0..{T}, got {done!r}")
         if len(data["task_classes"]) != T:
             raise ResultsError(f"task_classes must have {T} entries, got {len(data['task_classes'])}")
-        return cls(**{k: data[k] for k in fields if k in data})
+        if not isinstance(data.get("numerics", {}), (dict, type(None))):
+            raise ResultsError(f"numerics must be an object, got {data['numerics']!r}")
+        values = {k: data[k] for k in fields if k in data}
+        values.setdefault("numerics", None)  # a file written before it was recorded: unknown
+        return cls(**values)
 
     @classmethod
     def load(cls, path) -> Results:
