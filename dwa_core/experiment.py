@@ -172,12 +172,19 @@ def save_snapshot(run_dir: Path, t: int, model) -> Path:
 
 
 def record_scores(approach, tasks, t: int, results: Results) -> None:
-    """After task t: test loss and accuracy (row t of `loss`, `acc`) and validation accuracy (row t
-    of `valid_acc`) on every task u <= t."""
+    """After task t: test loss and accuracy (row t of `loss`, `acc`), validation accuracy (row t
+    of `valid_acc`) and the task-agnostic test accuracy and task inference (rows t of
+    `agnostic_acc`, `task_inference_acc`) on every task u <= t."""
     for u in range(t + 1):
         results.loss[t][u], results.acc[t][u] = approach.test(u, tasks[u])
     for u in range(t + 1):
         results.valid_acc[t][u] = approach.test(u, tasks[u], "valid")[1]
+    if not results.agnostic_acc:  # resumed from a checkpoint written before they were recorded
+        nan = float("nan")
+        results.agnostic_acc = [[nan] * results.n_tasks for _ in range(results.n_tasks)]
+        results.task_inference_acc = [[nan] * results.n_tasks for _ in range(results.n_tasks)]
+    for u in range(t + 1):
+        results.agnostic_acc[t][u], results.task_inference_acc[t][u] = approach.task_agnostic(u, tasks[u], t + 1)
 
 
 @contextlib.contextmanager

@@ -183,3 +183,39 @@ def test_hat_trains_on_after_its_network_is_full(bench):
     hat._update_multipliers()
     history = hat.fit(1, bench.tasks[1], bench.tasks[:1])
     assert all(math.isfinite(row["train_loss"]) for row in history)
+
+
+# ---- task-agnostic evaluation: the most confident head -----------------------------------------
+class _Fixed:
+    """A stand-in network: head h gives the logits `table[h]` for every sample."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def eval(self):
+        return self
+
+    def __call__(self, x, h):
+        return self.table[h].expand(len(x), -1)
+
+
+def test_task_agnostic_picks_the_most_confident_head_by_hand(bench):
+    sgd = _approach("sgd", bench)
+    task = bench.tasks[0]
+    # head 0 is confident in class 1 (softmax ~0.88), head 1 less so in class 0 (~0.73): head 0 wins
+    sgd.model = _Fixed({0: torch.tensor([[0.0, 2.0]]), 1: torch.tensor([[1.0, 0.0]])})
+    acc, inference = sgd.task_agnostic(0, task, seen=2)
+    assert inference == 1.0
+    assert acc == pytest.approx((task.test.y == 1).float().mean().item())
+    acc, inference = sgd.task_agnostic(1, task, seen=2)  # as if these samples were task 1's
+    assert inference == 0.0
+
+
+def test_runs_record_task_agnostic_matrices():
+    results = run_experiment(_tiny("hat", 2), save=False)
+    agnostic, inference = results.agnostic_acc_matrix(), results.task_inference_matrix()
+    assert agnostic.shape == inference.shape == (2, 2)
+    assert inference[0, 0] == 1.0  # one head seen: every sample goes to it
+    assert agnostic[0, 0] == results.acc[0][0]
+    assert 0.0 <= agnostic[1].min() and agnostic[1].max() <= 1.0
+    assert math.isnan(run_experiment(_tiny("random", 2), save=False).agnostic_acc[1][1])

@@ -254,6 +254,39 @@ class Approach:
         n = max(len(split), 1)
         return total_loss.item() / n, correct.item() / n
 
+    agnostic: ClassVar[bool] = True  # False: task_agnostic is undefined (NaN) for this approach
+
+    @torch.no_grad()
+    def task_agnostic(self, u: int, task: Task, seen: int, split: str = "test") -> tuple[float, float]:
+        """(task-agnostic accuracy, task-inference accuracy) on task u's `split` when the task id is
+        not given: each sample goes to the head h in 0..seen-1 whose softmax is most confident
+        (max over classes of softmax(forward(x, h))), and is predicted by it. Task inference is the
+        fraction of task u's samples given to head u. The same rule for every approach (for DWA the
+        masks follow the input alone, so only the head is inferred). (nan, nan) when `agnostic` is
+        False (an approach that swaps weights per task at test time)."""
+        if not self.agnostic:
+            return float("nan"), float("nan")
+        split_data = getattr(task, split)
+        self.model.eval()
+        bs = self.train_cfg.eval_batch_size
+        correct = inferred = 0
+        for start in range(0, len(split_data), bs):
+            x, y = split_data.x[start:start + bs], split_data.y[start:start + bs]
+            index = torch.arange(start, start + len(y), device=x.device)
+            batch = Batch(split_data, index, 0, 1.0)
+            confidence, prediction = [], []
+            for h in range(seen):
+                probs = F.softmax(self.forward(x, h, batch), dim=1)
+                best, label = probs.max(1)
+                confidence.append(best)
+                prediction.append(label)
+            head = torch.stack(confidence).argmax(0)  # (B,): the most confident head
+            predicted = torch.stack(prediction).gather(0, head[None])[0]
+            correct += int((predicted == y).sum())
+            inferred += int((head == u).sum())
+        n = max(len(split_data), 1)
+        return correct / n, inferred / n
+
     def test(self, u: int, task: Task, split: str = "test") -> tuple[float, float]:
         """Cross-entropy and accuracy of head u on task u's `split` ("test" or "valid";
         run_experiment calls both for every u <= t: the test matrix is reported, the validation one
