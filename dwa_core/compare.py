@@ -9,7 +9,8 @@ A comparison is a sweep definition (dwa_core/sweeps/compare-*.toml) with a [sele
                    candidates (`grid`, `points`); a row may change network_params and
                    approach_params, never `train`: that is the protocol
     [sweep] seeds  the seeds the candidates are trained on for the selection
-    [select]       final_seeds: the seeds of the reported runs
+    [select]       final_seeds: the seeds of the reported runs, disjoint from the selection seeds
+                   (so no reported run took part in the choice) unless `allow_overlap = true`
 
 `run_comparison` trains what is missing, selects, and returns the data that `write_data` stores
 (tables/compare-*.json) and `markdown` turns into the README's tables."""
@@ -26,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from dwa_core import metrics, numerics
-from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics
+from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, valid_average
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import load_config_file
 from dwa_core.results import Results, atomic_write
 from dwa_core.sweep.define import check_definition, find_definition, variant_configs, with_references
 
-SELECT_KEYS = ("final_seeds",)
+SELECT_KEYS = ("final_seeds", "allow_overlap")
 SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
 REPORTED = ("avg_acc", "bwt", "forgetting", "rho")
 TABLES_DIR = Path(__file__).resolve().parent.parent / "tables"
@@ -55,11 +56,13 @@ class Comparison:
     rows: list
     seeds: list
     final_seeds: list
+    allow_overlap: bool = False  # selection seeds may be reported seeds too (the old protocol)
 
 
 def load_comparison(name_or_path) -> Comparison:
     """Read a comparison definition. Raises ConfigError (naming the file) for a missing [select],
-    a row that changes `train` (the protocol), two rows with one label, or fewer than 2 final seeds."""
+    a row that changes `train` (the protocol), two rows with one label, fewer than 2 final seeds, or
+    selection seeds ([sweep] seeds) that are also final seeds without `[select] allow_overlap = true`."""
     path = find_definition(name_or_path)
     raw = load_config_file(path)
     check_definition(raw, path)
@@ -74,6 +77,14 @@ def load_comparison(name_or_path) -> Comparison:
         raise ConfigError(f"{path} [select] final_seeds: at least 2 seeds for an interval, got {final_seeds}")
     meta = raw.get("sweep", {})
     seeds = [int(s) for s in meta.get("seeds", [0])]
+    allow_overlap = select.get("allow_overlap", False)
+    if not isinstance(allow_overlap, bool):
+        raise ConfigError(f"{path} [select] allow_overlap: must be true or false, got {allow_overlap!r}")
+    shared = sorted(set(seeds) & set(final_seeds))
+    if shared and not allow_overlap:
+        raise ConfigError(f"{path}: selection seeds ([sweep] seeds {seeds}) and reported seeds ([select] "
+                          f"final_seeds {final_seeds}) share {shared}; use disjoint seeds (e.g. "
+                          f"seeds = [100]) or set [select] allow_overlap = true")
     base = ExperimentConfig.from_dict(raw.get("base", {}))
     rows: dict[str, Row] = {}
     for variant in raw.get("variants", []):
@@ -86,7 +97,8 @@ def load_comparison(name_or_path) -> Comparison:
             raise ConfigError(f"{path}: two rows are labelled {label!r}; give one a `name`")
         cfgs = variant_configs(base, variant, None, seeds)
         rows[label] = Row(label, cfgs[0].approach, cfgs)
-    return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds)
+    return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds,
+                      allow_overlap)
 
 
 def _keys(variant: dict):
@@ -99,11 +111,11 @@ def _keys(variant: dict):
 def validation_score(results: Results) -> float:
     """The selection score of one finished run: mean over tasks u of valid_acc[T-1][u]. Raises
     ValueError for a run recorded before validation accuracy was (no valid_acc)."""
-    valid = results.valid_acc_matrix()
-    if valid is None or not results.finished:
+    score = valid_average(results)
+    if np.isnan(score):
         raise ValueError(f"{results.config.get('approach')} (seed {results.config.get('seed')}): no "
                          f"final validation accuracies to select on")
-    return float(valid[-1].mean())
+    return score
 
 
 def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:
@@ -223,7 +235,8 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
                      "train": comp.base.to_dict()["train"], "network_params": comp.base.network_params,
                      "weight_init": comp.base.weight_init},
         "numerics": numerics.identity(),
-        "selection": {"rule": SCORE, "seeds": comp.seeds}, "rows": rows, "references": reference_rows,
+        "selection": {"rule": SCORE, "seeds": comp.seeds, "allow_overlap": comp.allow_overlap},
+        "rows": rows, "references": reference_rows,
         "cpu_seconds": {"total": _cpu_seconds(runs.values()) + _cpu_seconds(
             r for k, r in final_runs.items() if k not in runs),
             "references_final": _cpu_seconds(references), **stage_seconds},
@@ -267,6 +280,16 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "—"
 
 
+def _overlap_text(selection: dict) -> str:
+    """How the selection seeds relate to the reported ones ("" for a file written before
+    `allow_overlap` existed, whose seeds the sentence still shows)."""
+    if "allow_overlap" not in selection:
+        return ""
+    if selection["allow_overlap"]:
+        return " (which may also be reported seeds: [select] allow_overlap = true)"
+    return " (disjoint from the reported seeds)"
+
+
 def markdown(data: dict) -> str:
     """The README block of one comparison: protocol, rule, then one table row per approach (grid,
     chosen point, test metrics over the final seeds) and the CPU time."""
@@ -277,8 +300,8 @@ def markdown(data: dict) -> str:
         f"lr {train['lr']} (divided by {train['lr_factor']} after {train['lr_patience']} epochs without "
         f"validation improvement), gradient-norm clip {train['clip_grad']}, init `{p['weight_init']}`. "
         f"Selection: each row's candidate with the highest {data['selection']['rule']}, on seeds "
-        f"{data['selection']['seeds']}; the chosen point is then run on seeds {data['rows'][0]['seeds']} "
-        f"and reported on the test sets (mean ± 95 % Student-t half-width). "
+        f"{data['selection']['seeds']}{_overlap_text(data['selection'])}; the chosen point is then run on "
+        f"seeds {data['rows'][0]['seeds']} and reported on the test sets (mean ± 95 % Student-t half-width). "
         f"Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
         "",
         "| approach | candidates (validation score) | chosen | final avg accuracy | BWT | forgetting | rho |",

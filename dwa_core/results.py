@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dwa_core import numerics
-
 SCHEMA_VERSION = 1
 
 
@@ -46,6 +44,14 @@ def atomic_write(path, data: bytes) -> Path:
         reason = err.strerror or str(err)
         raise WriteError(err.errno, f"could not write {path}: {reason}", str(path)) from err
     return path
+
+
+def numerics_identity() -> dict:
+    """dwa_core.numerics.identity(), imported when called (so `python -m dwa_core.numerics` runs
+    without the package having imported it first)."""
+    from dwa_core import numerics
+
+    return numerics.identity()
 
 
 def package_versions() -> dict[str, str]:
@@ -85,7 +91,7 @@ class Results:
     valid_acc: list[list[float]] = field(default_factory=list)
     # {"version": numerics.VERSION, "package": dwa_core version} of the code that computed the
     # numbers; None for a file written before it was recorded (numerics unknown: never reused).
-    numerics: dict | None = field(default_factory=numerics.identity)
+    numerics: dict | None = field(default_factory=numerics_identity)
     # Task-agnostic evaluation (no task id at test time; `Approach.task_agnostic`): after task t, each
     # test sample of task u is given to the head, among 0..t, with the most confident prediction.
     # agnostic_acc[t][u]: accuracy on task u so; task_inference_acc[t][u]: the fraction of task u's
