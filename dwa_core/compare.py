@@ -35,7 +35,7 @@ from dwa_core.sweep.define import check_definition, find_definition, variant_con
 
 SELECT_KEYS = ("final_seeds", "allow_overlap")
 SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
-REPORTED = ("avg_acc", "bwt", "forgetting", "rho")
+REPORTED = ("avg_acc", "bwt", "forgetting", "rho", "agnostic_acc", "task_inference")
 TABLES_DIR = Path(__file__).resolve().parent.parent / "tables"
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,21 @@ def select(row: Row, runs: dict) -> tuple[ExperimentConfig, list[dict]]:
     return list(firsts.values())[best], table
 
 
+def agnostic_metrics(results) -> dict:
+    """{"agnostic_acc", "task_inference"}: the final row of a run's task-agnostic matrices averaged
+    over the tasks (accuracy with the head chosen as the most confident one, and the fraction of
+    samples given to their own task's head; `Approach.task_agnostic`). NaN for a run that did not
+    record them (older files, `random`, `sgd-restart`)."""
+    agnostic, inference = results.agnostic_acc_matrix(), results.task_inference_matrix()
+    if agnostic is None or np.isnan(agnostic[-1]).all():
+        return {"agnostic_acc": float("nan"), "task_inference": float("nan")}
+    return {"agnostic_acc": float(np.nanmean(agnostic[-1])), "task_inference": float(np.nanmean(inference[-1]))}
+
+
+def _per_seed(results, index) -> dict:
+    return {**run_metrics(results.acc_matrix(), *references_of(results, index)), **agnostic_metrics(results)}
+
+
 def _stat(values) -> dict:
     """{"mean", "ci95" (95 % Student-t half-width, metrics.mean_ci), "per_seed"} of the finite values."""
     values = np.array(values, dtype=float)
@@ -217,7 +232,7 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     for row in comp.rows:
         cfg, table = chosen[row.label]
         results = [final_runs[cfg.replace(seed=s).key()] for s in comp.final_seeds]
-        per_seed = [run_metrics(r.acc_matrix(), *references_of(r, index)) for r in results]
+        per_seed = [_per_seed(r, index) for r in results]
         summary = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
         candidates_cpu = _cpu_seconds(runs[c.key()] for c in row.candidates)
         rows.append({"label": row.label, "approach": row.approach, "candidates": table,
@@ -227,7 +242,7 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     reference_rows = {}
     for name in REFERENCES:
         runs_of = [r for r in references if r.config["approach"] == name and r.config["seed"] in comp.final_seeds]
-        per_seed = [run_metrics(r.acc_matrix(), *references_of(r, index)) for r in runs_of]
+        per_seed = [_per_seed(r, index) for r in runs_of]
         reference_rows[name] = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
     return {
         "name": comp.name, "definition": f"dwa_core/sweeps/{comp.path.name}", "command": command,
@@ -302,10 +317,13 @@ def markdown(data: dict) -> str:
         f"Selection: each row's candidate with the highest {data['selection']['rule']}, on seeds "
         f"{data['selection']['seeds']}{_overlap_text(data['selection'])}; the chosen point is then run on "
         f"seeds {data['rows'][0]['seeds']} and reported on the test sets (mean ± 95 % Student-t half-width). "
-        f"Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
+        f"Task-agnostic accuracy: no task id at test time, each test sample goes to the head of the seen "
+        f"tasks with the most confident softmax (task inference: the fraction given to its own task's head; "
+        f"chance 1/T). Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
         "",
-        "| approach | candidates (validation score) | chosen | final avg accuracy | BWT | forgetting | rho |",
-        "|---|---|---|---|---|---|---|",
+        "| approach | candidates (validation score) | chosen | final avg accuracy | BWT | forgetting | rho "
+        "| task-agnostic accuracy | task inference |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in data["rows"]:
         grid = "; ".join(f"{_params_text(c['params']) if c['params'] else 'as the row'}: {c['valid_score']:.3f}"
@@ -314,10 +332,12 @@ def markdown(data: dict) -> str:
             grid = f"one: {row['candidates'][0]['valid_score']:.3f}"
         t = row["test"]
         lines.append(f"| {row['label']} | {grid} | {_params_text(row['chosen'])} | {_fmt(t['avg_acc'])} | "
-                     f"{_fmt(t['bwt'])} | {_fmt(t['forgetting'])} | {_fmt(t['rho'])} |")
+                     f"{_fmt(t['bwt'])} | {_fmt(t['forgetting'])} | {_fmt(t['rho'])} | "
+                     f"{_fmt(t.get('agnostic_acc'))} | {_fmt(t.get('task_inference'))} |")
     for name, t in data.get("references", {}).items():
         lines.append(f"| {name} (reference) | — | — | {_fmt(t['avg_acc'])} | {_fmt(t['bwt'])} | "
-                     f"{_fmt(t['forgetting'])} | {_fmt(t['rho'])} |")
+                     f"{_fmt(t['forgetting'])} | {_fmt(t['rho'])} | {_fmt(t.get('agnostic_acc'))} | "
+                     f"{_fmt(t.get('task_inference'))} |")
     lines += ["", retention_order(data)]
     cpu = data["cpu_seconds"]
     lines += ["", f"CPU time (sum over runs of their per-task seconds, one thread per run): "

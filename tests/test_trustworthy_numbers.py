@@ -219,3 +219,15 @@ def test_runs_record_task_agnostic_matrices():
     assert agnostic[0, 0] == results.acc[0][0]
     assert 0.0 <= agnostic[1].min() and agnostic[1].max() <= 1.0
     assert math.isnan(run_experiment(_tiny("random", 2), save=False).agnostic_acc[1][1])
+
+
+def test_comparison_reports_the_final_task_agnostic_row_by_hand():
+    from dwa_core.compare import agnostic_metrics
+    from dwa_core.results import Results
+
+    r = Results.empty({}, ["a", "b"], [2, 2], "cpu")
+    r.agnostic_acc = [[0.9, 0.0], [0.6, 0.8]]
+    r.task_inference_acc = [[1.0, 0.0], [0.25, 0.75]]
+    assert agnostic_metrics(r) == {"agnostic_acc": pytest.approx(0.7), "task_inference": pytest.approx(0.5)}
+    r.agnostic_acc, r.task_inference_acc = [], []  # a file written before they were recorded
+    assert all(math.isnan(v) for v in agnostic_metrics(r).values())
