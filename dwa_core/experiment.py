@@ -86,6 +86,7 @@ def validate(cfg: ExperimentConfig) -> Plan:
         if arch not in models.ARCHITECTURES or name not in models.NETWORKS:
             raise ConfigError(f"network: {cfg.approach!r} needs a {approach_cls.family!r} network; "
                               f"{arch!r} has none (networks: {', '.join(models.NETWORKS.names())})")
+    models.check_network_params(arch, approach_cls.family, cfg.network_params)
     resolve_device(cfg.device)
     data.check_data_dir(cfg.data_dir)
     return Plan(approach_cls, params, arch)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dwa_core.config import check
+from dwa_core.config import check, coerce_fields
 from dwa_core.data import sources
 from dwa_core.data.common import seeded_order, subsample_per_class, validation_split
 from dwa_core.data.registry import register_benchmark
@@ -48,6 +48,8 @@ def select(x, y, classes, offset) -> Split:
 
 
 def check_common(params) -> None:
+    """Type every field (coerce_fields), then the fields every benchmark has."""
+    coerce_fields(params, "benchmark_params.")
     check(params.per_class is None or params.per_class >= 1, "benchmark_params.per_class",
           "None or >= 1", params.per_class)
     check(0 < params.valid_fraction < 1, "benchmark_params.valid_fraction", "in (0, 1)",
