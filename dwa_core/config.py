@@ -26,6 +26,15 @@ def check(condition: bool, field_name: str, allowed: str, value: Any) -> None:
         raise ConfigError(f"{field_name}: must be {allowed}, got {value!r}")
 
 
+def check_path_component(value: str, field_name: str) -> None:
+    """A user-given name that becomes part of a file or folder name (a run's `name`, a sweep's
+    name) must be one path component: no '/', '\\' or NUL, no control character, not '.' or '..'
+    (so that it can never write outside its folder). Raises ConfigError."""
+    bad = (any(c in value for c in "/\\\0") or any(ord(c) < 32 for c in value) or value in (".", ".."))
+    check(not bad, field_name, "one folder-name component (no '/', '\\', '..' or control characters)",
+          value)
+
+
 def check_literals(obj: Any, owner: str) -> None:
     """Check every Literal[...]-typed field of the dataclass `obj` against its Literal's values
     (so the set of allowed values is written once, in the annotation). Raises ConfigError."""
@@ -260,6 +269,7 @@ class ExperimentConfig:
               "device", "'auto', 'cpu', 'cuda', 'cuda:N' (N >= 0) or 'mps'", self.device)
         check(self.max_tasks is None or self.max_tasks >= 1, "max_tasks", "None or >= 1",
               self.max_tasks)
+        check_path_component(self.name, "name")
         for name in ("approach_params", "benchmark_params", "network_params"):
             check(isinstance(getattr(self, name), dict), name, "a dict", getattr(self, name))
         from dwa_core.models.init import parse_weight_init  # validates the scheme string

@@ -16,7 +16,7 @@ import torch
 
 from dwa_core import approaches, data, models, runs
 from dwa_core.config import ConfigError, ExperimentConfig, build_params
-from dwa_core.results import Results, ResultsError, WriteError, atomic_write
+from dwa_core.results import Results, ResultsError, WriteError, atomic_write, remove_stale_temporaries
 
 try:
     import fcntl
@@ -183,7 +183,10 @@ def record_scores(approach, tasks, t: int, results: Results) -> None:
 
 @contextlib.contextmanager
 def _locked(run_dir: Path) -> Iterator[None]:
-    """Create run_dir and hold an exclusive lock on run_dir/.lock while the run writes there."""
+    """Create run_dir and hold an exclusive lock on run_dir/.lock while the run writes there.
+    Taking the lock removes the temporary files that killed writes left there (a SIGKILL during
+    a checkpoint); a run that wrote nothing (it failed while loading its data or building its
+    model) removes the folder again, so no empty run folder holding only .lock is left behind."""
     lock_path = run_dir / LOCK
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -191,6 +194,7 @@ def _locked(run_dir: Path) -> Iterator[None]:
     except OSError as err:
         raise WriteError(err.errno, f"output_dir: cannot create {lock_path}: "
                          f"{err.strerror or err}", str(lock_path)) from err
+    held = False
     try:
         if fcntl is not None:
             try:
@@ -198,8 +202,15 @@ def _locked(run_dir: Path) -> Iterator[None]:
             except BlockingIOError:
                 raise RunDirInUseError(f"{run_dir} is in use by another run (it holds {lock_path}); "
                                        f"wait for it to finish or use another output_dir") from None
+        held = True
+        for tmp in remove_stale_temporaries(run_dir):
+            log.info("removed %s, left by a killed write", tmp)
         yield
     finally:
+        if held and [p.name for p in run_dir.iterdir()] == [LOCK]:  # nothing written: no folder
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+                run_dir.rmdir()
         handle.close()  # releases the lock
 
 

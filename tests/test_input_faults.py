@@ -111,3 +111,61 @@ def test_network_sizes_are_checked_before_any_data_is_loaded(monkeypatch, capsys
     code, err = run_cli(capsys, "run", "--network-param", "hidden=0", "--output-dir", str(tmp_path))
     assert code == 2 and err == "error: network_params (mlp).hidden: must be an integer >= 1, got 0"
     assert not any(tmp_path.iterdir())  # nothing created
+
+
+# ---- kind 5: a user-given name is one path component ------------------------------------------------
+@pytest.mark.parametrize("name", ["x/../../etc", "../x", "..", ".", "a\\b", "a\nb"])
+def test_a_run_name_that_could_leave_the_output_folder_is_refused(name, capsys, tmp_path):
+    with pytest.raises(ConfigError, match="name: must be one folder-name component"):
+        ExperimentConfig(name=name)
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "run", "--name", name, "--output-dir", str(out), "--epochs", "1")
+    assert code == 2 and err.startswith("error: name: must be one folder-name component")
+    assert list(tmp_path.iterdir()) == []  # nothing written, next to out or inside it
+
+
+def test_a_sweep_name_that_could_leave_the_results_folder_is_refused(tmp_path):
+    from dwa_core.sweep import load_definition
+
+    path = tmp_path / "s.toml"
+    path.write_text('[sweep]\nname = "../../escape"\n[base]\napproach = "sgd"\n')
+    with pytest.raises(ConfigError, match=r"\[sweep\] name: must be one folder-name component"):
+        load_definition(path)
+
+
+# ---- kind 8 (and its sibling): nothing half-written or empty survives a run --------------------------
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_taking_the_lock_removes_the_temporaries_of_killed_writes(tiny_cfg, monkeypatch):
+    from dwa_core import runs
+    from dwa_core.experiment import run_experiment
+
+    cfg = tiny_cfg.replace(max_tasks=1, train={"epochs": 1})
+    where = runs.run_dir(cfg)
+    where.mkdir(parents=True)
+    stale = [where / f"checkpoint.pt.{_dead_pid()}.tmp", where / f"results.json.{os.getpid()}.tmp"]
+    live = where / f"results.json.{os.getppid()}.tmp"  # another process, still writing
+    for path in (*stale, live):
+        path.write_bytes(b"half a file")
+    run_experiment(cfg)
+    assert not any(p.exists() for p in stale) and live.exists()
+    assert (where / "results.json").is_file()
+
+
+def test_a_run_that_fails_in_its_setup_leaves_no_run_folder(tiny_cfg, monkeypatch):
+    from dwa_core import runs
+    from dwa_core.experiment import run_experiment
+
+    def load(*args, **kwargs):
+        raise FileNotFoundError("no data")
+    monkeypatch.setattr(data, "load_benchmark", load)
+    with pytest.raises(FileNotFoundError):
+        run_experiment(tiny_cfg)
+    assert not runs.run_dir(tiny_cfg).exists()

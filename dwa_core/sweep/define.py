@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dwa_core.aggregate import REFERENCES, reference_key
-from dwa_core.config import ConfigError, ExperimentConfig
+from dwa_core.config import ConfigError, ExperimentConfig, check, check_path_component
 from dwa_core.files import SUFFIXES, load_config_file, merge
 
 SWEEPS_DIR = Path(__file__).parent.parent / "sweeps"
@@ -147,6 +147,10 @@ def check_definition(raw: dict, path) -> None:
     misspelt `[grdi]` or `seed = [...]` would otherwise be silently ignored)."""
     _check_keys(raw, TABLES, f"{path}")
     _check_keys(raw.get("sweep", {}), SWEEP_KEYS, f"{path} [sweep]")
+    if "name" in raw.get("sweep", {}):  # names the default output folder: one path component
+        name = raw["sweep"]["name"]
+        check(isinstance(name, str) and name != "", f"{path} [sweep] name", "a non-empty string", name)
+        check_path_component(name, f"{path} [sweep] name")
     if "search" in raw:
         _check_keys(raw["search"], SEARCH_KEYS, f"{path} [search]")
         if "space" not in raw["search"]:
