@@ -29,7 +29,8 @@ from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_m
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import load_config_file
 from dwa_core.results import Results, atomic_write
-from dwa_core.sweep.define import check_definition, find_definition, variant_configs, with_references
+from dwa_core.sweep.define import (check_configs, check_definition, find_definition, variant_configs,
+                                   with_references)
 
 SELECT_KEYS = ("final_seeds",)
 SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
@@ -83,6 +84,7 @@ def load_comparison(name_or_path) -> Comparison:
         if label in rows:
             raise ConfigError(f"{path}: two rows are labelled {label!r}; give one a `name`")
         cfgs = variant_configs(base, variant, None, seeds)
+        check_configs(cfgs, path)  # every candidate, before anything trains
         rows[label] = Row(label, cfgs[0].approach, cfgs)
     return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds)
 

@@ -169,3 +169,47 @@ def test_a_run_that_fails_in_its_setup_leaves_no_run_folder(tiny_cfg, monkeypatc
     with pytest.raises(FileNotFoundError):
         run_experiment(tiny_cfg)
     assert not runs.run_dir(tiny_cfg).exists()
+
+
+# ---- kind 2: every run of a sweep or comparison definition is validated before the first run --------
+SWEEP = """
+[sweep]
+seeds = [0]
+references = false
+[base]
+benchmark = "split-digits"
+benchmark_params = { per_class = 5 }
+train = { epochs = 1 }
+[[variants]]
+approach = "sgd"
+[[variants]]
+"""
+
+
+@pytest.mark.parametrize("variant, message", [
+    ('approach = "hatt"', "unknown approach 'hatt'"),
+    ('approach = "hat"\napproach_params = { s_maxx = 3 }', r"approach_params \(hat\): unknown parameter\(s\) s_maxx"),
+    ('approach = "hat"\napproach_params = { s_max = "x" }', r"approach_params \(hat\)\.s_max: must be a number"),
+    ('approach = "sgd"\nnetwork = "resnet"', "network: 'sgd' needs a 'plain' network; 'resnet' has none"),
+    ('approach = "sgd"\nnetwork_params = { hidden = 0 }', r"network_params \(mlp\)\.hidden: must be an integer >= 1"),
+    ('approach = "sgd"\nbenchmark_params = { per_class = 0 }', "benchmark_params.per_class: must be None or >= 1"),
+])
+def test_a_bad_variant_fails_the_dry_run_and_trains_nothing(variant, message, tmp_path, capsys, no_training):
+    path = tmp_path / "bad.toml"
+    path.write_text(SWEEP + variant + "\n")
+    out = tmp_path / "out"
+    for extra in (["--dry-run"], []):
+        code, err = run_cli(capsys, "sweep", str(path), "--output-dir", str(out), *extra)
+        assert code == 2 and err.startswith(f"error: {path}: run split-digits_"), err
+        assert len(err.splitlines()) == 1 and __import__("re").search(message, err), err
+    assert not out.exists()
+
+
+def test_a_bad_comparison_candidate_is_an_error_before_training(tmp_path, no_training):
+    from dwa_core import compare
+
+    path = tmp_path / "c.toml"
+    path.write_text(SWEEP.replace("references = false\n", "") + 'approach = "ewc"\n'
+                    'grid = { "approach_params.lamb" = [1.0, -1.0] }\n[select]\nfinal_seeds = [0, 1]\n')
+    with pytest.raises(ConfigError, match=r"c.toml: run split-digits_ewc_0_\w+: approach_params.lamb: must be >= 0"):
+        compare.run_comparison(path, tmp_path / "out")

@@ -42,6 +42,8 @@ class DigitsParams:
 
     def __post_init__(self):
         coerce_fields(self, "benchmark_params.")
+        check(self.per_class is None or self.per_class >= 1, "benchmark_params.per_class", "None or >= 1",
+              self.per_class)
         check(self.shape in SHAPES, "benchmark_params.shape", f"one of {', '.join(SHAPES)}", self.shape)
         check(0 < self.valid_fraction < 1, "benchmark_params.valid_fraction", "in (0, 1)",
               self.valid_fraction)

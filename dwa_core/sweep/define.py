@@ -159,10 +159,25 @@ def check_definition(raw: dict, path) -> None:
         raise ConfigError(f"{path}: variants must be an array of tables ([[variants]])")
 
 
+def check_configs(cfgs, path) -> None:
+    """Validate every config of a definition as a run would (`experiment.validate`: names, approach,
+    benchmark and network parameters, device) before the first run starts, so that a bad variant
+    fails `--dry-run` and never lets the good runs train first. Raises ConfigError naming the file
+    and the run."""
+    from dwa_core.experiment import validate
+
+    for cfg in cfgs:
+        try:
+            validate(cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: run {cfg.run_name()}: {err}") from err
+
+
 def load_definition(path) -> SweepDefinition:
     """[sweep] name/seeds/references/output_dir/backend/workers, [base] config, [grid] {dotted:
     [values]}, [[variants]] overrides (each may hold its own `grid` table), optional [search] space.
-    Raises ConfigError naming the file for a syntax error, an unknown table or key, or a bad value."""
+    Raises ConfigError naming the file for a syntax error, an unknown table or key, or a bad value
+    (every run is validated here, before any of them starts: check_configs)."""
     path = find_definition(path)
     raw = load_config_file(path)
     check_definition(raw, path)
@@ -178,5 +193,6 @@ def load_definition(path) -> SweepDefinition:
                                int(search.get("seed", 0)), seeds)
     if meta.get("references", True):
         configs = with_references(configs)
+    check_configs(configs, path)
     return SweepDefinition(name, unique(configs), meta.get("output_dir", f"results/sweeps/{name}"),
                            meta.get("backend", "local"), meta.get("workers"), search, base)
