@@ -229,11 +229,64 @@ def write_data(data: dict, path) -> Path:
 
 
 def read_data(path) -> dict:
-    """A data file written by write_data; errors name the path."""
+    """A data file written by write_data, its shape checked (check_data); errors name the path."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: cannot read comparison data ({err})") from err
+    check_data(data, path)
+    return data
+
+
+_STAT = {"mean": float, "ci95": float}
+_TEST = {m: _STAT for m in REPORTED}
+# What markdown() and update_readme() read from a data file: {key: shape}; a list holds rows of one
+# shape; float: a number (NaN allowed); None: any value.
+DATA_SHAPE = {
+    "name": str, "definition": str,
+    "protocol": {"benchmark": str, "benchmark_params": dict, "network_params": dict, "weight_init": str,
+                 "train": {k: None for k in ("epochs", "batch_size", "lr", "lr_factor", "lr_patience",
+                                             "clip_grad")}},
+    "selection": {"rule": str, "seeds": list},
+    "rows": [{"label": str, "candidates": [{"params": dict, "valid_score": float}], "chosen": dict,
+              "seeds": list, "test": _TEST}],
+    "cpu_seconds": {"total": float},
+}
+
+
+def check_data(data, path) -> None:
+    """Raise ConfigError naming the file and the first key (dotted, rows indexed) that is missing or
+    of the wrong kind in comparison data (DATA_SHAPE; `references`, when present, as a row's test)."""
+    problem = _shape_problem(data, DATA_SHAPE, "")
+    references = data.get("references", {}) if isinstance(data, dict) else {}
+    if problem is None:
+        problem = _shape_problem(references, {k: _TEST for k in references}, "references") \
+            if isinstance(references, dict) else "references: must be a table"
+    if problem:
+        raise ConfigError(f"{path}: not complete comparison data (compare.write_data): {problem}")
+
+
+def _shape_problem(value, shape, where: str) -> str | None:
+    if shape is None:
+        return None
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where or 'the file'}: must be a table, got {type(value).__name__}"
+        for key, inner in shape.items():
+            if key not in value:
+                return f"{where + '.' if where else ''}{key}: missing"
+            problem = _shape_problem(value[key], inner, f"{where + '.' if where else ''}{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list) or not value:
+            return f"{where}: must be a non-empty list"
+        return next((p for i, v in enumerate(value) if (p := _shape_problem(v, shape[0], f"{where}[{i}]"))), None)
+    kinds = (int, float) if shape is float else shape
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        return f"{where}: must be {'a number' if shape is float else 'a ' + shape.__name__}, got {value!r}"
+    return None
 
 
 def _fmt(stat: dict, digits: int = 3) -> str:

@@ -213,3 +213,64 @@ def test_a_bad_comparison_candidate_is_an_error_before_training(tmp_path, no_tra
                     'grid = { "approach_params.lamb" = [1.0, -1.0] }\n[select]\nfinal_seeds = [0, 1]\n')
     with pytest.raises(ConfigError, match=r"c.toml: run split-digits_ewc_0_\w+: approach_params.lamb: must be >= 0"):
         compare.run_comparison(path, tmp_path / "out")
+
+
+# ---- kind 3: a comparison data file is input: its shape is checked ----------------------------------
+def _committed_data():
+    from dwa_core.compare import TABLES_DIR
+
+    return json.loads((TABLES_DIR / "compare-split-fmnist.json").read_text())
+
+
+def _drop(data, dotted):
+    *parents, last = dotted.split(".")
+    for key in parents:
+        data = data[int(key)] if key.isdigit() else data[key]
+    del data[last]
+
+
+@pytest.mark.parametrize("dropped, where", [
+    ("name", "name: missing"), ("protocol.train", "protocol.train: missing"),
+    ("rows.0.test.rho", "rows[0].test.rho: missing"), ("rows.1.candidates.0.valid_score",
+                                                       "rows[1].candidates[0].valid_score: missing"),
+    ("cpu_seconds", "cpu_seconds: missing"), ("references.joint.avg_acc", "references.joint.avg_acc: missing"),
+])
+def test_compare_from_an_incomplete_data_file_names_the_file_and_the_key(dropped, where, tmp_path, capsys):
+    data = _committed_data()
+    _drop(data, dropped)
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(data))
+    code, err = run_cli(capsys, "compare", "--from-data", str(path))
+    assert code == 2 and err == f"error: {path}: not complete comparison data (compare.write_data): {where}"
+
+
+def test_compare_from_a_data_file_of_the_wrong_shape(tmp_path, capsys):
+    path = tmp_path / "data.json"
+    for text, problem in (("[1, 2]", "the file: must be a table, got list"),):
+        path.write_text(text)
+        code, err = run_cli(capsys, "compare", "--from-data", str(path))
+        assert code == 2 and err.endswith(problem)
+    data = _committed_data()
+    data["rows"] = []
+    path.write_text(json.dumps(data))
+    assert run_cli(capsys, "compare", "--from-data", str(path)) == (
+        2, f"error: {path}: not complete comparison data (compare.write_data): rows: must be a non-empty list")
+    data = _committed_data()
+    data["rows"][0]["test"]["avg_acc"]["mean"] = "high"
+    path.write_text(json.dumps(data))
+    assert run_cli(capsys, "compare", "--from-data", str(path))[1].endswith(
+        "rows[0].test.avg_acc.mean: must be a number, got 'high'")
+
+
+def test_diagnosis_from_an_incomplete_data_file_names_the_file_and_the_column(tmp_path, capsys):
+    from dwa_core import diagnosis
+    from dwa_core.compare import TABLES_DIR
+
+    data = json.loads((TABLES_DIR / "dwa-diagnosis-split-fmnist.json").read_text())
+    del data["rows"][3]["mask_drift"]
+    path = tmp_path / "diagnosis.json"
+    for rows, problem in ((data["rows"], "rows[3]: missing mask_drift"), ([], "rows: must be a non-empty list"),
+                          ([1], "rows[0]: must be a table")):
+        path.write_text(json.dumps({"rows": rows}))
+        assert diagnosis.main(["--from-data", str(path)]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {path}: not a diagnosis data file ({problem})"
