@@ -367,6 +367,21 @@ def retention_order(data: dict, order=("joint", "hat", "ewc", "sgd"), metric: st
 MARK = "<!-- comparison:{name} {edge} -->"
 
 
+def check_readme(readme, name: str) -> None:
+    """Raise ConfigError unless `readme` is a writable file holding the block of comparison `name`
+    (what update_readme will fill): checked before anything trains."""
+    from dwa_core.files import check_output_file
+
+    check_output_file(readme, "--readme")
+    try:
+        text = Path(readme).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"--readme: {readme} cannot be read ({getattr(err, 'strerror', None) or err})") from err
+    start, end = (MARK.format(name=name, edge=e) for e in ("start", "end"))
+    if start not in text or end not in text:
+        raise ConfigError(f"--readme: {readme}: no {start} ... {end} block to fill")
+
+
 def update_readme(data: dict, readme) -> bool:
     """Replace the block between the comparison's markers in `readme` by markdown(data); returns
     whether the file changed. Raises ConfigError when the markers are missing."""

@@ -380,7 +380,10 @@ def main(argv=None) -> int:
         return 2
     import pandas as pd
 
+    from dwa_core.files import check_output_file
+
     try:
+        check_output_file(args.output, "--output")  # before any work
         configs = [_checked_config(d) for d in args.run_dirs]  # every run checked before any work
         labels = args.label or ablation_labels([c.get("approach_params", {}) for c in configs])
         frames: dict = {}

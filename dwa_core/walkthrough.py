@@ -237,6 +237,13 @@ def check_parameters(profile, seeds, device="cpu", data_dir=None, results_dir=No
     for name, value in (("data_dir", data_dir), ("results_dir", results_dir)):
         if value is not None and not isinstance(value, (str, Path)):
             raise ParameterError(f"{name}: must be None or a path; got {value!r}")
+    if results_dir is not None:  # where the runs are saved: checked before any of them trains
+        from dwa_core.files import check_output_dir
+
+        try:
+            check_output_dir(results_dir, "results_dir")
+        except ValueError as err:
+            raise ParameterError(str(err)) from None
     check_checkout()
     return profile, list(seeds)
 

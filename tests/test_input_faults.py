@@ -274,3 +274,66 @@ def test_diagnosis_from_an_incomplete_data_file_names_the_file_and_the_column(tm
         path.write_text(json.dumps({"rows": rows}))
         assert diagnosis.main(["--from-data", str(path)]) == 2
         assert capsys.readouterr().err.strip() == f"error: {path}: not a diagnosis data file ({problem})"
+
+
+# ---- kind 4: every output path is checked before any work ------------------------------------------
+@pytest.fixture
+def a_file(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("")
+    return path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["figures", "--out", "{f}"], "--out: {f} is a file, not a folder"),
+    (["figures", "--out", "{f}/sub"], "--out: {f}/sub cannot be created: {f} is a file, not a folder"),
+    (["figures", "--out", "{d}/figs", "--results-dir", "{f}"], "--results-dir: {f} is a file, not a folder"),
+    (["sweep", "smoke-digits", "--output-dir", "{f}", "--dry-run"], "--output-dir: {f} is a file, not a folder"),
+    (["sweep", "smoke-digits", "--output-dir", "{f}"], "--output-dir: {f} is a file, not a folder"),
+    (["run", "--output-dir", "{f}"], "output_dir (--output-dir): {f} is a file, not a folder"),
+    (["compare", "{c}", "--output-dir", "{f}"], "--output-dir: {f} is a file, not a folder"),
+    (["compare", "{c}", "--output-dir", "{d}/runs", "--data", "{d}"], "--data: {d} is a folder, not a file"),
+    (["compare", "{c}", "--output-dir", "{d}/runs", "--data", "{f}/x.json"],
+     "--data: {f}/x.json cannot be written: {f} is a file, not a folder"),
+    (["compare", "{c}", "--output-dir", "{d}/runs", "--data", "{d}/x.json", "--readme", "{f}"],
+     "--readme: {f}: no <!-- comparison:c start --> ... <!-- comparison:c end --> block to fill"),
+    (["compare", "{c}", "--output-dir", "{d}/runs", "--data", "{d}/x.json", "--readme", "{d}/none.md"],
+     "--readme: {d}/none.md cannot be read (No such file or directory)"),
+])
+def test_an_output_that_cannot_be_written_is_an_error_before_training(argv, message, a_file, tmp_path, capsys,
+                                                                      no_training):
+    definition = tmp_path / "c.toml"
+    definition.write_text(SWEEP.replace("references = false\n", "") + 'approach = "ewc"\n[select]\nfinal_seeds = [0, 1]\n')
+    names = {"f": a_file, "d": tmp_path, "c": definition}
+    code, err = run_cli(capsys, *(a.format(**names) for a in argv))
+    assert (code, err) == (2, "error: " + message.format(**names))
+
+
+def test_python_entry_points_check_their_outputs_before_training(a_file, no_training):
+    from dwa_core.figures import make_figures
+    from dwa_core.sweep import run_sweep
+
+    with pytest.raises(ConfigError, match=f"out_dir: {a_file} is a file, not a folder"):
+        make_figures("smoke", a_file)
+    with pytest.raises(ConfigError, match=f"output_dir: {a_file} is a file, not a folder"):
+        run_sweep([ExperimentConfig()], a_file)
+
+
+def test_diagnosis_checks_its_output_before_reading_any_run(tmp_path, capsys):
+    from dwa_core import diagnosis
+
+    assert diagnosis.main([str(tmp_path / "no-run"), "--output", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --output: {tmp_path} is a folder, not a file"
+
+
+def test_explorer_and_notebook_parameters_check_the_results_folder(a_file, no_training):
+    from dwa_core import widgets
+    from dwa_core.walkthrough import ParameterError, check_parameters
+
+    ex = widgets.Explorer(approach="sgd", results_dir=a_file)
+    assert ex.run() is None and f"error: results_dir: {a_file} is a file, not a folder" in ex.status.value
+    ex = widgets.Explorer(approach="sgd")
+    ex.forms["network"].controls["hidden"].value = 0  # kind 7, from the explorer
+    assert ex.run() is None and "network_params (mlp).hidden: must be an integer &gt;= 1" in ex.status.value
+    with pytest.raises(ParameterError, match=f"results_dir: {a_file} is a file, not a folder"):
+        check_parameters("smoke", [0], results_dir=str(a_file))
