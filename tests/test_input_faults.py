@@ -337,3 +337,48 @@ def test_explorer_and_notebook_parameters_check_the_results_folder(a_file, no_tr
     assert ex.run() is None and "network_params (mlp).hidden: must be an integer &gt;= 1" in ex.status.value
     with pytest.raises(ParameterError, match=f"results_dir: {a_file} is a file, not a folder"):
         check_parameters("smoke", [0], results_dir=str(a_file))
+
+
+# ---- kind 6: one unreadable results.json never stops an aggregation ----------------------------------
+def _finished(cfg, out, acc):
+    from dwa_core import runs
+    from dwa_core.results import Results
+
+    results = Results(cfg.to_dict(), ["a", "b"], [2, 2], acc, [[0.0, 0.0], [0.0, 0.0]], completed_tasks=2)
+    results.save(runs.run_dir(cfg, out) / "results.json")
+    return runs.run_dir(cfg, out)
+
+
+def _old_format(where):
+    """results.json as an older version wrote it: a config field since renamed."""
+    path = where / "results.json"
+    values = json.loads(path.read_text())
+    values["config"]["train"]["patience"] = values["config"]["train"].pop("lr_patience")
+    path.write_text(json.dumps(values))
+    return path
+
+
+def test_an_old_format_results_file_is_rebuilt_or_skipped_and_the_rest_aggregated(tmp_path, capsys):
+    import torch
+
+    from dwa_core import aggregate, sweep
+
+    definition = tmp_path / "three.toml"
+    definition.write_text('[sweep]\nseeds = [0, 1, 2]\nreferences = false\n[base]\nmax_tasks = 2\n'
+                          '[grid]\napproach = ["sgd"]\n')
+    out = tmp_path / "out"
+    cfgs = sweep.load_definition(definition).configs
+    dirs = [_finished(c, out, [[0.9, 0.0], [0.7, 0.9]]) for c in cfgs]
+    old = _old_format(dirs[1])  # no checkpoint: skipped, named
+    rebuilt = _old_format(dirs[2])  # a checkpoint of this version: rebuilt from it
+    good = json.loads((dirs[0] / "results.json").read_text()) | {"config": cfgs[2].to_dict()}
+    torch.save({"approach": {}, "rng": {}, "results": good}, dirs[2] / "checkpoint.pt")
+    problems = []
+    loaded = aggregate.load_results(out, None, problems)
+    assert sorted(r.config["seed"] for r in loaded) == [0, 2]
+    assert [p for p, _ in problems] == [old] and "unknown parameter(s) patience" in problems[0][1]
+    assert json.loads(rebuilt.read_text())["config"]["train"]["lr_patience"] == 5  # repaired
+    code = main(["sweep", str(definition), "--output-dir", str(out), "--aggregate-only"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"skipped (unreadable results): {old}: ResultsError: {old}: a config" in err
+    assert len((out / "runs.csv").read_text().splitlines()) == 1 + 2  # header + the readable runs
