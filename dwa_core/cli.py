@@ -79,9 +79,11 @@ def cmd_run(args) -> int:
         bar.update(1)
         bar.set_postfix(valid_acc=f"{row['valid_acc']:.3f}", lr=f"{row['lr']:.2g}")
 
-    results = run_experiment(cfg, resume=not args.restart, on_epoch=on_epoch)
-    if bar is not None:
-        bar.close()
+    try:
+        results = run_experiment(cfg, resume=not args.restart, on_epoch=on_epoch)
+    finally:  # an error (disk full, ...) is then printed on a line of its own, not on the bar's
+        if bar is not None:
+            bar.close()
     run_dir = run_dir_of(cfg)
     print(f"{cfg.approach} on {cfg.benchmark} (seed {cfg.seed}): accuracy acc[t, u] after task t on task u")
     print(format_matrix(results.acc_matrix(), results.task_names))

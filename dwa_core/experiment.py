@@ -186,8 +186,10 @@ def _locked(run_dir: Path) -> Iterator[None]:
     """Create run_dir and hold an exclusive lock on run_dir/.lock while the run writes there.
     Taking the lock removes the temporary files that killed writes left there (a SIGKILL during
     a checkpoint); a run that wrote nothing (it failed while loading its data or building its
-    model) removes the folder again, so no empty run folder holding only .lock is left behind."""
+    model) removes the folder again (and the output folders created for it), so no empty run folder
+    holding only .lock is left behind."""
     lock_path = run_dir / LOCK
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # innermost first
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a")  # noqa: SIM115 (closed below)
@@ -208,9 +210,10 @@ def _locked(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         if held and [p.name for p in run_dir.iterdir()] == [LOCK]:  # nothing written: no folder
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # stops at the first folder that is not empty
                 lock_path.unlink()
-                run_dir.rmdir()
+                for folder in dict.fromkeys([run_dir, *created]):
+                    folder.rmdir()
         handle.close()  # releases the lock
 
 

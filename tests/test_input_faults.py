@@ -168,7 +168,11 @@ def test_a_run_that_fails_in_its_setup_leaves_no_run_folder(tiny_cfg, monkeypatc
     monkeypatch.setattr(data, "load_benchmark", load)
     with pytest.raises(FileNotFoundError):
         run_experiment(tiny_cfg)
-    assert not runs.run_dir(tiny_cfg).exists()
+    assert not runs.run_dir(tiny_cfg).exists() and not runs.run_dir(tiny_cfg).parent.exists()
+    runs.run_dir(tiny_cfg).parent.mkdir()  # an output folder that was there stays
+    with pytest.raises(FileNotFoundError):
+        run_experiment(tiny_cfg)
+    assert not runs.run_dir(tiny_cfg).exists() and runs.run_dir(tiny_cfg).parent.is_dir()
 
 
 # ---- kind 2: every run of a sweep or comparison definition is validated before the first run --------
@@ -382,3 +386,44 @@ def test_an_old_format_results_file_is_rebuilt_or_skipped_and_the_rest_aggregate
     err = capsys.readouterr().err
     assert code == 1 and f"skipped (unreadable results): {old}: ResultsError: {old}: a config" in err
     assert len((out / "runs.csv").read_text().splitlines()) == 1 + 2  # header + the readable runs
+
+
+# ---- siblings: missing datasets all named; an error never lands on the progress bar's line ----------
+@pytest.mark.parametrize("benchmark, names", [
+    ("mixture", ["facescrub", "mnist", "cifar100", "not_mnist", "svhn", "cifar10", "traffic_signs",
+                 "fashion_mnist"]),
+    ("cifar", ["cifar10", "cifar100"]),
+])
+def test_every_missing_dataset_of_a_benchmark_is_named_at_once(benchmark, names, tmp_path, monkeypatch, capsys):
+    from dwa_core.data import sources
+
+    monkeypatch.setattr(sources, "SYSTEM_DIRS", (tmp_path / "system",))
+    code, err = run_cli(capsys, "run", "--benchmark", benchmark, "--data-dir", str(tmp_path / "data"),
+                        "--output-dir", str(tmp_path / "out"))
+    assert code == 2 and err.startswith(f"error: {len(names)} of {len(names)} datasets not found:")
+    assert [line.split("'")[1] for line in err.splitlines() if "not found; searched:" in line] == names
+    assert err.count("to get it: pass --set download=true") == len(names)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_error_during_training_is_printed_after_the_progress_bar_closed(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from dwa_core import experiment
+    from dwa_core.results import WriteError
+
+    def full(*args, **kwargs):
+        raise WriteError(errno.ENOSPC, "could not write checkpoint.pt: No space left on device", "checkpoint.pt")
+    monkeypatch.setattr(experiment, "_checkpoint", full)
+    closed = []
+    import tqdm.auto
+
+    class Bar(tqdm.auto.tqdm):
+        def close(self):
+            closed.append(self.desc)
+            super().close()
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    code, err = run_cli(capsys, "run", "--output-dir", str(tmp_path), "--epochs", "1", "--max-tasks", "1",
+                        "--benchmark-param", "per_class=5", "--no-figure")
+    assert code == 1 and closed == ["task 0"]
+    assert err.splitlines()[-1] == "error: could not write checkpoint.pt: No space left on device"
