@@ -427,3 +427,19 @@ def test_an_error_during_training_is_printed_after_the_progress_bar_closed(tmp_p
                         "--benchmark-param", "per_class=5", "--no-figure")
     assert code == 1 and closed == ["task 0"]
     assert err.splitlines()[-1] == "error: could not write checkpoint.pt: No space left on device"
+
+
+def test_a_per_class_above_what_a_class_has_is_said_once(monkeypatch, caplog):
+    import torch
+
+    from dwa_core.data import common
+    from dwa_core.data.types import Split
+
+    monkeypatch.setattr(common, "_CAPPED", set())
+    split = Split(torch.arange(5.0)[:, None], torch.tensor([0, 0, 1, 1, 1]))
+    with caplog.at_level("WARNING", logger="dwa_core.data.common"):
+        kept = [common.subsample_per_class(split, 1000, seed) for seed in (0, 1)]
+    assert all(len(k.y) == 5 for k in kept)  # every sample kept
+    assert [r.getMessage() for r in caplog.records] == [
+        "benchmark_params.per_class=1000 is more than some classes have (e.g. 2 samples): "
+        "those classes keep all of theirs"]
