@@ -415,18 +415,22 @@ def test_an_error_during_training_is_printed_after_the_progress_bar_closed(tmp_p
     def full(*args, **kwargs):
         raise WriteError(errno.ENOSPC, "could not write checkpoint.pt: No space left on device", "checkpoint.pt")
     monkeypatch.setattr(experiment, "_checkpoint", full)
-    closed = []
+    events = []
     import tqdm.auto
+
+    from dwa_core import cli
 
     class Bar(tqdm.auto.tqdm):
         def close(self):
-            closed.append(self.desc)
+            events.append(f"closed {self.desc}")
             super().close()
     monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    monkeypatch.setattr(cli, "print", lambda *a, **k: (events.append(" ".join(map(str, a))), print(*a, **k)),
+                        raising=False)
     code, err = run_cli(capsys, "run", "--output-dir", str(tmp_path), "--epochs", "1", "--max-tasks", "1",
                         "--benchmark-param", "per_class=5", "--no-figure")
-    assert code == 1 and closed == ["task 0"]
-    assert err.splitlines()[-1] == "error: could not write checkpoint.pt: No space left on device"
+    assert code == 1 and events[:2] == ["closed task 0",
+                                        "error: could not write checkpoint.pt: No space left on device"]
 
 
 def test_a_per_class_above_what_a_class_has_is_said_once(monkeypatch, caplog):

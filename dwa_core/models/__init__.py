@@ -88,7 +88,8 @@ def network_params(cls: type, name: str, params: dict | None) -> dict:
 def check_network_params(arch: str, family: str, params: dict | None) -> None:
     """network_params checked before any data is loaded: against the `family` variant of `arch`, or,
     for arch "auto" (the benchmark decides), of every architecture that has one: a key no variant
-    knows, or a value one of them rejects (type, bounds), is a ConfigError."""
+    knows, or a value that every variant knowing the key rejects (type, bounds), is a ConfigError
+    (naming the first variant's reason)."""
     params = canonical_params(params)
     names = [network_name(a, family) for a in (ARCHITECTURES if arch == "auto" else (arch,))]
     variants = {n: constructor_options(NETWORKS.get(n)) for n in names if n in NETWORKS}
@@ -97,8 +98,14 @@ def check_network_params(arch: str, family: str, params: dict | None) -> None:
         if not accepting:
             valid = sorted({o for options in variants.values() for o in options})
             raise ConfigError(f"network_params ({' / '.join(variants)}): unknown {key}; valid: {', '.join(valid)}")
+        errors = []
         for n in accepting:
-            _coerce(value, variants[n][key], f"network_params ({n}).{key}")
+            try:
+                _coerce(value, variants[n][key], f"network_params ({n}).{key}")
+            except ConfigError as err:
+                errors.append(err)
+        if len(errors) == len(accepting):
+            raise errors[0]
 
 
 def constructor_options(cls: type) -> dict:
