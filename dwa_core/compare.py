@@ -282,7 +282,8 @@ def _shape_problem(value, shape, where: str) -> str | None:
     if isinstance(shape, list):
         if not isinstance(value, list) or not value:
             return f"{where}: must be a non-empty list"
-        return next((p for i, v in enumerate(value) if (p := _shape_problem(v, shape[0], f"{where}[{i}]"))), None)
+        problems = (_shape_problem(v, shape[0], f"{where}[{i}]") for i, v in enumerate(value))
+        return next((p for p in problems if p), None)
     kinds = (int, float) if shape is float else shape
     if not isinstance(value, kinds) or isinstance(value, bool):
         return f"{where}: must be {'a number' if shape is float else 'a ' + shape.__name__}, got {value!r}"
@@ -376,7 +377,8 @@ def check_readme(readme, name: str) -> None:
     try:
         text = Path(readme).read_text()
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"--readme: {readme} cannot be read ({getattr(err, 'strerror', None) or err})") from err
+        reason = getattr(err, "strerror", None) or err
+        raise ConfigError(f"--readme: {readme} cannot be read ({reason})") from err
     start, end = (MARK.format(name=name, edge=e) for e in ("start", "end"))
     if start not in text or end not in text:
         raise ConfigError(f"--readme: {readme}: no {start} ... {end} block to fill")

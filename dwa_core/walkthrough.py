@@ -273,8 +273,9 @@ def _assigned(source: str) -> list[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return []
-    return [t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    return [t.id for t in targets if isinstance(t, ast.Name)]
 
 
 def unknown_injected_parameters() -> list[str]:

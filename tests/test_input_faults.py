@@ -49,8 +49,9 @@ def test_every_params_field_rejects_a_value_of_the_wrong_type(approach, field):
     ("hat", "c", math.inf, "a finite number"), ("dwa", "lamb_sparsity", "x", "a number"),
     ("lwf", "lamb", "x", "a number"), ("lfl", "lamb", "x", "a number"),
     ("pathnet", "generations", "x", "an integer"), ("pathnet", "generations", 2.5, "an integer"),
-    ("dwa", "use_anchor_first", "zz", "true or false"), ("random", "latest_task_labels", "zz", "true or false"),
-    ("lfl", "reduction", "zz", "one of"), ("hat", "s_max", 0.5, ">= 1"), ("pathnet", "generations", 0, ">= 1"),
+    ("dwa", "use_anchor_first", "zz", "true or false"),
+    ("random", "latest_task_labels", "zz", "true or false"), ("lfl", "reduction", "zz", "one of"),
+    ("hat", "s_max", 0.5, ">= 1"), ("pathnet", "generations", 0, ">= 1"),
 ])
 def test_params_built_directly_are_validated(approach, field, value, message):
     with pytest.raises(ConfigError, match=rf"approach_params\.{field}: must be {message}"):
@@ -95,7 +96,9 @@ def _shape(name):
 ])
 def test_impossible_network_sizes_are_config_errors(name, params, message):
     arch, _, family = name.partition("-")
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
         models.build(arch, family or "plain", _shape(name), [2, 2], params)
 
 
@@ -192,11 +195,15 @@ approach = "sgd"
 
 @pytest.mark.parametrize("variant, message", [
     ('approach = "hatt"', "unknown approach 'hatt'"),
-    ('approach = "hat"\napproach_params = { s_maxx = 3 }', r"approach_params \(hat\): unknown parameter\(s\) s_maxx"),
-    ('approach = "hat"\napproach_params = { s_max = "x" }', r"approach_params \(hat\)\.s_max: must be a number"),
+    ('approach = "hat"\napproach_params = { s_maxx = 3 }',
+     r"approach_params \(hat\): unknown parameter\(s\) s_maxx"),
+    ('approach = "hat"\napproach_params = { s_max = "x" }',
+     r"approach_params \(hat\)\.s_max: must be a number"),
     ('approach = "sgd"\nnetwork = "resnet"', "network: 'sgd' needs a 'plain' network; 'resnet' has none"),
-    ('approach = "sgd"\nnetwork_params = { hidden = 0 }', r"network_params \(mlp\)\.hidden: must be an integer >= 1"),
-    ('approach = "sgd"\nbenchmark_params = { per_class = 0 }', "benchmark_params.per_class: must be None or >= 1"),
+    ('approach = "sgd"\nnetwork_params = { hidden = 0 }',
+     r"network_params \(mlp\)\.hidden: must be an integer >= 1"),
+    ('approach = "sgd"\nbenchmark_params = { per_class = 0 }',
+     "benchmark_params.per_class: must be None or >= 1"),
 ])
 def test_a_bad_variant_fails_the_dry_run_and_trains_nothing(variant, message, tmp_path, capsys, no_training):
     path = tmp_path / "bad.toml"
@@ -215,7 +222,8 @@ def test_a_bad_comparison_candidate_is_an_error_before_training(tmp_path, no_tra
     path = tmp_path / "c.toml"
     path.write_text(SWEEP.replace("references = false\n", "") + 'approach = "ewc"\n'
                     'grid = { "approach_params.lamb" = [1.0, -1.0] }\n[select]\nfinal_seeds = [0, 1]\n')
-    with pytest.raises(ConfigError, match=r"c.toml: run split-digits_ewc_0_\w+: approach_params.lamb: must be >= 0"):
+    message = r"c.toml: run split-digits_ewc_0_\w+: approach_params.lamb: must be >= 0"
+    with pytest.raises(ConfigError, match=message):
         compare.run_comparison(path, tmp_path / "out")
 
 
@@ -237,7 +245,8 @@ def _drop(data, dotted):
     ("name", "name: missing"), ("protocol.train", "protocol.train: missing"),
     ("rows.0.test.rho", "rows[0].test.rho: missing"), ("rows.1.candidates.0.valid_score",
                                                        "rows[1].candidates[0].valid_score: missing"),
-    ("cpu_seconds", "cpu_seconds: missing"), ("references.joint.avg_acc", "references.joint.avg_acc: missing"),
+    ("cpu_seconds", "cpu_seconds: missing"),
+    ("references.joint.avg_acc", "references.joint.avg_acc: missing"),
 ])
 def test_compare_from_an_incomplete_data_file_names_the_file_and_the_key(dropped, where, tmp_path, capsys):
     data = _committed_data()
@@ -257,8 +266,9 @@ def test_compare_from_a_data_file_of_the_wrong_shape(tmp_path, capsys):
     data = _committed_data()
     data["rows"] = []
     path.write_text(json.dumps(data))
-    assert run_cli(capsys, "compare", "--from-data", str(path)) == (
-        2, f"error: {path}: not complete comparison data (compare.write_data): rows: must be a non-empty list")
+    assert run_cli(capsys, "compare", "--from-data", str(path)) == (2, f"error: {path}: not complete "
+                                                                      "comparison data (compare.write_data): "
+                                                                      "rows: must be a non-empty list")
     data = _committed_data()
     data["rows"][0]["test"]["avg_acc"]["mean"] = "high"
     path.write_text(json.dumps(data))
@@ -273,8 +283,8 @@ def test_diagnosis_from_an_incomplete_data_file_names_the_file_and_the_column(tm
     data = json.loads((TABLES_DIR / "dwa-diagnosis-split-fmnist.json").read_text())
     del data["rows"][3]["mask_drift"]
     path = tmp_path / "diagnosis.json"
-    for rows, problem in ((data["rows"], "rows[3]: missing mask_drift"), ([], "rows: must be a non-empty list"),
-                          ([1], "rows[0]: must be a table")):
+    for rows, problem in ((data["rows"], "rows[3]: missing mask_drift"),
+                          ([], "rows: must be a non-empty list"), ([1], "rows[0]: must be a table")):
         path.write_text(json.dumps({"rows": rows}))
         assert diagnosis.main(["--from-data", str(path)]) == 2
         assert capsys.readouterr().err.strip() == f"error: {path}: not a diagnosis data file ({problem})"
@@ -292,7 +302,8 @@ def a_file(tmp_path):
     (["figures", "--out", "{f}"], "--out: {f} is a file, not a folder"),
     (["figures", "--out", "{f}/sub"], "--out: {f}/sub cannot be created: {f} is a file, not a folder"),
     (["figures", "--out", "{d}/figs", "--results-dir", "{f}"], "--results-dir: {f} is a file, not a folder"),
-    (["sweep", "smoke-digits", "--output-dir", "{f}", "--dry-run"], "--output-dir: {f} is a file, not a folder"),
+    (["sweep", "smoke-digits", "--output-dir", "{f}", "--dry-run"],
+     "--output-dir: {f} is a file, not a folder"),
     (["sweep", "smoke-digits", "--output-dir", "{f}"], "--output-dir: {f} is a file, not a folder"),
     (["run", "--output-dir", "{f}"], "output_dir (--output-dir): {f} is a file, not a folder"),
     (["compare", "{c}", "--output-dir", "{f}"], "--output-dir: {f} is a file, not a folder"),
@@ -307,7 +318,8 @@ def a_file(tmp_path):
 def test_an_output_that_cannot_be_written_is_an_error_before_training(argv, message, a_file, tmp_path, capsys,
                                                                       no_training):
     definition = tmp_path / "c.toml"
-    definition.write_text(SWEEP.replace("references = false\n", "") + 'approach = "ewc"\n[select]\nfinal_seeds = [0, 1]\n')
+    definition.write_text(SWEEP.replace("references = false\n", "") +
+                          'approach = "ewc"\n[select]\nfinal_seeds = [0, 1]\n')
     names = {"f": a_file, "d": tmp_path, "c": definition}
     code, err = run_cli(capsys, *(a.format(**names) for a in argv))
     assert (code, err) == (2, "error: " + message.format(**names))
@@ -394,7 +406,8 @@ def test_an_old_format_results_file_is_rebuilt_or_skipped_and_the_rest_aggregate
                  "fashion_mnist"]),
     ("cifar", ["cifar10", "cifar100"]),
 ])
-def test_every_missing_dataset_of_a_benchmark_is_named_at_once(benchmark, names, tmp_path, monkeypatch, capsys):
+def test_every_missing_dataset_of_a_benchmark_is_named_at_once(benchmark, names, tmp_path, monkeypatch,
+                                                               capsys):
     from dwa_core.data import sources
 
     monkeypatch.setattr(sources, "SYSTEM_DIRS", (tmp_path / "system",))
@@ -413,7 +426,8 @@ def test_an_error_during_training_is_printed_after_the_progress_bar_closed(tmp_p
     from dwa_core.results import WriteError
 
     def full(*args, **kwargs):
-        raise WriteError(errno.ENOSPC, "could not write checkpoint.pt: No space left on device", "checkpoint.pt")
+        raise WriteError(errno.ENOSPC, "could not write checkpoint.pt: No space left on device",
+                         "checkpoint.pt")
     monkeypatch.setattr(experiment, "_checkpoint", full)
     events = []
     import tqdm.auto

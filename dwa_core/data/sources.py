@@ -146,7 +146,8 @@ def check_present(names, data_dir=None) -> None:
         except DatasetNotFoundError as err:
             missing.append(err.template)
     if len(missing) > 1:
-        raise DatasetNotFoundError(f"{len(missing)} of {len(names)} datasets not found:\n" + "\n".join(missing))
+        head = f"{len(missing)} of {len(names)} datasets not found:\n"
+        raise DatasetNotFoundError(head + "\n".join(missing))
     if missing:
         raise DatasetNotFoundError(missing[0])
 

@@ -81,7 +81,8 @@ def network_params(cls: type, name: str, params: dict | None) -> dict:
     params = dict(params or {})
     unknown = sorted(set(params) - set(options))
     if unknown:
-        raise ConfigError(f"network_params ({name}): unknown {', '.join(unknown)}; valid: {', '.join(options)}")
+        raise ConfigError(f"network_params ({name}): unknown {', '.join(unknown)}; "
+                          f"valid: {', '.join(options)}")
     return {k: _coerce(v, options[k], f"network_params ({name}).{k}") for k, v in params.items()}
 
 
@@ -97,7 +98,8 @@ def check_network_params(arch: str, family: str, params: dict | None) -> None:
         accepting = [n for n, options in variants.items() if key in options]
         if not accepting:
             valid = sorted({o for options in variants.values() for o in options})
-            raise ConfigError(f"network_params ({' / '.join(variants)}): unknown {key}; valid: {', '.join(valid)}")
+            raise ConfigError(f"network_params ({' / '.join(variants)}): unknown {key}; "
+                              f"valid: {', '.join(valid)}")
         errors = []
         for n in accepting:
             try:
