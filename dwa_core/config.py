@@ -37,7 +37,8 @@ def check_path_component(value: str, field_name: str) -> None:
 
 def check_literals(obj: Any, owner: str) -> None:
     """Check every Literal[...]-typed field of the dataclass `obj` against its Literal's values
-    (so the set of allowed values is written once, in the annotation). Raises ConfigError."""
+    (so the set of allowed values is written once, in the annotation). Raises ConfigError.
+    `coerce_fields` does this too, with every other type, and is what the dataclasses call."""
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         if typing.get_origin(hints[f.name]) is Literal:
