@@ -17,7 +17,8 @@ from dwa_core.runs import RESULTS, run_dir
 log = logging.getLogger(__name__)
 
 REFERENCES = ("random", "joint")
-METRICS = ("avg_acc", "bwt", "forgetting", "rho", "retention", "percent_forgotten")
+# valid_avg_acc is what a point of a grid is chosen by; the others are reported (on test)
+METRICS = ("valid_avg_acc", "avg_acc", "bwt", "forgetting", "rho", "retention", "percent_forgotten")
 
 
 # ---- reference runs --------------------------------------------------------------------------
@@ -70,7 +71,9 @@ def load_results(output_dir, cfgs=None, problems: list | None = None) -> list:
     config too (an older format, e.g. a renamed field: rebuilt from the checkpoint when that one
     reads, see `readable_run`). A run that cannot be read is skipped with a warning and, when
     `problems` is a list, recorded there as (path, reason): one unreadable run never stops the
-    aggregation of the rest."""
+    aggregation of the rest. A run computed by other (or unknown) numerics (dwa_core.numerics) is
+    skipped with a warning naming its file: runs of two versions of the code are never mixed."""
+    from dwa_core import numerics
     from dwa_core.experiment import CHECKPOINT
     from dwa_core.results import ResultsError
 
@@ -82,12 +85,18 @@ def load_results(output_dir, cfgs=None, problems: list | None = None) -> list:
     out = []
     for where in (d for d in dirs if (d / RESULTS).exists() or (d / CHECKPOINT).exists()):
         try:
-            out.append(readable_run(where))
+            result = readable_run(where)
         except (OSError, ResultsError, ValueError, TypeError, KeyError, IndexError) as err:
             path = where / RESULTS
             log.warning("skipping %s: %s", path, err)
             if problems is not None:
                 problems.append((path, f"{type(err).__name__}: {err}"))
+            continue
+        changed = numerics.mismatch(result.numerics)
+        if changed:
+            log.warning("skipping %s: computed by other numerics (%s); rerun it", where / RESULTS, changed)
+            continue
+        out.append(result)
     return out
 
 
@@ -139,6 +148,14 @@ def _identity(result) -> dict:
             "name": cfg.name, "seed": cfg.seed, "run": cfg.run_name()}
 
 
+def valid_average(result) -> float:
+    """The selection score of one run: the final average validation accuracy, valid_acc[T-1]
+    averaged over the tasks (never a test number); NaN for an unfinished run or one recorded
+    before validation accuracy was."""
+    valid = result.valid_acc_matrix()
+    return float(valid[-1].mean()) if valid is not None and result.finished else float("nan")
+
+
 def run_metrics(acc: np.ndarray, random_acc=None, joint_acc=None) -> dict:
     """The final metrics of one T x T accuracy matrix: avg_acc, bwt, forgetting, and against the
     references rho (final), retention (mean over t >= 1, Fig. 6) and percent_forgotten (NaN without
@@ -168,8 +185,9 @@ def task_metrics(acc: np.ndarray, random_acc=None, joint_acc=None) -> list[dict]
 
 
 def results_frame(results, per_task: bool = False):
-    """One row per finished run: avg_acc, bwt, forgetting, rho (HAT, final), retention (mean over
-    t >= 1, paper Fig. 6), percent_forgotten. With per_task: one row per run x task t with
+    """One row per finished run: valid_avg_acc (valid_average: what selects a point of a grid),
+    then on test avg_acc, bwt, forgetting, rho (HAT, final), retention (mean over t >= 1, paper
+    Fig. 6), percent_forgotten. With per_task: one row per run x task t with
     avg_acc_t, rho_t and retention_t. rho/retention are NaN without random and joint references."""
     import pandas as pd
 
@@ -181,7 +199,8 @@ def results_frame(results, per_task: bool = False):
         if per_task:
             rows.extend({**_identity(r), **row} for row in task_metrics(r.acc_matrix(), *refs))
         else:
-            rows.append({**_identity(r), **run_metrics(r.acc_matrix(), *refs)})
+            rows.append({**_identity(r), "valid_avg_acc": valid_average(r),
+                         **run_metrics(r.acc_matrix(), *refs)})
     return pd.DataFrame(rows)
 
 

@@ -157,8 +157,9 @@ def _tune(d, out: Path, args) -> None:
     result = tune_search(d.base, d.search["space"], out, num_samples=int(d.search.get("num_samples", 8)),
                          algorithm=d.search.get("algorithm", "random"), address=args.address,
                          workers=args.workers or d.workers, threads=args.threads)
-    best = result.get_best_result()
-    print(f"best: {best.config} avg_acc={best.metrics.get('avg_acc')}")
+    best = result.get_best_result()  # by validation (sweep.execute.SELECT_METRIC); test only reported
+    print(f"best on validation: {best.config} valid_avg_acc={best.metrics.get('valid_avg_acc')} "
+          f"(test avg_acc={best.metrics.get('avg_acc')})")
     d.configs = [with_fields(d.base, **r.config) for r in result]
 
 
@@ -195,7 +196,9 @@ def _aggregate(d, out: Path, table: bool) -> int:
         (out / "table.md").write_text(text + "\n")
         print(text)
     else:
-        print(aggregate.summarize(frame, metric_names=("avg_acc", "rho")).to_string(index=False))
+        # valid_avg_acc chooses a point; avg_acc and rho are its test numbers
+        summary = aggregate.summarize(frame, metric_names=("valid_avg_acc", "avg_acc", "rho"))
+        print(summary.to_string(index=False))
     return len(problems)
 
 
@@ -206,6 +209,9 @@ def cmd_compare(args) -> int:
 
     if args.from_data:
         data = compare.read_data(args.from_data)
+        warning = compare.stale_warning(data, args.from_data)
+        if warning:
+            print(warning, file=sys.stderr)
     elif args.definition is None:
         raise ValueError("compare: give a comparison definition, or --from-data FILE")
     else:

@@ -9,7 +9,8 @@ A comparison is a sweep definition (dwa_core/sweeps/compare-*.toml) with a [sele
                    candidates (`grid`, `points`); a row may change network_params and
                    approach_params, never `train`: that is the protocol
     [sweep] seeds  the seeds the candidates are trained on for the selection
-    [select]       final_seeds: the seeds of the reported runs
+    [select]       final_seeds: the seeds of the reported runs, disjoint from the selection seeds
+                   (so no reported run took part in the choice) unless `allow_overlap = true`
 
 `run_comparison` trains what is missing, selects, and returns the data that `write_data` stores
 (tables/compare-*.json) and `markdown` turns into the README's tables."""
@@ -17,6 +18,7 @@ A comparison is a sweep definition (dwa_core/sweeps/compare-*.toml) with a [sele
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import time
 from dataclasses import dataclass, field
@@ -24,18 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-from dwa_core import metrics
-from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics
+from dwa_core import metrics, numerics
+from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, valid_average
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import load_config_file
 from dwa_core.results import Results, atomic_write
 from dwa_core.sweep.define import (check_configs, check_definition, find_definition, variant_configs,
                                    with_references)
 
-SELECT_KEYS = ("final_seeds",)
+SELECT_KEYS = ("final_seeds", "allow_overlap")
 SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
-REPORTED = ("avg_acc", "bwt", "forgetting", "rho")
+REPORTED = ("avg_acc", "bwt", "forgetting", "rho", "agnostic_acc", "task_inference")
 TABLES_DIR = Path(__file__).resolve().parent.parent / "tables"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,11 +57,13 @@ class Comparison:
     rows: list
     seeds: list
     final_seeds: list
+    allow_overlap: bool = False  # selection seeds may be reported seeds too (the old protocol)
 
 
 def load_comparison(name_or_path) -> Comparison:
     """Read a comparison definition. Raises ConfigError (naming the file) for a missing [select],
-    a row that changes `train` (the protocol), two rows with one label, or fewer than 2 final seeds."""
+    a row that changes `train` (the protocol), two rows with one label, fewer than 2 final seeds, or
+    selection seeds ([sweep] seeds) that are also final seeds without `[select] allow_overlap = true`."""
     path = find_definition(name_or_path)
     raw = load_config_file(path)
     check_definition(raw, path)
@@ -73,6 +78,14 @@ def load_comparison(name_or_path) -> Comparison:
         raise ConfigError(f"{path} [select] final_seeds: at least 2 seeds for an interval, got {final_seeds}")
     meta = raw.get("sweep", {})
     seeds = [int(s) for s in meta.get("seeds", [0])]
+    allow_overlap = select.get("allow_overlap", False)
+    if not isinstance(allow_overlap, bool):
+        raise ConfigError(f"{path} [select] allow_overlap: must be true or false, got {allow_overlap!r}")
+    shared = sorted(set(seeds) & set(final_seeds))
+    if shared and not allow_overlap:
+        raise ConfigError(f"{path}: selection seeds ([sweep] seeds {seeds}) and reported seeds ([select] "
+                          f"final_seeds {final_seeds}) share {shared}; use disjoint seeds (e.g. "
+                          f"seeds = [100]) or set [select] allow_overlap = true")
     base = ExperimentConfig.from_dict(raw.get("base", {}))
     rows: dict[str, Row] = {}
     for variant in raw.get("variants", []):
@@ -86,7 +99,8 @@ def load_comparison(name_or_path) -> Comparison:
         cfgs = variant_configs(base, variant, None, seeds)
         check_configs(cfgs, path)  # every candidate, before anything trains
         rows[label] = Row(label, cfgs[0].approach, cfgs)
-    return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds)
+    return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds,
+                      allow_overlap)
 
 
 def _keys(variant: dict):
@@ -99,11 +113,11 @@ def _keys(variant: dict):
 def validation_score(results: Results) -> float:
     """The selection score of one finished run: mean over tasks u of valid_acc[T-1][u]. Raises
     ValueError for a run recorded before validation accuracy was (no valid_acc)."""
-    valid = results.valid_acc_matrix()
-    if valid is None or not results.finished:
+    score = valid_average(results)
+    if np.isnan(score):
         raise ValueError(f"{results.config.get('approach')} (seed {results.config.get('seed')}): no "
                          f"final validation accuracies to select on")
-    return float(valid[-1].mean())
+    return score
 
 
 def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:
@@ -115,15 +129,23 @@ def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:
 
 
 def _load(cfgs, output_dir) -> dict:
+    """{key: Results} of the runs of `cfgs` that can be read and were computed by this code's
+    numerics (a run of other numerics is left out with a warning naming its file)."""
     from dwa_core.experiment import load_run
-    from dwa_core.runs import run_dir
+    from dwa_core.runs import RESULTS, run_dir
 
     out = {}
     for c in cfgs:
         try:
-            out[c.key()] = load_run(run_dir(c, output_dir))
+            result = load_run(run_dir(c, output_dir))
         except (OSError, ValueError, KeyError):
-            pass
+            continue
+        changed = numerics.mismatch(result.numerics)
+        if changed:
+            log.warning("skipping %s: computed by other numerics (%s); rerun it",
+                        run_dir(c, output_dir) / RESULTS, changed)
+            continue
+        out[c.key()] = result
     return out
 
 
@@ -149,6 +171,21 @@ def select(row: Row, runs: dict) -> tuple[ExperimentConfig, list[dict]]:
     for i, entry in enumerate(table):
         entry["chosen"] = i == best
     return list(firsts.values())[best], table
+
+
+def agnostic_metrics(results) -> dict:
+    """{"agnostic_acc", "task_inference"}: the final row of a run's task-agnostic matrices averaged
+    over the tasks (accuracy with the head chosen as the most confident one, and the fraction of
+    samples given to their own task's head; `Approach.task_agnostic`). NaN for a run that did not
+    record them (older files, `random`, `sgd-restart`)."""
+    agnostic, inference = results.agnostic_acc_matrix(), results.task_inference_matrix()
+    if agnostic is None or np.isnan(agnostic[-1]).all():
+        return {"agnostic_acc": float("nan"), "task_inference": float("nan")}
+    return {"agnostic_acc": float(np.nanmean(agnostic[-1])), "task_inference": float(np.nanmean(inference[-1]))}
+
+
+def _per_seed(results, index) -> dict:
+    return {**run_metrics(results.acc_matrix(), *references_of(results, index)), **agnostic_metrics(results)}
 
 
 def _stat(values) -> dict:
@@ -197,7 +234,7 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     for row in comp.rows:
         cfg, table = chosen[row.label]
         results = [final_runs[cfg.replace(seed=s).key()] for s in comp.final_seeds]
-        per_seed = [run_metrics(r.acc_matrix(), *references_of(r, index)) for r in results]
+        per_seed = [_per_seed(r, index) for r in results]
         summary = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
         candidates_cpu = _cpu_seconds(runs[c.key()] for c in row.candidates)
         rows.append({"label": row.label, "approach": row.approach, "candidates": table,
@@ -207,14 +244,16 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     reference_rows = {}
     for name in REFERENCES:
         runs_of = [r for r in references if r.config["approach"] == name and r.config["seed"] in comp.final_seeds]
-        per_seed = [run_metrics(r.acc_matrix(), *references_of(r, index)) for r in runs_of]
+        per_seed = [_per_seed(r, index) for r in runs_of]
         reference_rows[name] = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
     return {
         "name": comp.name, "definition": f"dwa_core/sweeps/{comp.path.name}", "command": command,
         "protocol": {"benchmark": comp.base.benchmark, "benchmark_params": comp.base.benchmark_params,
                      "train": comp.base.to_dict()["train"], "network_params": comp.base.network_params,
                      "weight_init": comp.base.weight_init},
-        "selection": {"rule": SCORE, "seeds": comp.seeds}, "rows": rows, "references": reference_rows,
+        "numerics": numerics.identity(),
+        "selection": {"rule": SCORE, "seeds": comp.seeds, "allow_overlap": comp.allow_overlap},
+        "rows": rows, "references": reference_rows,
         "cpu_seconds": {"total": _cpu_seconds(runs.values()) + _cpu_seconds(
             r for k, r in final_runs.items() if k not in runs),
             "references_final": _cpu_seconds(references), **stage_seconds},
@@ -290,6 +329,18 @@ def _shape_problem(value, shape, where: str) -> str | None:
     return None
 
 
+def stale_warning(data: dict, path) -> str | None:
+    """One line when the data file at `path` was computed by other (or unknown) numerics than this
+    code's (dwa_core.numerics), naming the file, both versions and the command that regenerates it;
+    None when it is current."""
+    changed = numerics.mismatch(data.get("numerics"))
+    if changed is None:
+        return None
+    command = data.get("command") or f"python -m dwa_core compare {data.get('name', Path(path).stem)}"
+    return (f"warning: {path} is older than the code ({changed}): its numbers may not be what the code "
+            f"computes now; regenerate it with: {command}")
+
+
 def _fmt(stat: dict, digits: int = 3) -> str:
     if stat is None or np.isnan(stat["mean"]):
         return "n/a"
@@ -298,6 +349,16 @@ def _fmt(stat: dict, digits: int = 3) -> str:
 
 def _params_text(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "—"
+
+
+def _overlap_text(selection: dict) -> str:
+    """How the selection seeds relate to the reported ones ("" for a file written before
+    `allow_overlap` existed, whose seeds the sentence still shows)."""
+    if "allow_overlap" not in selection:
+        return ""
+    if selection["allow_overlap"]:
+        return " (which may also be reported seeds: [select] allow_overlap = true)"
+    return " (disjoint from the reported seeds)"
 
 
 def markdown(data: dict) -> str:
@@ -310,12 +371,15 @@ def markdown(data: dict) -> str:
         f"lr {train['lr']} (divided by {train['lr_factor']} after {train['lr_patience']} epochs without "
         f"validation improvement), gradient-norm clip {train['clip_grad']}, init `{p['weight_init']}`. "
         f"Selection: each row's candidate with the highest {data['selection']['rule']}, on seeds "
-        f"{data['selection']['seeds']}; the chosen point is then run on seeds {data['rows'][0]['seeds']} "
-        f"and reported on the test sets (mean ± 95 % Student-t half-width). "
-        f"Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
+        f"{data['selection']['seeds']}{_overlap_text(data['selection'])}; the chosen point is then run on "
+        f"seeds {data['rows'][0]['seeds']} and reported on the test sets (mean ± 95 % Student-t half-width). "
+        f"Task-agnostic accuracy: no task id at test time, each test sample goes to the head of the seen "
+        f"tasks with the most confident softmax (task inference: the fraction given to its own task's head; "
+        f"chance 1/T). Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
         "",
-        "| approach | candidates (validation score) | chosen | final avg accuracy | BWT | forgetting | rho |",
-        "|---|---|---|---|---|---|---|",
+        "| approach | candidates (validation score) | chosen | final avg accuracy | BWT | forgetting | rho "
+        "| task-agnostic accuracy | task inference |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in data["rows"]:
         grid = "; ".join(f"{_params_text(c['params']) if c['params'] else 'as the row'}: {c['valid_score']:.3f}"
@@ -324,10 +388,12 @@ def markdown(data: dict) -> str:
             grid = f"one: {row['candidates'][0]['valid_score']:.3f}"
         t = row["test"]
         lines.append(f"| {row['label']} | {grid} | {_params_text(row['chosen'])} | {_fmt(t['avg_acc'])} | "
-                     f"{_fmt(t['bwt'])} | {_fmt(t['forgetting'])} | {_fmt(t['rho'])} |")
+                     f"{_fmt(t['bwt'])} | {_fmt(t['forgetting'])} | {_fmt(t['rho'])} | "
+                     f"{_fmt(t.get('agnostic_acc'))} | {_fmt(t.get('task_inference'))} |")
     for name, t in data.get("references", {}).items():
         lines.append(f"| {name} (reference) | — | — | {_fmt(t['avg_acc'])} | {_fmt(t['bwt'])} | "
-                     f"{_fmt(t['forgetting'])} | {_fmt(t['rho'])} |")
+                     f"{_fmt(t['forgetting'])} | {_fmt(t['rho'])} | {_fmt(t.get('agnostic_acc'))} | "
+                     f"{_fmt(t.get('task_inference'))} |")
     lines += ["", retention_order(data)]
     cpu = data["cpu_seconds"]
     lines += ["", f"CPU time (sum over runs of their per-task seconds, one thread per run): "

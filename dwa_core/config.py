@@ -216,6 +216,12 @@ class TrainConfig:
     # "original-code": the original code's condition, which never decays (constant lr, all epochs).
     lr_schedule: Literal["paper", "original-code"] = "paper"
     eval_batch_size: int = 1024
+    # The validation criterion, which decays the lr and picks the weights kept after each task, for
+    # every approach. "ce": the task's cross-entropy (what is measured). "total": the approach's
+    # training criterion (CE plus its penalty: EWC's, HAT's c·R, DWA's Eq. 7 terms, ...), the
+    # original code's, whose penalty terms change scale across epochs and tasks. Recorded losses
+    # (results.loss) are the task's cross-entropy either way.
+    valid_loss: Literal["ce", "total"] = "ce"
 
     def __post_init__(self):
         coerce_fields(self, "train.")
@@ -296,10 +302,14 @@ class ExperimentConfig:
         return cls(**values)  # __post_init__ types every field
 
     def key(self) -> str:
-        """A short stable hash of everything that changes the numbers (not paths)."""
+        """A short stable hash of everything that changes the numbers (not paths), the code's
+        numerics version included (dwa_core.numerics): after a bump every run gets a new folder."""
+        from dwa_core import numerics
+
         values = self.to_dict()
         for ignored in self.LOCATION_FIELDS:
             values.pop(ignored)
+        values["numerics"] = numerics.VERSION
         text = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 

@@ -20,7 +20,7 @@ from typing import Literal, get_args
 
 import torch
 
-from dwa_core import data
+from dwa_core import data, numerics
 from dwa_core.approaches.dwa import DWAParams
 from dwa_core.config import ExperimentConfig, build_params, check
 from dwa_core.experiment import build_approach, load_run, snapshot_path, validate
@@ -284,15 +284,16 @@ def correlations(frames: dict, method: str = "spearman"):
 
 
 def save_diagnosis(path, frames: dict, command: str = "") -> Path:
-    """Write {label: frame} as JSON: {"command", "rows": records with a `label` field}, one row a
-    line, floats to 6 significant digits, NaN as null."""
+    """Write {label: frame} as JSON: {"command", "numerics" (dwa_core.numerics.identity()), "rows":
+    records with a `label` field}, one row a line, floats to 6 significant digits, NaN as null."""
     import pandas as pd
 
     frame = pd.concat([f.assign(label=label) for label, f in frames.items()], ignore_index=True)
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     short = lambda v: float(f"{v:.6g}") if isinstance(v, float) else v  # noqa: E731
     lines = ",\n".join(json.dumps({k: short(v) for k, v in row.items()}) for row in rows)
-    return atomic_write(path, f'{{"command": {json.dumps(command)},\n"rows": [\n{lines}\n]}}\n'.encode())
+    head = f'"command": {json.dumps(command)},\n"numerics": {json.dumps(numerics.identity())}'
+    return atomic_write(path, f'{{{head},\n"rows": [\n{lines}\n]}}\n'.encode())
 
 
 ROW_COLUMNS = ("label", "run", "t", "u", "layer", *(c for c in SUMMARY if c != "forgetting"))

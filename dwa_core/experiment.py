@@ -112,7 +112,7 @@ def build_approach(cfg: ExperimentConfig, plan: Plan, bench, device):
     seed_everything(cfg.seed)
     arch = bench.network if plan.arch == "auto" else plan.arch
     model = models.build(arch, plan.approach_cls.family, bench.input_shape, bench.task_classes,
-                         cfg.network_params, cfg.weight_init).to(device)
+                         cfg.network_params, cfg.weight_init, seed=cfg.seed).to(device)
     approach = plan.approach_cls(model, cfg.train, plan.approach_params, seed=cfg.seed)
     return approach
 
@@ -173,12 +173,19 @@ def save_snapshot(run_dir: Path, t: int, model) -> Path:
 
 
 def record_scores(approach, tasks, t: int, results: Results) -> None:
-    """After task t: test loss and accuracy (row t of `loss`, `acc`) and validation accuracy (row t
-    of `valid_acc`) on every task u <= t."""
+    """After task t: test loss and accuracy (row t of `loss`, `acc`), validation accuracy (row t
+    of `valid_acc`) and the task-agnostic test accuracy and task inference (rows t of
+    `agnostic_acc`, `task_inference_acc`) on every task u <= t."""
     for u in range(t + 1):
         results.loss[t][u], results.acc[t][u] = approach.test(u, tasks[u])
     for u in range(t + 1):
         results.valid_acc[t][u] = approach.test(u, tasks[u], "valid")[1]
+    if not results.agnostic_acc:  # resumed from a checkpoint written before they were recorded
+        nan = float("nan")
+        results.agnostic_acc = [[nan] * results.n_tasks for _ in range(results.n_tasks)]
+        results.task_inference_acc = [[nan] * results.n_tasks for _ in range(results.n_tasks)]
+    for u in range(t + 1):
+        results.agnostic_acc[t][u], results.task_inference_acc[t][u] = approach.task_agnostic(u, tasks[u], t + 1)
 
 
 @contextlib.contextmanager
@@ -289,7 +296,13 @@ def _restore(run_dir: Path, approach, fresh: Results) -> Results:
         results = Results.from_dict(state["results"])
     except ResultsError as err:
         raise CheckpointError(f"checkpoint {path}: {err}") from err
+    from dwa_core import numerics
+
     differences = config_differences(results.config, fresh.config)
+    changed = numerics.mismatch(results.numerics)
+    if changed:
+        raise CheckpointError(f"{path} is a checkpoint of other numerics ({changed}); rerun with "
+                              f"--restart (Python: resume=False) to train this run from task 0")
     if differences:
         raise CheckpointError(f"{path} is a checkpoint of a run with other settings "
                               f"({'; '.join(differences)}); give this run another output_dir or name")

@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.ticker import MaxNLocator
 
-from dwa_core import metrics
+from dwa_core import metrics, numerics
 from dwa_core.aggregate import paired_references
 
 PAPER_BENCHMARK = "mixture"
@@ -265,13 +265,15 @@ def plot_ablation_bars(summary, reference: str = "default") -> plt.Figure:
 
 
 def save_figure(fig: plt.Figure, path_stem, config, command: str, dpi: int | None = None) -> list[Path]:
-    """Write path_stem.png, path_stem.pdf and path_stem.json (exact config + command)."""
+    """Write path_stem.png, path_stem.pdf and path_stem.json (exact config + command, and the
+    numerics of the code that drew it: dwa_core.numerics.identity())."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf"), stem.with_suffix(".json")]
     fig.savefig(paths[0], dpi=dpi or fig.dpi)
     fig.savefig(paths[1])
-    paths[2].write_text(json.dumps({"config": config, "command": command}, indent=1, default=str))
+    paths[2].write_text(json.dumps({"config": config, "command": command,
+                                     "numerics": numerics.identity()}, indent=1, default=str))
     plt.close(fig)
     return paths
 

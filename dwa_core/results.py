@@ -69,6 +69,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def numerics_identity() -> dict:
+    """dwa_core.numerics.identity(), imported when called (so `python -m dwa_core.numerics` runs
+    without the package having imported it first)."""
+    from dwa_core import numerics
+
+    return numerics.identity()
+
+
 def package_versions() -> dict[str, str]:
     import numpy
     import torch
@@ -104,15 +112,26 @@ class Results:
     # valid_acc[t][u]: validation accuracy on task u after task t, the matrix that selects
     # hyper-parameters (never the test one); empty in files written before it existed.
     valid_acc: list[list[float]] = field(default_factory=list)
+    # {"version": numerics.VERSION, "package": dwa_core version} of the code that computed the
+    # numbers; None for a file written before it was recorded (numerics unknown: never reused).
+    numerics: dict | None = field(default_factory=numerics_identity)
+    # Task-agnostic evaluation (no task id at test time; `Approach.task_agnostic`): after task t, each
+    # test sample of task u is given to the head, among 0..t, with the most confident prediction.
+    # agnostic_acc[t][u]: accuracy on task u so; task_inference_acc[t][u]: the fraction of task u's
+    # samples given to head u. NaN where an approach does not define it; empty in older files.
+    agnostic_acc: list[list[float]] = field(default_factory=list)
+    task_inference_acc: list[list[float]] = field(default_factory=list)
 
-    OPTIONAL = ("valid_acc",)  # fields a results file may lack (older files)
+    OPTIONAL = ("valid_acc", "numerics", "agnostic_acc", "task_inference_acc")  # older files lack them
 
     @classmethod
     def empty(cls, config: dict, task_names, task_classes, device: str) -> Results:
         T = len(task_names)
         return cls(config, list(task_names), list(task_classes), [[0.0] * T for _ in range(T)],
                    [[0.0] * T for _ in range(T)], [], [], device=device,
-                   valid_acc=[[0.0] * T for _ in range(T)])
+                   valid_acc=[[0.0] * T for _ in range(T)],
+                   agnostic_acc=[[0.0] * T for _ in range(T)],
+                   task_inference_acc=[[0.0] * T for _ in range(T)])
 
     @property
     def n_tasks(self) -> int:
@@ -127,6 +146,14 @@ class Results:
 
     def loss_matrix(self) -> np.ndarray:
         return np.array(self.loss, dtype=float)
+
+    def agnostic_acc_matrix(self) -> np.ndarray | None:
+        """agnostic_acc[t][u] as a (T, T) array, or None for a file written before it was recorded."""
+        return np.array(self.agnostic_acc, dtype=float) if self.agnostic_acc else None
+
+    def task_inference_matrix(self) -> np.ndarray | None:
+        """task_inference_acc[t][u] as a (T, T) array, or None for an older file."""
+        return np.array(self.task_inference_acc, dtype=float) if self.task_inference_acc else None
 
     def valid_acc_matrix(self) -> np.ndarray | None:
         """valid_acc[t][u] as a (T, T) array, or None for a file written before it was recorded."""
@@ -157,7 +184,7 @@ class Results:
                        ([f"unknown {', '.join(unknown)}"] if unknown else [])
             raise ResultsError(f"results fields: {'; '.join(problems)} (expected {', '.join(fields)})")
         T = len(data["task_names"])
-        for key in ("acc", "loss", "valid_acc"):
+        for key in ("acc", "loss", "valid_acc", "agnostic_acc", "task_inference_acc"):
             matrix = data.get(key, [])
             if key in cls.OPTIONAL and not matrix:
                 continue
@@ -168,7 +195,11 @@ class Results:
             raise ResultsError(f"completed_tasks must be an integer in 0..{T}, got {done!r}")
         if len(data["task_classes"]) != T:
             raise ResultsError(f"task_classes must have {T} entries, got {len(data['task_classes'])}")
-        return cls(**{k: data[k] for k in fields if k in data})
+        if not isinstance(data.get("numerics", {}), (dict, type(None))):
+            raise ResultsError(f"numerics must be an object, got {data['numerics']!r}")
+        values = {k: data[k] for k in fields if k in data}
+        values.setdefault("numerics", None)  # a file written before it was recorded: unknown
+        return cls(**values)
 
     @classmethod
     def load(cls, path) -> Results:

@@ -15,14 +15,17 @@ def run_dir(cfg, output_dir=None) -> Path:
 
 
 def is_finished(where) -> bool:
-    """True when `where`/results.json holds every task of the run. A missing, unreadable or corrupt
-    file is "not finished" (the run is trained or resumed again), never an error."""
+    """True when `where`/results.json holds every task of the run, computed by this code's numerics
+    (dwa_core.numerics). A missing, unreadable or corrupt file, or one of other or unknown numerics,
+    is "not finished" (the run is trained or resumed again), never an error."""
+    from dwa_core import numerics
     from dwa_core.results import Results, ResultsError
 
     try:
-        return Results.load(Path(where) / RESULTS).finished
+        results = Results.load(Path(where) / RESULTS)
     except (OSError, ResultsError, ValueError):
         return False
+    return results.finished and numerics.mismatch(results.numerics) is None
 
 
 def outcome(cfg, output_dir, status: str, error: str | None = None, **extra) -> dict:

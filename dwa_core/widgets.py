@@ -32,7 +32,7 @@ from pathlib import Path
 import ipywidgets as W
 import numpy as np
 
-from dwa_core import approaches, data, fidelity, metrics, models, plots
+from dwa_core import approaches, data, fidelity, metrics, models, numerics, plots
 from dwa_core.config import ExperimentConfig, TrainConfig, build_params
 from dwa_core.experiment import record_scores
 from dwa_core.files import check_output_dir
@@ -380,7 +380,7 @@ class Explorer:
             path = self.results_dir / cfg.run_name() / RESULTS
             if path.exists():
                 res = Results.load(path)
-                if res.finished:
+                if res.finished and numerics.mismatch(res.numerics) is None:  # never other numerics
                     self.cache[cfg.key()] = Run(cfg, res, float(sum(res.task_seconds)))
                     return self.cache[cfg.key()]
         return None

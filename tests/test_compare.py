@@ -14,7 +14,7 @@ from dwa_core.results import Results
 DEFINITION = """
 [sweep]
 name = "tiny-compare"
-seeds = [0]
+seeds = [100]
 [select]
 final_seeds = [0, 1]
 [base]
@@ -44,7 +44,7 @@ def test_comparison_selects_on_validation_and_reports_test_over_seeds(definition
     assert list(rows) == ["sgd", "ewc"]
     # the chosen EWC point is the candidate whose runs score highest on validation, recomputed here
     scores = {}
-    for path in out.glob("*_ewc_0_*/results.json"):
+    for path in out.glob("*_ewc_100_*/results.json"):  # the candidates, on the selection seed
         r = Results.load(path)
         scores[r.config["approach_params"]["lamb"]] = np.mean(r.valid_acc[-1])
     assert len(scores) == 2
@@ -52,7 +52,7 @@ def test_comparison_selects_on_validation_and_reports_test_over_seeds(definition
     assert rows["ewc"]["chosen"] == {"lamb": best}
     assert {c["params"]["lamb"]: c["valid_score"] for c in rows["ewc"]["candidates"]} == pytest.approx(scores)
     # the reported accuracy: mean and t-interval of the final seeds' test matrices
-    finals = [Results.load(p) for p in out.glob("*_sgd_*/results.json")]
+    finals = [Results.load(p) for p in out.glob("*_sgd_[01]_*/results.json")]
     avg = sorted(np.mean(r.acc[-1]) for r in finals)
     assert sorted(rows["sgd"]["test"]["avg_acc"]["per_seed"]) == pytest.approx(avg)
     mean = np.mean(avg)
@@ -62,6 +62,29 @@ def test_comparison_selects_on_validation_and_reports_test_over_seeds(definition
     assert data["protocol"]["train"]["epochs"] == 2 and data["cpu_seconds"]["total"] > 0
     text = compare.markdown(data)
     assert "| ewc |" in text and f"lamb={best}" in text and "Selection" in text
+    assert data["selection"] == {"rule": compare.SCORE, "seeds": [100], "allow_overlap": False}
+    assert "on seeds [100] (disjoint from the reported seeds)" in text
+
+
+def test_selection_seeds_that_are_reported_seeds_are_refused_unless_allowed(definition):
+    overlapping = DEFINITION.replace("seeds = [100]", "seeds = [1, 7]")
+    definition.write_text(overlapping)
+    refused = r"tiny-compare.toml: selection seeds .* share \[1\].*allow_overlap"
+    with pytest.raises(ConfigError, match=refused):
+        compare.load_comparison(definition)
+    allow = "final_seeds = [0, 1]\nallow_overlap = {}"
+    definition.write_text(overlapping.replace("final_seeds = [0, 1]", allow.format("true")))
+    comp = compare.load_comparison(definition)
+    assert comp.allow_overlap and comp.seeds == [1, 7] and comp.final_seeds == [0, 1]
+    definition.write_text(DEFINITION.replace("final_seeds = [0, 1]", allow.format('"yes"')))
+    with pytest.raises(ConfigError, match="allow_overlap: must be true or false"):
+        compare.load_comparison(definition)
+
+
+def test_the_readme_sentence_names_an_allowed_overlap():
+    data = compare.read_data(TABLES[0])
+    data["selection"] = {**data["selection"], "allow_overlap": True}
+    assert "[select] allow_overlap = true" in compare.markdown(data)
 
 
 def test_a_row_may_not_change_the_protocol(definition):

@@ -45,8 +45,10 @@ def test_every_mask_entry_starts_at_mask_start(gate, start):
         if h is None:  # rank-1: gate(u vᵀ) built by hand from the factors
             h = torch.tanh(mask.u[:, :, None] * mask.v[:, None, :]) if gate == "tanh" else \
                 torch.sigmoid(mask.u[:, :, None] * mask.v[:, None, :])
-        # the generator weights still read the embedding, so entries scatter a little around start
-        assert abs(h.mean().item() - start) < 0.05, name
+        # the generator weights still read the embedding, so entries scatter around start, and a
+        # concave gate of scattered rank-1 products averages below it (tanh at 0.9: fc1 0.84-0.86
+        # over seeds 0-5, with the old init as with the per-module one)
+        assert abs(h.mean().item() - start) < 0.08, name
 
 
 def test_paper_init_starts_with_a_vanishing_signal():

@@ -6,7 +6,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from dwa_core import plots
+import dwa_core
+from dwa_core import numerics, plots
 from dwa_core.results import Results
 
 matplotlib.use("Agg")  # the tests only draw to files
@@ -89,7 +90,9 @@ def test_masks_and_pca_figures(tmp_path):
     assert len(fig2.axes[0].collections) == 2
     paths = plots.save_figure(fig2, tmp_path / "pca", {"a": 1}, "python -m x")
     assert all(p.exists() for p in paths)
-    assert json.loads(paths[2].read_text()) == {"config": {"a": 1}, "command": "python -m x"}
+    assert json.loads(paths[2].read_text()) == {"config": {"a": 1}, "command": "python -m x",
+                                                "numerics": {"version": numerics.VERSION,
+                                                             "package": dwa_core.__version__}}
 
 
 @pytest.mark.parametrize("name", ["mixture", "split-digits"])

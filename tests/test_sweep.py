@@ -230,6 +230,30 @@ def test_ray_backend_matches_local(local_sweep, tmp_path):
         np.testing.assert_array_equal(local, remote)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_tune_search_maximises_validation_and_only_reports_test(tmp_path):
+    import ray
+
+    base = BASE.replace(approach="ewc", max_tasks=2)
+    space = {"train.lr": {"choice": [0.01, 0.2]}}
+    try:
+        grid = sweep.tune_search(base, space, tmp_path, num_samples=2, workers=1)
+    finally:
+        ray.shutdown()
+    trials = list(grid)
+    assert len(trials) == 2 and not any(t.error for t in trials)
+    for trial in trials:
+        cfg = sweep.with_fields(base, **trial.config)
+        results = Results.load(sweep.run_dir(cfg, tmp_path) / "results.json")
+        assert results.n_tasks == 2
+        # the selection metric is the validation average of the last row; test is only beside it
+        valid, test = np.mean(results.valid_acc[-1]), np.mean(results.acc[-1])
+        assert trial.metrics["valid_avg_acc"] == pytest.approx(valid)
+        assert trial.metrics["avg_acc"] == pytest.approx(test)
+    best = grid.get_best_result()
+    assert best.metrics["valid_avg_acc"] == max(t.metrics["valid_avg_acc"] for t in trials)
+
+
 def test_ray_missing_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(__import__("sys").modules, "ray", None)
     with pytest.raises(ConfigError, match="pip install"):
@@ -278,6 +302,19 @@ def test_summary_mean_and_student_t_interval_by_hand(hand_frame):
     assert summary.loc["sgd", "rho_ci"] == pytest.approx(T_975_1 * 0.1 * math.sqrt(2) / math.sqrt(2))
     assert summary.loc["random", "rho"] == pytest.approx(-1.0)
     assert summary.loc["random", "rho_ci"] == pytest.approx(0.0)
+
+
+def test_grids_show_the_validation_score_that_chooses_a_point():
+    run = hand_results("sgd", 0, [[0.9, 0.0], [0.7, 0.9]])
+    run.valid_acc = [[0.8, 0.0], [0.6, 0.7]]
+    other = hand_results("sgd", 1, [[0.9, 0.0], [0.9, 0.9]])
+    other.valid_acc = [[0.8, 0.0], [0.4, 0.7]]
+    frame = sweep.results_frame([run, other]).set_index("seed")
+    assert frame.loc[0, "valid_avg_acc"] == pytest.approx(0.65)  # (0.6 + 0.7) / 2, not the test 0.8
+    assert frame.loc[0, "avg_acc"] == pytest.approx(0.8)
+    assert sweep.summarize(frame.reset_index()).loc[0, "valid_avg_acc"] == pytest.approx(0.6)
+    older = hand_results("sgd", 0, [[0.9, 0.0], [0.7, 0.9]])  # recorded before validation accuracy was
+    assert np.isnan(sweep.results_frame([older]).loc[0, "valid_avg_acc"])
 
 
 def test_per_task_frame_by_hand():

@@ -49,6 +49,12 @@ from dwa_core.data.types import Split, Task
 log = logging.getLogger(__name__)
 
 
+def task_cross_entropy(outputs: torch.Tensor, y: torch.Tensor, t=None, batch: Batch | None = None
+                       ) -> torch.Tensor:
+    """Mean cross-entropy of (B, C) logits against (B,) labels: the recorded loss of a task."""
+    return F.cross_entropy(outputs, y)
+
+
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -114,7 +120,10 @@ class Approach:
     def validation_loss(self, outputs: torch.Tensor, y: torch.Tensor, t, batch: Batch | None = None
                         ) -> torch.Tensor:
         """The criterion on validation data that decays the lr and picks the weights kept after a
-        task (and the test loss): the training loss, unless an approach says otherwise."""
+        task, one rule for every approach: the task's cross-entropy (train.valid_loss="ce"), or the
+        training criterion `loss` ("total", the original code's)."""
+        if self.train_cfg.valid_loss == "ce":
+            return F.cross_entropy(outputs, y)
         return self.loss(outputs, y, t, batch)
 
     def after_backward(self, t: int) -> None:
@@ -225,8 +234,11 @@ class Approach:
             self.after_step(t)
 
     @torch.no_grad()
-    def evaluate(self, split: Split, head, epoch: int = 0) -> tuple[float, float]:
-        """Mean loss and accuracy of head `head` on a split (one host sync at the end)."""
+    def evaluate(self, split: Split, head, epoch: int = 0, criterion: Callable | None = None
+                 ) -> tuple[float, float]:
+        """Mean loss and accuracy of head `head` on a split (one host sync at the end). criterion:
+        (outputs, y, head, batch) -> scalar; default `validation_loss`."""
+        criterion = criterion or self.validation_loss
         self.model.eval()
         bs = self.train_cfg.eval_batch_size
         total_loss = split.x.new_zeros(())
@@ -237,12 +249,47 @@ class Approach:
             x, y = split.x[start:start + bs], split.y[start:start + bs]
             hb = head[start:start + bs] if torch.is_tensor(head) else head
             out = self.forward(x, hb, batch)
-            total_loss += self.validation_loss(out, y, hb, batch) * len(y)
+            total_loss += criterion(out, y, hb, batch) * len(y)
             correct += (out.argmax(1) == y).sum()
         n = max(len(split), 1)
         return total_loss.item() / n, correct.item() / n
 
+    agnostic: ClassVar[bool] = True  # False: task_agnostic is undefined (NaN) for this approach
+
+    @torch.no_grad()
+    def task_agnostic(self, u: int, task: Task, seen: int, split: str = "test") -> tuple[float, float]:
+        """(task-agnostic accuracy, task-inference accuracy) on task u's `split` when the task id is
+        not given: each sample goes to the head h in 0..seen-1 whose softmax is most confident
+        (max over classes of softmax(forward(x, h))), and is predicted by it. Task inference is the
+        fraction of task u's samples given to head u. The same rule for every approach (for DWA the
+        masks follow the input alone, so only the head is inferred). (nan, nan) when `agnostic` is
+        False (an approach that swaps weights per task at test time)."""
+        if not self.agnostic:
+            return float("nan"), float("nan")
+        split_data = getattr(task, split)
+        self.model.eval()
+        bs = self.train_cfg.eval_batch_size
+        correct = inferred = 0
+        for start in range(0, len(split_data), bs):
+            x, y = split_data.x[start:start + bs], split_data.y[start:start + bs]
+            index = torch.arange(start, start + len(y), device=x.device)
+            batch = Batch(split_data, index, 0, 1.0)
+            confidence, prediction = [], []
+            for h in range(seen):
+                probs = F.softmax(self.forward(x, h, batch), dim=1)
+                best, label = probs.max(1)
+                confidence.append(best)
+                prediction.append(label)
+            head = torch.stack(confidence).argmax(0)  # (B,): the most confident head
+            predicted = torch.stack(prediction).gather(0, head[None])[0]
+            correct += int((predicted == y).sum())
+            inferred += int((head == u).sum())
+        n = max(len(split_data), 1)
+        return correct / n, inferred / n
+
     def test(self, u: int, task: Task, split: str = "test") -> tuple[float, float]:
-        """Loss and accuracy on task u's `split` ("test" or "valid"; run_experiment calls both for
-        every u <= t: the test matrix is reported, the validation one selects hyper-parameters)."""
-        return self.evaluate(getattr(task, split), u)
+        """Cross-entropy and accuracy of head u on task u's `split` ("test" or "valid";
+        run_experiment calls both for every u <= t: the test matrix is reported, the validation one
+        selects hyper-parameters). The loss is the task's cross-entropy whatever the approach's
+        training criterion (no penalty, no distillation term)."""
+        return self.evaluate(getattr(task, split), u, criterion=task_cross_entropy)

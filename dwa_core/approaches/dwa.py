@@ -3,7 +3,8 @@ functional/dwa_masks.py, curriculum.py and anchors.py; this file wires it into t
 
 Fidelity switches (each the paper's method by default; the `original-code` preset sets the original
 code's behaviour, docs/original-code.md says what each one changes): triplet_form, plasticity_form,
-sparsity_form, anchor_ranking ("last-batch"), fisher_accumulate, stiff_uncapped, anchor_threshold
+sparsity_form, anchor_ranking ("last-batch"), fisher_form, fisher_accumulate, fisher_mode,
+fisher_combine, stiff_uncapped, anchor_threshold
 (None: the n lowest-ζ samples; 0.4: the original code's first n with ζ < 0.4)."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dwa_core.functional.dwa import (
     total_loss,
 )
 from dwa_core.functional.dwa_masks import PlasticityForm, SparsityForm, plasticity_loss, sparsity_loss
-from dwa_core.functional.fisher import fisher_diagonal, iterate_batches, merge_fisher
+from dwa_core.functional.fisher import FisherCombine, combine_fisher, fisher_diagonal, iterate_batches
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,11 @@ class DWAParams:
     # Ablation (not the paper's method): after task 0 the context processor, which computes the
     # embedding, no longer trains, so an earlier task's embeddings, and so its masks' inputs, stay put.
     freeze_context: bool = False
-    # The validation criterion (lr decay, the weights kept after a task). "ce": the task's
-    # cross-entropy. "total": the original code's Eq. 7 total, whose terms change scale across epochs
-    # (σ ramp, this epoch's anchors) and saturate (λ3 R at its ceiling), so that it can keep the
-    # weights of an epoch before the task was learned.
-    valid_loss: Literal["ce", "total"] = "ce"
+    # The model's mode in the Fisher pass: "eval" (deterministic; σ = 1), "train" (the original code's).
+    fisher_mode: Literal["eval", "train"] = "eval"
+    # How the tasks' Fisher diagonals combine: "sum" (Σ_k F_k, as in EWC, which the paper follows),
+    # "mean" (the original code's running mean, each old task weighted 1/(t+1)).
+    fisher_combine: FisherCombine = "sum"
     triplet_form: TripletForm = "paper"  # "original-code": batch Frobenius, (1+δ), summed
     plasticity_form: PlasticityForm = "paper"  # "original-code": mean |H|·F, no η
     sparsity_form: SparsityForm = "paper"  # "original-code" | "binary"
@@ -142,11 +143,6 @@ class DWA(Approach):
                           lamb_triplet=p.lamb_triplet, lamb_plasticity=p.lamb_plasticity,
                           lamb_sparsity=p.lamb_sparsity)
 
-    def validation_loss(self, outputs, y, t, batch=None):
-        if self.params.valid_loss == "ce":
-            return F.cross_entropy(outputs, y)
-        return self.loss(outputs, y, t, batch)
-
     def after_task(self, t, task):
         p = self.params
         # The stored anchor belongs to the restored best model (the original code kept the last epoch's).
@@ -157,9 +153,11 @@ class DWA(Approach):
         new = fisher_diagonal(self.model, iterate_batches(task.train.x, task.train.y, size),
                               lambda x, y: self.loss(self.forward(x, t), y, t),
                               accumulate_gradients=p.fisher_accumulate,
-                              nominal_batch_size=p.fisher_batch_size if p.fisher_accumulate else None)
+                              nominal_batch_size=p.fisher_batch_size if p.fisher_accumulate else None,
+                              train_mode=p.fisher_mode == "train")
         names = set(self.model.masked_weight_names())
-        self.fisher = merge_fisher(self.fisher, {k: v for k, v in new.items() if k in names}, t)
+        self.fisher = combine_fisher(self.fisher, {k: v for k, v in new.items() if k in names}, t,
+                                     p.fisher_combine)
         self.current = None
 
     def trainable_parameters(self):

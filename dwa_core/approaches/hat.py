@@ -75,6 +75,10 @@ class HAT(Approach):
         with flush_denormals():
             return super().test(u, task, split)
 
+    def task_agnostic(self, u, task, seen, split="test"):
+        with flush_denormals():
+            return super().task_agnostic(u, task, seen, split)
+
     def gate_scale(self, batch=None) -> float:
         """s of this batch: annealed with its progress while training (Eq. 3), else s_max."""
         if self.model.training and batch is not None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.approaches.ewc import FisherForm, task_fisher
+from dwa_core.approaches.ewc import FisherForm, FisherMode, task_fisher
 from dwa_core.config import check, coerce_fields
 from dwa_core.functional.fisher import sum_fisher
 from dwa_core.functional.regularizers import (
@@ -48,6 +48,7 @@ class IMMModeParams:
     merge: bool = True
     fisher_form: FisherForm = "per-sample"  # as EWC's; "batch": the original code's form
     fisher_batch_size: int = 20
+    fisher_mode: FisherMode = "eval"  # as EWC's; "train": dropout active, the original code's
     # False (the paper): the heads are not merged (see IMMMeanParams); True: the original code.
     merge_heads: bool = False
 
@@ -126,7 +127,7 @@ class IMMMode(_L2Transfer):
     def after_task(self, t, task):
         # The original code's Fisher criterion includes the penalty towards the previous merged model.
         p = self.params
-        new = task_fisher(self, t, task, p.fisher_batch_size, p.fisher_form)
+        new = task_fisher(self, t, task, p.fisher_batch_size, p.fisher_form, mode=p.fisher_mode)
         if self.old_params is not None and p.merge:
             current = parameters_of(self.model)
             merged = mode_merge(current, self.old_params, new, self.fisher)

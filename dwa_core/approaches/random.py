@@ -26,6 +26,7 @@ class Random(Approach):
     """No training: predict shuffled copies of each task's own training labels (loss 0)."""
 
     Params = RandomParams
+    agnostic = False  # a label-shuffling reference, without heads to choose between
 
     def fit(self, t, task, earlier=()):
         self.labels = getattr(self, "labels", {})

@@ -28,6 +28,8 @@ class SGDFrozen(Approach):
 class SGDRestart(Approach):
     """An independent model per task: restart from the initial weights before every task."""
 
+    agnostic = False  # each task's trunk is swapped in by `test`: no single model to ask
+
     def __init__(self, model, train, params=None, *, seed=0):
         super().__init__(model, train, params, seed=seed)
         self.initial = copy.deepcopy(model.state_dict())

@@ -1,4 +1,8 @@
-"""Diagonal empirical Fisher information (docs/original-code.md#ewc, #fisher) and its running-mean merge.
+"""Diagonal empirical Fisher information (docs/original-code.md#ewc, #fisher) and how the Fisher of
+several tasks is combined (a sum, the papers; a running mean, the original code).
+
+The model is put in eval mode for the Fisher by default (callers pass train_mode=False: dropout off,
+so the estimate is deterministic); the original code kept train mode (dropout active).
 
 Two forms:
 - per-sample (Kirkpatrick et al. 2017, the papers' EWC): F_k = 1/N sum_i (d loss_i / d theta_k)^2,
@@ -12,6 +16,7 @@ Two forms:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -182,16 +187,31 @@ def _with_penalty(named: dict, squares: dict, grad_sums: dict, n: int, penalty: 
     return out
 
 
+FisherCombine = Literal["sum", "mean"]
+
+
 def merge_fisher(old: dict | None, new: dict, t: int) -> dict[str, torch.Tensor]:
-    """Running mean over tasks: F <- (F_t + t * F_prev) / (t + 1) (docs/original-code.md#ewc); t = task
-    index."""
+    """Running mean over tasks: F <- (F_t + t * F_prev) / (t + 1), t = task index (the original
+    code's EWC, docs/original-code.md#ewc): each old task's weight shrinks as 1 / (t + 1)."""
     if old is None or t == 0:
         return {name: f.clone() for name, f in new.items()}
     return {name: (f + t * old[name]) / (t + 1) for name, f in new.items()}
 
 
 def sum_fisher(old: dict | None, new: dict) -> dict[str, torch.Tensor]:
-    """Running sum over tasks (IMM-mode's Fisher)."""
+    """Running sum over tasks, F <- F_prev + F_t: one penalty per old task (Kirkpatrick et al.
+    2017, Eq. 3 applied to each task; IMM-mode's merge weights)."""
     if old is None:
         return {name: f.clone() for name, f in new.items()}
     return {name: f + old[name] for name, f in new.items()}
+
+
+def combine_fisher(old: dict | None, new: dict, t: int, how: FisherCombine = "sum") -> dict[str, torch.Tensor]:
+    """The Fisher of tasks 0..t from that of tasks 0..t-1 (`old`, None at t = 0) and task t's (`new`):
+    "sum" (the papers: Σ_k F_k) or "mean" (the original code's running mean). Raises ValueError on
+    another `how`."""
+    if how == "sum":
+        return sum_fisher(old, new)
+    if how == "mean":
+        return merge_fisher(old, new, t)
+    raise ValueError(f"how must be 'sum' or 'mean', got {how!r}")

@@ -17,13 +17,19 @@ def anneal_s(progress: float, s_max: float) -> float:
 
 def mask_regularizer(masks, previous=None) -> torch.Tensor:
     """R = sum a_t (1 - a_<t) / sum (1 - a_<t) over all units of all layers (HAT Eq. 5);
-    without previous masks R = sum a_t / number of units."""
+    without previous masks R = sum a_t / number of units.
+
+    When earlier tasks use every unit (a_<t = 1 everywhere: the network is full), the numerator
+    and the denominator are both 0 and R is defined as 0, with a zero gradient: no free unit is
+    left to penalise (the original code divided 0 by 0 and the run stopped on a NaN loss)."""
     masks = list(masks)
     if previous is None:
         return sum(m.sum() for m in masks) / sum(m.numel() for m in masks)
     previous = list(previous)
     num = sum((m * (1 - p)).sum() for m, p in zip(masks, previous))
-    return num / sum((1 - p).sum() for p in previous)
+    free = sum((1 - p).sum() for p in previous)
+    # free == 0 exactly only when num == 0 too: the clamp turns 0/0 into 0 and changes nothing else
+    return num / free.clamp_min(torch.finfo(free.dtype).tiny)
 
 
 def weight_view(post: torch.Tensor, pre: torch.Tensor | None, ndim: int) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from dwa_core.config import ConfigError, _coerce
-from dwa_core.models.init import apply_weight_init
+from dwa_core.models.init import seeded_init
 from dwa_core.models.plain import MLP, AlexNet
 from dwa_core.registry import Registry
 
@@ -45,8 +45,13 @@ def network_name(arch: str, family: str) -> str:
 
 
 def build(arch: str, family: str, input_shape, task_classes, params: dict | None = None,
-          weight_init: str | None = "kaiming:xavier") -> nn.Module:
-    """Build and initialise the network `arch` of `family` for a benchmark's shape and heads."""
+          weight_init: str | None = "kaiming:xavier", seed: int = 0) -> nn.Module:
+    """Build and initialise the network `arch` of `family` for a benchmark's shape and heads.
+
+    Every module is initialised from its own stream, seeded by (`seed`, its name) (`init.seeded_init`):
+    the weights do not depend on the number of tasks, nor on the global random state, which is
+    left as it was. `weight_init` is the scheme (None: PyTorch's and the modules' own defaults).
+    Raises ConfigError for an unknown network, a bad parameter, or an input it does not fit."""
     if arch not in ARCHITECTURES:
         raise ConfigError(f"network: must be 'auto' or one of {', '.join(ARCHITECTURES)}, got {arch!r}")
     name = network_name(arch, family)
@@ -56,17 +61,17 @@ def build(arch: str, family: str, input_shape, task_classes, params: dict | None
     cls = NETWORKS.get(name)
     params = network_params(cls, name, canonical_params(params))
     try:
-        model = cls(tuple(input_shape), list(task_classes), **params)
+        with torch.random.fork_rng(devices=[]):  # construction draws are replaced just below
+            model = cls(tuple(input_shape), list(task_classes), **params)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ConfigError(f"network {name} cannot be built for input {_shape(input_shape)} with "
                           f"{params or 'its defaults'}: {err}") from err
     check_input_shape(model, name, input_shape)
-    if weight_init:
-        try:
-            apply_weight_init(model, weight_init)
-        except (ZeroDivisionError, ValueError) as err:  # an empty layer: fan-in or fan-out 0
-            raise ConfigError(f"network {name} cannot be initialised with {params or 'its defaults'}: "
-                              f"{err}") from err
+    try:
+        seeded_init(model, weight_init or None, seed)
+    except (ZeroDivisionError, ValueError) as err:  # an empty layer: fan-in or fan-out 0
+        raise ConfigError(f"network {name} cannot be initialised with {params or 'its defaults'}: "
+                          f"{err}") from err
     if hasattr(model, "after_weight_init"):  # e.g. DWA's mask_start biases, which the init zeroes
         model.after_weight_init()
     return model

@@ -13,6 +13,7 @@ from dwa_core.config import Bounds, Size
 from dwa_core.functional.hat import channels_to_units, gate, weight_view
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
+from dwa_core.models.init import stream_seed
 from dwa_core.models.plain import alexnet_kernel_sizes
 
 # Masks below this are set to exactly 0. At large s many masks are ~exp(-s|e|) (down to 1e-45,
@@ -23,6 +24,27 @@ from dwa_core.models.plain import alexnet_kernel_sizes
 NEGLIGIBLE_MASK = 1e-20
 
 
+class TaskEmbedding(nn.Embedding):
+    """(T, units) task embeddings e_t, one row per task. Each row is drawn from its own stream,
+    seeded by one draw from the global stream and the row's index, so task t's embedding is the same
+    whatever the number of tasks T. init: "normal" (N(0, 1), nn.Embedding's) or "uniform02" (U(0, 2),
+    the original code's hat-test network)."""
+
+    def __init__(self, n_tasks: int, units: int, init: str = "normal"):
+        self.init = init  # read by reset_parameters, which nn.Embedding's constructor calls
+        super().__init__(n_tasks, units)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        base = int(torch.randint(0, 2**62, (1,)).item())
+        for t in range(self.num_embeddings):
+            stream = torch.Generator().manual_seed(stream_seed(base, f"task{t}"))
+            if self.init == "uniform02":
+                self.weight[t].uniform_(0.0, 2.0, generator=stream)
+            else:
+                self.weight[t].normal_(0.0, 1.0, generator=stream)
+
+
 class HATNet(nn.Module):
     """Shared parts: `layers` (name -> conv/linear, in order), `emb` (name -> nn.Embedding(T, units)),
     `pre` (name -> (previous gated layer or None, spatial repeat of its mask))."""
@@ -30,10 +52,7 @@ class HATNet(nn.Module):
     def _make_embeddings(self, units: dict, n_tasks: int, embedding_init: str) -> None:
         if embedding_init not in ("normal", "uniform02"):
             raise ValueError(f"embedding_init must be 'normal' or 'uniform02', got {embedding_init!r}")
-        self.emb = nn.ModuleDict({k: nn.Embedding(n_tasks, u) for k, u in units.items()})
-        if embedding_init == "uniform02":  # hat-test's network: U(0, 2)
-            for e in self.emb.values():
-                nn.init.uniform_(e.weight, 0.0, 2.0)
+        self.emb = nn.ModuleDict({k: TaskEmbedding(n_tasks, u, embedding_init) for k, u in units.items()})
 
     def mask(self, name: str, t, s: float) -> torch.Tensor:
         e = self.emb[name].weight[t] if isinstance(t, int) else self.emb[name](t)

@@ -170,9 +170,14 @@ class MaskedLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(out_features))
-        # nn.Linear's default; the original code had none
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.reset_parameters()
         self.impl = check_impl(impl)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """nn.Linear's default weight init (the original code had none); bias 0."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.bias.zero_()
 
     def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
         if self.impl != "reference" and isinstance(mask, RankOneMask):
@@ -191,8 +196,14 @@ class MaskedConv2d(nn.Module):
         self.kernel_size = kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.reset_parameters()
         self.impl = check_impl(impl)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """nn.Conv2d's default weight init; bias 0."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.bias.zero_()
 
     def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
         w = self.weight * mask.materialise()  # (B, out, in, k, k)

@@ -181,12 +181,18 @@ def _run_ray(cfgs, output_dir, workers, threads, address, bar, imports) -> list[
     return [outcomes[i] for i in range(len(cfgs))]
 
 
+SELECT_METRIC = "valid_avg_acc"  # what a search maximises: never a test number
+TEST_METRIC = "avg_acc"  # reported beside it for the chosen point, never selected on
+
+
 def tune_search(base: ExperimentConfig, space: dict, output_dir, *, num_samples: int = 8,
-                algorithm: str = "random", metric: str = "avg_acc", address: str | None = None,
-                workers: int | None = None, threads: int = 1):
+                algorithm: str = "random", address: str | None = None, workers: int | None = None,
+                threads: int = 1):
     """Ray Tune search over `space` (same format as sample_space); algorithm "optuna" uses
-    ray.tune.search.optuna.OptunaSearch. The metric is the final average test accuracy (the
-    protocol has no separate selection metric across tasks). Returns the Tune ResultGrid."""
+    ray.tune.search.optuna.OptunaSearch. Every trial reports SELECT_METRIC, the final average
+    validation accuracy (compare.validation_score: valid_acc[T-1] averaged over the tasks), which
+    the search maximises, and TEST_METRIC, the final average test accuracy, which is only reported
+    (read it for the chosen point: `result.get_best_result().metrics`). Returns the Tune ResultGrid."""
     ray = _import_ray()
     from ray import tune
 
@@ -206,17 +212,19 @@ def tune_search(base: ExperimentConfig, space: dict, output_dir, *, num_samples:
     base_dict = base.to_dict()
 
     def trainable(values):
+        from dwa_core.compare import validation_score
         from dwa_core.results import Results
 
         cfg = ExperimentConfig.from_dict(merge(base_dict, values))
         result = run_one(cfg.to_dict(), out, threads)
         if result["status"] == "failed":
             raise RuntimeError(result["error"])
-        acc = Results.load(Path(result["run_dir"]) / RESULTS).acc_matrix()
-        tune.report({metric: metrics.average_accuracy(acc)})
+        results = Results.load(Path(result["run_dir"]) / RESULTS)
+        tune.report({SELECT_METRIC: validation_score(results),
+                     TEST_METRIC: metrics.average_accuracy(results.acc_matrix())})
 
     tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), param_space=param_space,
-                       tune_config=tune.TuneConfig(metric=metric, mode="max", num_samples=num_samples,
+                       tune_config=tune.TuneConfig(metric=SELECT_METRIC, mode="max", num_samples=num_samples,
                                                    search_alg=search_alg),
                        run_config=tune.RunConfig(storage_path=str(Path(out) / "tune")))
     return tuner.fit()

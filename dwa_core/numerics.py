@@ -1,0 +1,128 @@
+"""The identity of the code that computes a run's numbers: an explicit numerics `VERSION`, guarded by
+a digest of the numerically relevant source files.
+
+Every run records `identity()` (results.json `numerics`), `ExperimentConfig.key()` includes
+`VERSION` (so a run of other numerics lives in another folder), a finished run or a checkpoint of
+other numerics is never reused (`runs.is_finished`, `experiment._restore`), aggregation skips such
+runs with a warning, and the comparison data files (tables/*.json) record the version they were
+computed with (`compare --from-data` warns when it is not the code's).
+
+Why an explicit version guarded by a digest, rather than the raw digest as the identity: a raw hash
+of the sources would invalidate every finished run on any edit of those files, even a pure refactor
+whose numbers were verified identical, and people would learn to work around it. Here the digest
+only forces a decision: `tests/test_numerics.py` fails when the sources differ from
+`SOURCE_DIGEST`; whoever changed them bumps `VERSION` when numbers can change (every run is then
+recomputed) and, in either case, sets `SOURCE_DIGEST` to the new digest (`python -m
+dwa_core.numerics` prints it). Python files are hashed from their syntax tree (`ast`, docstrings
+removed, written back with `ast.unparse`), so comments, docstrings and formatting do not count at
+all; other sources (the C kernel) are hashed as text.
+
+Only `VERSION` decides whether two runs have the same numerics; the package version is recorded
+beside it for the reader (a release that leaves the numerics alone does not invalidate runs).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import sys
+from pathlib import Path
+
+VERSION = 2
+SOURCE_DIGEST = "3b5e8ec14764678ef9e333666203e10ecb3fff07a1fc2260f79d5d3d8945bbfc"
+
+PACKAGE = Path(__file__).resolve().parent
+# What computes the numbers: the approaches and their maths, the networks (kernels included), the
+# data, the curriculum, the task loop, the metrics, and the config (its defaults change numbers).
+SOURCES = ("approaches", "functional", "models", "data", "curriculum.py", "experiment.py", "metrics.py",
+           "config.py")
+TEXT_SUFFIXES = (".c", ".h", ".cpp", ".cu")
+
+
+def identity() -> dict:
+    """What a run records: {"version": VERSION, "package": dwa_core.__version__}."""
+    from dwa_core import __version__
+
+    return {"version": VERSION, "package": __version__}
+
+
+def mismatch(recorded: dict | None) -> str | None:
+    """None when `recorded` (a results' or data file's `numerics`, None or {} when it has none) has
+    this code's VERSION, else what changed as one phrase: "numerics version 1 -> 2" (or "unknown -> 2")."""
+    version = (recorded or {}).get("version")
+    if version == VERSION:
+        return None
+    return f"numerics version {'unknown' if version is None else version} -> {VERSION}"
+
+
+def source_files(root: Path = PACKAGE) -> list[Path]:
+    """The numerically relevant files under the package folder `root`, sorted by relative path:
+    every .py (and C/CUDA source) of SOURCES' folders, and SOURCES' single files."""
+    files = []
+    for name in SOURCES:
+        path = root / name
+        if path.is_dir():
+            files += [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                      and (p.suffix == ".py" or p.suffix in TEXT_SUFFIXES)]
+        elif path.is_file():
+            files.append(path)
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def normalized_source(path: Path) -> str:
+    """The text that counts in one file: for Python, the syntax tree without docstrings written back
+    by ast.unparse (comments and formatting gone); for other sources, the text with "\\n" line ends.
+    Raises SyntaxError for a Python file that does not parse."""
+    text = Path(path).read_text(encoding="utf-8")
+    if Path(path).suffix != ".py":
+        return text.replace("\r\n", "\n")
+    tree = ast.parse(text, filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def source_digest(root: Path = PACKAGE) -> str:
+    """SHA-256 (hex) over every source_files(root) entry: its relative path and normalized_source."""
+    digest = hashlib.sha256()
+    for path in source_files(root):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(normalized_source(path).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def stale_data_files(root: Path = PACKAGE.parent) -> list[str]:
+    """The committed data files that do not record this code's numerics, one line each ("path:
+    numerics version 1 -> 2"): every tables/*.json, and every figures/*.json sidecar that carries a
+    config (the summary files carry none)."""
+    import json
+
+    stale = []
+    paths = sorted((root / "tables").glob("*.json")) + sorted((root / "figures").glob("*.json"))
+    for path in paths:
+        data = json.loads(path.read_text())
+        if path.parent.name == "figures" and not (isinstance(data, dict) and "config" in data):
+            continue
+        problem = mismatch(data.get("numerics") if isinstance(data, dict) else None)
+        if problem:
+            stale.append(f"{path.relative_to(root).as_posix()}: {problem}")
+    return stale
+
+
+def main() -> int:
+    """`python -m dwa_core.numerics`: print the digest of the current sources (and whether it is
+    SOURCE_DIGEST)."""
+    current = source_digest()
+    print(current)
+    if current != SOURCE_DIGEST:
+        print(f"differs from numerics.SOURCE_DIGEST ({SOURCE_DIGEST}); numerics.VERSION is {VERSION}",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""Run identity includes the code (dwa_core.numerics): the digest guard, results record their
+numerics, a run or checkpoint of other numerics is never reused, aggregation never mixes them, and
+`compare --from-data` says when its data file is older than the code."""
+
+import json
+import logging
+import shutil
+
+import pytest
+
+import dwa_core
+from dwa_core import aggregate, compare, numerics, runs
+from dwa_core.cli import main
+from dwa_core.experiment import CheckpointError, run_experiment
+from dwa_core.results import Results
+from dwa_core.sweep import run_one
+
+
+def test_numerically_relevant_sources_match_the_recorded_digest():
+    current = numerics.source_digest()
+    assert current == numerics.SOURCE_DIGEST, (
+        "the numerically relevant sources changed (dwa_core.numerics.SOURCES); if numbers can change, "
+        f"bump numerics.VERSION (now {numerics.VERSION}); then set SOURCE_DIGEST = '{current}'")
+
+
+def test_digest_counts_code_not_docstrings_comments_or_formatting(tmp_path):
+    (tmp_path / "models" / "kernels").mkdir(parents=True)
+    (tmp_path / "metrics.py").write_text('"""Metrics."""\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    (tmp_path / "models" / "kernels" / "k.c").write_text("int f(int x) { return x + 1; }\n")
+    (tmp_path / "widgets.py").write_text("X = 1\n")  # not numerically relevant
+    before = numerics.source_digest(tmp_path)
+    (tmp_path / "metrics.py").write_text('"""Other words."""\ndef f(x):  # a comment\n    return (x+1)\n')
+    (tmp_path / "widgets.py").write_text("X = 2\n")
+    assert numerics.source_digest(tmp_path) == before
+    (tmp_path / "metrics.py").write_text("def f(x):\n    return x + 2\n")
+    assert numerics.source_digest(tmp_path) != before
+    (tmp_path / "metrics.py").write_text('"""Metrics."""\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    (tmp_path / "models" / "kernels" / "k.c").write_text("int f(int x) { return x + 2; }\n")
+    assert numerics.source_digest(tmp_path) != before
+
+
+def test_the_run_key_includes_the_numerics_version(tiny_cfg, monkeypatch):
+    key = tiny_cfg.key()
+    monkeypatch.setattr(numerics, "VERSION", numerics.VERSION + 1)
+    assert tiny_cfg.key() != key
+
+
+def test_results_record_their_numerics_and_older_files_load_as_unknown(tiny_cfg):
+    cfg = tiny_cfg.replace(max_tasks=1)
+    results = run_experiment(cfg)
+    saved = json.loads((runs.run_dir(cfg) / "results.json").read_text())
+    assert saved["numerics"] == {"version": numerics.VERSION, "package": dwa_core.__version__}
+    del saved["numerics"]
+    old = Results.from_dict(saved)
+    assert old.numerics is None and old.acc == results.acc
+
+
+def test_a_finished_run_is_not_reused_after_a_numerics_change(tiny_cfg, monkeypatch):
+    cfg, out = tiny_cfg.replace(max_tasks=2), tiny_cfg.output_dir
+    assert run_one(cfg.to_dict(), out)["status"] == "trained"
+    assert run_one(cfg.to_dict(), out)["status"] == "cached"
+    old_dir = runs.run_dir(cfg)
+    monkeypatch.setattr(numerics, "VERSION", numerics.VERSION + 1)
+    assert not runs.is_finished(old_dir)  # even a finished results.json of other numerics
+    outcome = run_one(cfg.to_dict(), out)
+    assert outcome["status"] == "trained"
+    assert Results.load(runs.run_dir(cfg) / "results.json").numerics["version"] == numerics.VERSION
+
+
+def test_a_results_file_without_numerics_is_not_finished(tiny_cfg):
+    cfg = tiny_cfg.replace(max_tasks=1)
+    run_experiment(cfg)
+    path = runs.run_dir(cfg) / "results.json"
+    data = json.loads(path.read_text())
+    assert runs.is_finished(path.parent)
+    del data["numerics"]
+    path.write_text(json.dumps(data))
+    assert not runs.is_finished(path.parent)
+
+
+def test_resume_across_a_numerics_change_is_refused_naming_the_versions(tiny_cfg, monkeypatch):
+    cfg = tiny_cfg.replace(max_tasks=2)
+    run_experiment(cfg)
+    old_dir, version = runs.run_dir(cfg), numerics.VERSION
+    monkeypatch.setattr(numerics, "VERSION", version + 1)
+    shutil.move(old_dir, runs.run_dir(cfg))  # its checkpoint now where the new numerics' run resumes
+    with pytest.raises(CheckpointError, match=rf"numerics version {version} -> {version + 1}"):
+        run_experiment(cfg)
+    assert run_experiment(cfg, resume=False).numerics["version"] == version + 1
+
+
+def test_aggregation_skips_runs_of_other_numerics_naming_the_file(tiny_cfg, monkeypatch, caplog):
+    cfg = tiny_cfg.replace(max_tasks=1)
+    run_experiment(cfg)
+    assert len(aggregate.load_results(cfg.output_dir)) == 1
+    monkeypatch.setattr(numerics, "VERSION", numerics.VERSION + 1)
+    with caplog.at_level(logging.WARNING):
+        assert aggregate.load_results(cfg.output_dir) == []
+    assert "results.json" in caplog.text and "other numerics" in caplog.text
+
+
+def _data_file(tmp_path, numerics_entry):
+    data = compare.read_data(sorted(compare.TABLES_DIR.glob("compare-*.json"))[0])
+    data.pop("numerics", None)
+    if numerics_entry is not None:
+        data["numerics"] = numerics_entry
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    return path, data
+
+
+def test_compare_from_data_warns_when_the_file_is_older_than_the_code(tmp_path, capsys):
+    path, data = _data_file(tmp_path, {"version": numerics.VERSION - 1, "package": "0.0.1"})
+    assert main(["compare", "--from-data", str(path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and data["command"] in err[0]
+    assert f"numerics version {numerics.VERSION - 1} -> {numerics.VERSION}" in err[0]
+    path, _ = _data_file(tmp_path, None)  # written before numerics were recorded
+    assert main(["compare", "--from-data", str(path)]) == 0
+    assert f"numerics version unknown -> {numerics.VERSION}" in capsys.readouterr().err
+    path, _ = _data_file(tmp_path, numerics.identity())
+    assert main(["compare", "--from-data", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_stale_data_files_lists_tables_and_figure_sidecars_of_other_numerics(tmp_path):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "tables" / "old.json").write_text(json.dumps({"rows": []}))
+    (tmp_path / "tables" / "new.json").write_text(json.dumps({"numerics": numerics.identity()}))
+    (tmp_path / "figures" / "fig.json").write_text(json.dumps({"config": {}, "command": ""}))
+    (tmp_path / "figures" / "summary.json").write_text(json.dumps({"sgd": {}}))  # carries no config
+    assert numerics.stale_data_files(tmp_path) == [
+        f"tables/old.json: numerics version unknown -> {numerics.VERSION}",
+        f"figures/fig.json: numerics version unknown -> {numerics.VERSION}"]
+
+
+@pytest.mark.skip(reason="tables are regenerated by the lead after the numerics change")
+def test_committed_tables_and_figures_record_the_current_numerics():
+    stale = numerics.stale_data_files()
+    assert stale == [], "regenerate these data files with their commands:\n" + "\n".join(stale)
