@@ -221,7 +221,7 @@ def test_a_bad_comparison_candidate_is_an_error_before_training(tmp_path, no_tra
 
     path = tmp_path / "c.toml"
     path.write_text(SWEEP.replace("references = false\n", "") + 'approach = "ewc"\n'
-                    'grid = { "approach_params.lamb" = [1.0, -1.0] }\n[select]\nfinal_seeds = [0, 1]\n')
+                    'grid = { "approach_params.lamb" = [1.0, -1.0] }\n[select]\nfinal_seeds = [1, 2]\n')
     message = r"c.toml: run split-digits_ewc_0_\w+: approach_params.lamb: must be >= 0"
     with pytest.raises(ConfigError, match=message):
         compare.run_comparison(path, tmp_path / "out")
@@ -319,7 +319,7 @@ def test_an_output_that_cannot_be_written_is_an_error_before_training(argv, mess
                                                                       no_training):
     definition = tmp_path / "c.toml"
     definition.write_text(SWEEP.replace("references = false\n", "") +
-                          'approach = "ewc"\n[select]\nfinal_seeds = [0, 1]\n')
+                          'approach = "ewc"\n[select]\nfinal_seeds = [1, 2]\n')
     names = {"f": a_file, "d": tmp_path, "c": definition}
     code, err = run_cli(capsys, *(a.format(**names) for a in argv))
     assert (code, err) == (2, "error: " + message.format(**names))
