@@ -67,13 +67,14 @@ def _reference_for(run, refs, name: str) -> np.ndarray:
 # ---- loading ---------------------------------------------------------------------------------
 def load_results(output_dir, cfgs=None, problems: list | None = None) -> list:
     """Results of every run directory under output_dir (or only of `cfgs`), unfinished runs too,
-    each read by `experiment.load_run` (results.json, else rebuilt from the run's checkpoint).
-    A run that cannot be read is skipped with a warning and, when `problems` is a list, recorded
-    there as (path, reason): one corrupt run never stops the aggregation of the rest. A run computed
-    by other (or unknown) numerics (dwa_core.numerics) is skipped with a warning naming its file:
-    runs of two versions of the code are never mixed."""
+    each read by `experiment.load_run` (results.json, else rebuilt from the run's checkpoint), its
+    config too (an older format, e.g. a renamed field: rebuilt from the checkpoint when that one
+    reads, see `readable_run`). A run that cannot be read is skipped with a warning and, when
+    `problems` is a list, recorded there as (path, reason): one unreadable run never stops the
+    aggregation of the rest. A run computed by other (or unknown) numerics (dwa_core.numerics) is
+    skipped with a warning naming its file: runs of two versions of the code are never mixed."""
     from dwa_core import numerics
-    from dwa_core.experiment import CHECKPOINT, load_run
+    from dwa_core.experiment import CHECKPOINT
     from dwa_core.results import ResultsError
 
     if cfgs is not None:
@@ -84,7 +85,7 @@ def load_results(output_dir, cfgs=None, problems: list | None = None) -> list:
     out = []
     for where in (d for d in dirs if (d / RESULTS).exists() or (d / CHECKPOINT).exists()):
         try:
-            result = load_run(where)
+            result = readable_run(where)
         except (OSError, ResultsError, ValueError, TypeError, KeyError, IndexError) as err:
             path = where / RESULTS
             log.warning("skipping %s: %s", path, err)
@@ -99,6 +100,36 @@ def load_results(output_dir, cfgs=None, problems: list | None = None) -> list:
     return out
 
 
+def readable_run(where):
+    """`experiment.load_run(where)` whose config this version reads (ExperimentConfig.from_dict);
+    when it does not (results.json of an older format), the results in the run's checkpoint, if
+    their config reads (results.json is then rewritten from them). Raises ResultsError naming the
+    file otherwise."""
+    import contextlib
+
+    from dwa_core.config import ConfigError
+    from dwa_core.experiment import CHECKPOINT, load_checkpoint, load_run
+    from dwa_core.results import Results, ResultsError
+
+    results = load_run(where)
+    try:
+        ExperimentConfig.from_dict(results.config)
+        return results
+    except ConfigError as err:
+        problem = f"{Path(where) / RESULTS}: a config this version cannot read ({err})"
+    if not (Path(where) / CHECKPOINT).is_file():
+        raise ResultsError(f"{problem}, and no {CHECKPOINT} to rebuild it from")
+    try:
+        rebuilt = Results.from_dict(load_checkpoint(Path(where) / CHECKPOINT)["results"])
+        ExperimentConfig.from_dict(rebuilt.config)
+    except ConfigError as err:
+        raise ResultsError(f"{problem}; its {CHECKPOINT} too") from err
+    log.warning("%s; rebuilt from %s", problem, CHECKPOINT)
+    with contextlib.suppress(OSError):
+        rebuilt.save(Path(where) / RESULTS)
+    return rebuilt
+
+
 # ---- per-run metrics -------------------------------------------------------------------------
 def label(config: dict) -> str:
     """approach[name](param=value, ...): what tells runs of one sweep apart, seed excluded."""
@@ -110,11 +141,11 @@ def label(config: dict) -> str:
 
 
 def _identity(result) -> dict:
-    c = result.config
-    cfg = ExperimentConfig.from_dict(c)
-    return {"benchmark": c["benchmark"], "approach": c["approach"], "label": label(c),
+    cfg = ExperimentConfig.from_dict(result.config)
+    c = cfg.to_dict()  # every field, defaults filled in
+    return {"benchmark": cfg.benchmark, "approach": cfg.approach, "label": label(c),
             "variant": cfg.replace(seed=0).key(),  # the config without its seed
-            "name": c.get("name", ""), "seed": c["seed"], "run": cfg.run_name()}
+            "name": cfg.name, "seed": cfg.seed, "run": cfg.run_name()}
 
 
 def valid_average(result) -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dwa_core.config import ConfigError, ExperimentConfig
-from dwa_core.files import load_config_file, set_dotted
+from dwa_core.files import check_output_dir, check_output_file, load_config_file, set_dotted
 from dwa_core.runs import run_dir as run_dir_of
 
 SHORTCUTS = {  # flag -> dotted config field
@@ -67,6 +67,7 @@ def cmd_run(args) -> int:
 
     cfg = config_from_args(args)
     validate(cfg)
+    check_output_dir(cfg.output_dir, "output_dir (--output-dir)")
     bar = None
 
     def on_epoch(t, epoch, row):
@@ -78,9 +79,11 @@ def cmd_run(args) -> int:
         bar.update(1)
         bar.set_postfix(valid_acc=f"{row['valid_acc']:.3f}", lr=f"{row['lr']:.2g}")
 
-    results = run_experiment(cfg, resume=not args.restart, on_epoch=on_epoch)
-    if bar is not None:
-        bar.close()
+    try:
+        results = run_experiment(cfg, resume=not args.restart, on_epoch=on_epoch)
+    finally:  # an error (disk full, ...) is then printed on a line of its own, not on the bar's
+        if bar is not None:
+            bar.close()
     run_dir = run_dir_of(cfg)
     print(f"{cfg.approach} on {cfg.benchmark} (seed {cfg.seed}): accuracy acc[t, u] after task t on task u")
     print(format_matrix(results.acc_matrix(), results.task_names))
@@ -136,6 +139,7 @@ def cmd_sweep(args) -> int:
 
     d = load_definition(args.definition)
     out = Path(args.output_dir or d.output_dir)
+    check_output_dir(out, "--output-dir" if args.output_dir else f"{args.definition} [sweep] output_dir")
     if args.dry_run:
         print("\n".join(c.run_name() for c in d.configs) + f"\n{len(d.configs)} runs -> {out}")
         return 0
@@ -213,9 +217,13 @@ def cmd_compare(args) -> int:
     else:
         name = Path(compare.find_definition(args.definition)).stem
         command = "python -m dwa_core compare " + " ".join(args.argv)
+        path = Path(args.data or compare.TABLES_DIR / f"{name}.json")
+        check_output_dir(args.output_dir, "--output-dir")  # every output, before anything trains
+        check_output_file(path, "--data")
+        if args.readme:
+            compare.check_readme(args.readme, compare.load_comparison(args.definition).name)
         data = compare.run_comparison(args.definition, args.output_dir, workers=args.workers,
                                       threads=args.threads, train=not args.no_train, command=command.strip())
-        path = Path(args.data or compare.TABLES_DIR / f"{name}.json")
         compare.write_data(data, path)
         print(f"data written to {path}")
     print(compare.markdown(data))
@@ -234,6 +242,9 @@ def cmd_figures(args) -> int:
     matplotlib.use("Agg")  # the command only writes files (dwa_core.plots leaves the backend alone)
     from dwa_core.figures import make_figures
 
+    check_output_dir(args.out, "--out")  # before any training
+    if args.results_dir:
+        check_output_dir(args.results_dir, "--results-dir")
     start = time.perf_counter()
     command = "python -m dwa_core.figures " + " ".join(args.argv)
     result = make_figures(args.profile, args.out, args.results_dir, command.strip(), device=args.device,

@@ -31,7 +31,8 @@ from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_m
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import load_config_file
 from dwa_core.results import Results, atomic_write
-from dwa_core.sweep.define import check_definition, find_definition, variant_configs, with_references
+from dwa_core.sweep.define import (check_configs, check_definition, find_definition, variant_configs,
+                                   with_references)
 
 SELECT_KEYS = ("final_seeds", "allow_overlap")
 SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
@@ -96,6 +97,7 @@ def load_comparison(name_or_path) -> Comparison:
         if label in rows:
             raise ConfigError(f"{path}: two rows are labelled {label!r}; give one a `name`")
         cfgs = variant_configs(base, variant, None, seeds)
+        check_configs(cfgs, path)  # every candidate, before anything trains
         rows[label] = Row(label, cfgs[0].approach, cfgs)
     return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds,
                       allow_overlap)
@@ -266,11 +268,66 @@ def write_data(data: dict, path) -> Path:
 
 
 def read_data(path) -> dict:
-    """A data file written by write_data; errors name the path."""
+    """A data file written by write_data, its shape checked (check_data); errors name the path."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: cannot read comparison data ({err})") from err
+    check_data(data, path)
+    return data
+
+
+_STAT = {"mean": float, "ci95": float}
+# The metrics every data file has (agnostic_acc and task_inference came later: markdown shows n/a).
+_TEST = {m: _STAT for m in ("avg_acc", "bwt", "forgetting", "rho")}
+# What markdown() and update_readme() read from a data file: {key: shape}; a list holds rows of one
+# shape; float: a number (NaN allowed); None: any value.
+DATA_SHAPE = {
+    "name": str, "definition": str,
+    "protocol": {"benchmark": str, "benchmark_params": dict, "network_params": dict, "weight_init": str,
+                 "train": {k: None for k in ("epochs", "batch_size", "lr", "lr_factor", "lr_patience",
+                                             "clip_grad")}},
+    "selection": {"rule": str, "seeds": list},
+    "rows": [{"label": str, "candidates": [{"params": dict, "valid_score": float}], "chosen": dict,
+              "seeds": list, "test": _TEST}],
+    "cpu_seconds": {"total": float},
+}
+
+
+def check_data(data, path) -> None:
+    """Raise ConfigError naming the file and the first key (dotted, rows indexed) that is missing or
+    of the wrong kind in comparison data (DATA_SHAPE; `references`, when present, as a row's test)."""
+    problem = _shape_problem(data, DATA_SHAPE, "")
+    references = data.get("references", {}) if isinstance(data, dict) else {}
+    if problem is None:
+        problem = _shape_problem(references, {k: _TEST for k in references}, "references") \
+            if isinstance(references, dict) else "references: must be a table"
+    if problem:
+        raise ConfigError(f"{path}: not complete comparison data (compare.write_data): {problem}")
+
+
+def _shape_problem(value, shape, where: str) -> str | None:
+    if shape is None:
+        return None
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where or 'the file'}: must be a table, got {type(value).__name__}"
+        for key, inner in shape.items():
+            if key not in value:
+                return f"{where + '.' if where else ''}{key}: missing"
+            problem = _shape_problem(value[key], inner, f"{where + '.' if where else ''}{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list) or not value:
+            return f"{where}: must be a non-empty list"
+        problems = (_shape_problem(v, shape[0], f"{where}[{i}]") for i, v in enumerate(value))
+        return next((p for p in problems if p), None)
+    kinds = (int, float) if shape is float else shape
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        return f"{where}: must be {'a number' if shape is float else 'a ' + shape.__name__}, got {value!r}"
+    return None
 
 
 def stale_warning(data: dict, path) -> str | None:
@@ -376,6 +433,22 @@ def retention_order(data: dict, order=("joint", "hat", "ewc", "sgd"), metric: st
 
 
 MARK = "<!-- comparison:{name} {edge} -->"
+
+
+def check_readme(readme, name: str) -> None:
+    """Raise ConfigError unless `readme` is a writable file holding the block of comparison `name`
+    (what update_readme will fill): checked before anything trains."""
+    from dwa_core.files import check_output_file
+
+    check_output_file(readme, "--readme")
+    try:
+        text = Path(readme).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise ConfigError(f"--readme: {readme} cannot be read ({reason})") from err
+    start, end = (MARK.format(name=name, edge=e) for e in ("start", "end"))
+    if start not in text or end not in text:
+        raise ConfigError(f"--readme: {readme}: no {start} ... {end} block to fill")
 
 
 def update_readme(data: dict, readme) -> bool:

@@ -13,7 +13,7 @@ import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 
 class ConfigError(ValueError):
@@ -26,9 +26,19 @@ def check(condition: bool, field_name: str, allowed: str, value: Any) -> None:
         raise ConfigError(f"{field_name}: must be {allowed}, got {value!r}")
 
 
+def check_path_component(value: str, field_name: str) -> None:
+    """A user-given name that becomes part of a file or folder name (a run's `name`, a sweep's
+    name) must be one path component: no '/', '\\' or NUL, no control character, not '.' or '..'
+    (so that it can never write outside its folder). Raises ConfigError."""
+    bad = (any(c in value for c in "/\\\0") or any(ord(c) < 32 for c in value) or value in (".", ".."))
+    check(not bad, field_name, "one folder-name component (no '/', '\\', '..' or control characters)",
+          value)
+
+
 def check_literals(obj: Any, owner: str) -> None:
     """Check every Literal[...]-typed field of the dataclass `obj` against its Literal's values
-    (so the set of allowed values is written once, in the annotation). Raises ConfigError."""
+    (so the set of allowed values is written once, in the annotation). Raises ConfigError.
+    `coerce_fields` does this too, with every other type, and is what the dataclasses call."""
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         if typing.get_origin(hints[f.name]) is Literal:
@@ -37,18 +47,61 @@ def check_literals(obj: Any, owner: str) -> None:
                   getattr(obj, f.name))
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The interval a number must lie in, written in its annotation so that it is declared once:
+    `Annotated[int, Bounds(1)]` is >= 1, `Annotated[float, Bounds(0, 1, high_open=True)]` is in
+    [0, 1). `_coerce` checks it after typing the value (a ConfigError naming the field)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def allows(self, value) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'<' if self.high_open else '<='} {self.high:g}" if self.high is not None else "any"
+
+
+# Bounded types of network sizes and rates (models/*: the constructors' keyword options).
+Size = Annotated[int, Bounds(1)]  # a number of units, channels, layers or modules
+DropRate = Annotated[float, Bounds(0, 1, high_open=True)]  # a dropout probability
+PositiveFloat = Annotated[float, Bounds(0, low_open=True)]
+
+
 def _coerce(value: Any, annotation: Any, name: str) -> Any:
-    """Coerce strings from the CLI / JSON lists into the annotated type (bool, int, float, tuple)."""
+    """Coerce strings from the CLI / JSON lists into the annotated type (bool, int, float, tuple),
+    then check an `Annotated[..., Bounds(...)]` annotation's interval."""
     if isinstance(annotation, str):
         annotation = eval(annotation, vars(typing) | {"Literal": Literal})  # noqa: S307 (own annotations)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is Annotated:
+        value = _coerce(value, args[0], name)
+        for bounds in (a for a in args[1:] if isinstance(a, Bounds)):
+            check(bounds.allows(value), name, f"{'an integer' if args[0] is int else 'a number'} {bounds}",
+                  value)
+        return value
     if origin in (typing.Union, types.UnionType):
         # A dataclass with its own `coerce` (Curriculum: a string "linear:100:0.2", a dict, "none")
         # reads every form itself, None included.
         own = [a for a in args if dataclasses.is_dataclass(a) and hasattr(a, "coerce")]
         if own:
-            return own[0].coerce(value)
+            try:
+                return own[0].coerce(value)
+            except ConfigError as err:  # "curriculum: expected ..." -> "approach_params.curriculum: ..."
+                short = name.rsplit(".", 1)[-1]
+                text = str(err).removeprefix(f"{short}: ")
+                raise ConfigError(f"{name}: {text}") from None
         if value is None and type(None) in args:
             return None
         errors = []
@@ -109,14 +162,16 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
 
 @functools.cache
 def _hints(cls: type) -> dict:
-    return typing.get_type_hints(cls)
+    return typing.get_type_hints(cls, include_extras=True)
 
 
 def coerce_fields(obj, owner: str = "") -> None:
     """Coerce every field of the frozen dataclass `obj` to its declared type, or raise a
     ConfigError naming it: the one place where config values are typed ("3" -> 3 for an int,
-    2.5 or True for an int rejected, inf rejected for a float, a dict for a nested dataclass).
-    Call it first in `__post_init__`."""
+    2.5 or True for an int rejected, inf rejected for a float, a Literal's values only, "zz" for a
+    bool rejected, a dict for a nested dataclass). Every config and hyper-parameter dataclass
+    (TrainConfig, ExperimentConfig, each approach's and benchmark's Params) calls it first in
+    `__post_init__`, so a field added later is checked too; range checks follow it."""
     hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
@@ -221,6 +276,7 @@ class ExperimentConfig:
               "device", "'auto', 'cpu', 'cuda', 'cuda:N' (N >= 0) or 'mps'", self.device)
         check(self.max_tasks is None or self.max_tasks >= 1, "max_tasks", "None or >= 1",
               self.max_tasks)
+        check_path_component(self.name, "name")
         for name in ("approach_params", "benchmark_params", "network_params"):
             check(isinstance(getattr(self, name), dict), name, "a dict", getattr(self, name))
         from dwa_core.models.init import parse_weight_init  # validates the scheme string

@@ -296,6 +296,21 @@ def save_diagnosis(path, frames: dict, command: str = "") -> Path:
     return atomic_write(path, f'{{{head},\n"rows": [\n{lines}\n]}}\n'.encode())
 
 
+ROW_COLUMNS = ("label", "run", "t", "u", "layer", *(c for c in SUMMARY if c != "forgetting"))
+
+
+def check_rows(rows, path) -> None:
+    """Raise DiagnosisError naming the file and the first row that is not a table of ROW_COLUMNS
+    (what summarise and the figures read)."""
+    if not isinstance(rows, list) or not rows:
+        raise DiagnosisError(f"{path}: not a diagnosis data file (rows: must be a non-empty list)")
+    for i, row in enumerate(rows):
+        missing = [c for c in ROW_COLUMNS if c not in row] if isinstance(row, dict) else None
+        if missing is None or missing:
+            problem = "must be a table" if missing is None else f"missing {', '.join(missing)}"
+            raise DiagnosisError(f"{path}: not a diagnosis data file (rows[{i}]: {problem})")
+
+
 def load_diagnosis(path) -> dict:
     """{label: frame} of a file written by save_diagnosis; DiagnosisError naming a bad file."""
     import pandas as pd
@@ -304,6 +319,7 @@ def load_diagnosis(path) -> dict:
         rows = json.loads(Path(path).read_text())["rows"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DiagnosisError(f"{path}: not a diagnosis data file ({type(err).__name__}: {err})") from err
+    check_rows(rows, path)
     frame = pd.DataFrame(rows)
     return {label: f.drop(columns="label").reset_index(drop=True)
             for label, f in frame.groupby("label", sort=False)}
@@ -365,7 +381,10 @@ def main(argv=None) -> int:
         return 2
     import pandas as pd
 
+    from dwa_core.files import check_output_file
+
     try:
+        check_output_file(args.output, "--output")  # before any work
         configs = [_checked_config(d) for d in args.run_dirs]  # every run checked before any work
         labels = args.label or ablation_labels([c.get("approach_params", {}) for c in configs])
         frames: dict = {}

@@ -16,7 +16,7 @@ import torch
 
 from dwa_core import approaches, data, models, runs
 from dwa_core.config import ConfigError, ExperimentConfig, build_params
-from dwa_core.results import Results, ResultsError, WriteError, atomic_write
+from dwa_core.results import Results, ResultsError, WriteError, atomic_write, remove_stale_temporaries
 
 try:
     import fcntl
@@ -86,6 +86,7 @@ def validate(cfg: ExperimentConfig) -> Plan:
         if arch not in models.ARCHITECTURES or name not in models.NETWORKS:
             raise ConfigError(f"network: {cfg.approach!r} needs a {approach_cls.family!r} network; "
                               f"{arch!r} has none (networks: {', '.join(models.NETWORKS.names())})")
+    models.check_network_params(arch, approach_cls.family, cfg.network_params)
     resolve_device(cfg.device)
     data.check_data_dir(cfg.data_dir)
     return Plan(approach_cls, params, arch)
@@ -189,14 +190,20 @@ def record_scores(approach, tasks, t: int, results: Results) -> None:
 
 @contextlib.contextmanager
 def _locked(run_dir: Path) -> Iterator[None]:
-    """Create run_dir and hold an exclusive lock on run_dir/.lock while the run writes there."""
+    """Create run_dir and hold an exclusive lock on run_dir/.lock while the run writes there.
+    Taking the lock removes the temporary files that killed writes left there (a SIGKILL during
+    a checkpoint); a run that wrote nothing (it failed while loading its data or building its
+    model) removes the folder again (and the output folders created for it), so no empty run folder
+    holding only .lock is left behind."""
     lock_path = run_dir / LOCK
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # innermost first
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a")  # noqa: SIM115 (closed below)
     except OSError as err:
         raise WriteError(err.errno, f"output_dir: cannot create {lock_path}: "
                          f"{err.strerror or err}", str(lock_path)) from err
+    held = False
     try:
         if fcntl is not None:
             try:
@@ -204,8 +211,16 @@ def _locked(run_dir: Path) -> Iterator[None]:
             except BlockingIOError:
                 raise RunDirInUseError(f"{run_dir} is in use by another run (it holds {lock_path}); "
                                        f"wait for it to finish or use another output_dir") from None
+        held = True
+        for tmp in remove_stale_temporaries(run_dir):
+            log.info("removed %s, left by a killed write", tmp)
         yield
     finally:
+        if held and [p.name for p in run_dir.iterdir()] == [LOCK]:  # nothing written: no folder
+            with contextlib.suppress(OSError):  # stops at the first folder that is not empty
+                lock_path.unlink()
+                for folder in dict.fromkeys([run_dir, *created]):
+                    folder.rmdir()
         handle.close()  # releases the lock
 
 

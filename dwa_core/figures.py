@@ -111,8 +111,14 @@ def summary(runs: dict, random, joint) -> dict:
 def make_figures(profile: str, out_dir="figures", results_dir=None, command: str = "", seeds=None,
                  device: str = "cpu", data_dir=None) -> dict:
     """Train (or reload) the runs and write Fig. 5, Fig. 6, HAT rho and the heat maps; returns
-    the summary dict (also written as out_dir/summary_<profile>.json)."""
+    the summary dict (also written as out_dir/summary_<profile>.json). An out_dir or results_dir
+    that cannot be written is a ConfigError before anything trains."""
+    from dwa_core.files import check_output_dir
+
     out_dir = Path(out_dir)
+    check_output_dir(out_dir, "out_dir")
+    if results_dir is not None:
+        check_output_dir(results_dir, "results_dir")
     names = available(PAPER_APPROACHES) or ["sgd"]
     runs = run_suite(profile, names + ["random", "joint"], seeds, results_dir, device, data_dir)
     random, joint = runs.pop("random"), runs.pop("joint")

@@ -1,11 +1,13 @@
 """Configuration files and dotted keys: the one place that reads a TOML/JSON file of settings
 (presets, sweep definitions, `--preset` files) and the one place that writes "train.lr" = value
-into a nested dict of settings."""
+into a nested dict of settings; and the checks of output paths that every entry point makes before
+any work (check_output_dir, check_output_file)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import tomllib
@@ -57,3 +59,31 @@ def merge(values: dict, overrides: dict) -> dict:
         else:
             set_dotted(out, key, copy.deepcopy(value))
     return out
+
+
+def check_output_dir(path, what: str) -> None:
+    """Raise ConfigError, naming `what` (the option, e.g. "--out") and the path, unless `path` is a
+    writable folder or can be created as one: not when it, or a parent on the way, is a file, nor
+    when the nearest existing folder is not writable. Nothing is created."""
+    path = Path(path).expanduser()
+    existing = next((p for p in (path, *path.parents) if p.exists() or p.is_symlink()), Path("."))
+    if not existing.is_dir():
+        where = "" if existing == path else f" cannot be created: {existing}"
+        raise ConfigError(f"{what}: {path}{where} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" cannot be created: {existing}"
+        raise ConfigError(f"{what}: {path}{where} is not writable (permission denied)")
+
+
+def check_output_file(path, what: str) -> None:
+    """Raise ConfigError, naming `what` and the path, unless `path` can be written as a file: not a
+    folder, not a read-only file, and in a folder that exists or can be created."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{what}: {path} is a folder, not a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{what}: {path} is not writable (permission denied)")
+    try:
+        check_output_dir(path.parent, what)
+    except ConfigError as err:
+        raise ConfigError(f"{what}: {path} cannot be written: {str(err).removeprefix(what + ': ')}") from None

@@ -46,6 +46,29 @@ def atomic_write(path, data: bytes) -> Path:
     return path
 
 
+def remove_stale_temporaries(folder) -> list[Path]:
+    """Remove the temporary files of `atomic_write` (`<name>.<pid>.tmp`) in `folder` that a killed
+    write left behind: those of a process that no longer runs, or of this process (which writes
+    none there when it calls this, holding the folder's lock). Returns the paths removed."""
+    removed = []
+    for tmp in Path(folder).glob("*.tmp"):
+        pid = tmp.suffixes[-2][1:] if len(tmp.suffixes) >= 2 else ""
+        if tmp.is_file() and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True
+
+
 def numerics_identity() -> dict:
     """dwa_core.numerics.identity(), imported when called (so `python -m dwa_core.numerics` runs
     without the package having imported it first)."""

@@ -237,8 +237,55 @@ def check_parameters(profile, seeds, device="cpu", data_dir=None, results_dir=No
     for name, value in (("data_dir", data_dir), ("results_dir", results_dir)):
         if value is not None and not isinstance(value, (str, Path)):
             raise ParameterError(f"{name}: must be None or a path; got {value!r}")
+    if results_dir is not None:  # where the runs are saved: checked before any of them trains
+        from dwa_core.files import check_output_dir
+
+        try:
+            check_output_dir(results_dir, "results_dir")
+        except ValueError as err:
+            raise ParameterError(str(err)) from None
+    unknown = unknown_injected_parameters()
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {', '.join(unknown)} (papermill -p); this notebook's: "
+                             f"{', '.join(_assigned(_parameters_cells()[0]))}")
     check_checkout()
     return profile, list(seeds)
+
+
+PAPERMILL_HEADER = "# Parameters\n"  # the first line of the cell papermill injects after the tagged one
+
+
+def _parameters_cells() -> tuple[str, str] | tuple[()]:
+    """(the notebook's parameters cell, the cell papermill injected after it) from the sources the
+    IPython kernel has run; () outside IPython or without an injected cell."""
+    try:
+        history = get_ipython().user_ns.get("In", [])  # noqa: F821 (defined inside IPython)
+    except NameError:
+        return ()
+    injected = [i for i, text in enumerate(history) if i > 0 and text.startswith(PAPERMILL_HEADER)]
+    return (history[injected[-1] - 1], history[injected[-1]]) if injected else ()
+
+
+def _assigned(source: str) -> list[str]:
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    return [t.id for t in targets if isinstance(t, ast.Name)]
+
+
+def unknown_injected_parameters() -> list[str]:
+    """The names papermill injected (`-p NAME VALUE`) that the notebook's parameters cell does not
+    define: papermill only warns about them, and a misspelt one would silently do nothing."""
+    cells = _parameters_cells()
+    if not cells:
+        return []
+    known = set(_assigned(cells[0]))
+    return [name for name in _assigned(cells[1]) if name not in known]
 
 
 def check_checkout(cwd=None) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 from dwa_core import approaches, data, fidelity, metrics, models, numerics, plots
 from dwa_core.config import ExperimentConfig, TrainConfig, build_params
 from dwa_core.experiment import record_scores
+from dwa_core.files import check_output_dir
 from dwa_core.results import Results
 
 PROFILE = "smoke"
@@ -389,6 +390,8 @@ class Explorer:
 
         self.status.value = _line(f"loading {cfg.benchmark} ...")
         plan, device = validate(cfg), resolve_device(cfg.device)
+        if self.results_dir is not None:  # where the run is saved: checked before it trains
+            check_output_dir(self.results_dir, "results_dir")
         bench = data.load_benchmark(cfg, device)
         approach = build_approach(cfg, plan, bench, device)
         n_tasks = len(bench.tasks)

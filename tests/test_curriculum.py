@@ -92,6 +92,6 @@ def test_switches_are_validated_from_their_literal():
 
     hint = typing.get_type_hints(DWAParams)["sparsity_form"]
     assert typing.get_args(hint) == ("paper", "original-code", "binary")
-    message = r"approach_params.sparsity_form: must be paper \| original-code \| binary"
+    message = r"approach_params.sparsity_form: must be one of 'paper', 'original-code', 'binary'"
     with pytest.raises(ConfigError, match=message):
         DWAParams(sparsity_form="bniary")  # direct construction, not only through build_params

@@ -189,6 +189,5 @@ def test_bad_values_are_one_line_errors_with_exit_2(argv, message, tmp_path, cap
 def test_output_dir_that_is_a_file_is_found_before_training(tmp_path, capsys, no_training):
     (tmp_path / "out").write_text("")
     code, err = cli(capsys, "--output-dir", str(tmp_path / "out"), *TINY)
-    assert code == 1 and "\n" not in err
-    assert err.startswith(f"error: output_dir: cannot create {tmp_path / 'out'}/")
-    assert err.endswith("Not a directory")
+    assert code == 2  # bad input (issue 21: every output path is checked before any work)
+    assert err == f"error: output_dir (--output-dir): {tmp_path / 'out'} is a file, not a folder"

@@ -79,6 +79,7 @@ def kernel(tmp_path_factory):
 @pytest.mark.parametrize("name, value, message", [
     ("profile", "bogus", "ParameterError: profile: must be one of 'paper', 'smoke'; got 'bogus'"),
     ("seeds", 3, "ParameterError: seeds: must be a non-empty list of integers >= 0"),
+    ("seed", 3, "ParameterError: unknown parameter(s) seed (papermill -p); this notebook's: profile, seeds,"),
 ])
 def test_bad_parameter_stops_in_one_line(kernel, tmp_path, name, value, message):
     """`papermill -p profile bogus` / `-p seeds 3` stop in the cell after the parameters, with one

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from dwa_core.anchors import AnchorRanking, anchor_rows, anchor_search, positive_anchor
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import check, check_literals
+from dwa_core.config import check, coerce_fields
 from dwa_core.curriculum import ComplexityCache, Curriculum, select
 from dwa_core.functional.dwa import (
     TripletForm,
@@ -69,7 +69,7 @@ class DWAParams:
     stiff_uncapped: bool = False  # True: σ keeps growing past 1 (original code)
 
     def __post_init__(self):
-        check_literals(self, "approach_params")
+        coerce_fields(self, "approach_params.")
         for name in ("lamb_triplet", "lamb_plasticity", "lamb_sparsity", "sparsity_mu", "alpha", "delta"):
             check(getattr(self, name) >= 0, f"approach_params.{name}", ">= 0", getattr(self, name))
         check(self.anchor_samples >= 1 and self.negative_candidates >= 1, "approach_params.anchor_samples",

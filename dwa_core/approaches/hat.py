@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import check
+from dwa_core.config import check, coerce_fields
 from dwa_core.functional.hat import (
     anneal_s,
     compensate_embedding_grad,
@@ -45,6 +45,7 @@ class HATParams:
     thres_emb: float = 6.0  # embeddings are clamped to [-thres_emb, thres_emb] after each step
 
     def __post_init__(self):
+        coerce_fields(self, "approach_params.")
         check(self.c >= 0, "approach_params.c", ">= 0", self.c)
         check(self.s_max >= 1, "approach_params.s_max", ">= 1", self.s_max)
         check(self.thres_cosh > 0, "approach_params.thres_cosh", "> 0", self.thres_cosh)

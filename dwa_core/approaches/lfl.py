@@ -32,7 +32,7 @@ from torch import nn
 
 from dwa_core.approaches import register
 from dwa_core.approaches.lwf import DistillsFromOldModel
-from dwa_core.config import check, check_literals
+from dwa_core.config import check, coerce_fields
 from dwa_core.functional.regularizers import feature_penalty
 
 
@@ -60,7 +60,7 @@ class LFLParams:
     dropout_after_penultimate: bool = False  # the original code's alexnet_lfl had none
 
     def __post_init__(self):
-        check_literals(self, "approach_params")
+        coerce_fields(self, "approach_params.")
         check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import check
+from dwa_core.config import check, coerce_fields
 from dwa_core.functional.regularizers import distillation_ce
 
 
@@ -31,6 +31,7 @@ class LwFParams:
     eps: float = 1e-5  # the original code's smoothing of the student's distribution (eps / n_classes)
 
     def __post_init__(self):
+        coerce_fields(self, "approach_params.")
         check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
         check(self.temperature > 0, "approach_params.temperature", "> 0", self.temperature)
         check(self.eps >= 0, "approach_params.eps", ">= 0", self.eps)

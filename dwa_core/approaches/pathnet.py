@@ -19,7 +19,7 @@ import torch
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import check
+from dwa_core.config import check, coerce_fields
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class PathNetParams:
     paths: int = 2  # P, paths per generation
 
     def __post_init__(self):
+        coerce_fields(self, "approach_params.")
         check(self.generations >= 1, "approach_params.generations", ">= 1", self.generations)
         check(self.paths >= 2, "approach_params.paths", ">= 2", self.paths)
 

@@ -9,12 +9,16 @@ import torch
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
+from dwa_core.config import coerce_fields
 
 
 @dataclass(frozen=True)
 class RandomParams:
     # The original code predicts every earlier task with the *latest* task's labels; True reproduces that.
     latest_task_labels: bool = False
+
+    def __post_init__(self):
+        coerce_fields(self, "approach_params.")
 
 
 @register("random")

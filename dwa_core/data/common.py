@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,7 @@ from dwa_core.config import ConfigError
 from dwa_core.data.types import Split
 
 SHAPES = {"native": None, "1x28x28": (1, 28, 28), "3x32x32": (3, 32, 32)}
+log = logging.getLogger(__name__)
 
 
 def seeded_order(n: int, seed: int) -> np.ndarray:
@@ -30,14 +33,28 @@ def validation_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     return Split(split.x[train], split.y[train]), Split(split.x[valid], split.y[valid])
 
 
+_CAPPED: set = set()  # the per_class values already reported
+
+
+def _say_capped(per_class: int, smallest: int) -> None:
+    if per_class not in _CAPPED:
+        _CAPPED.add(per_class)
+        log.warning("benchmark_params.per_class=%d is more than some classes have (e.g. %d samples): "
+                    "those classes keep all of theirs", per_class, smallest)
+
+
 def subsample_per_class(split: Split, per_class: int | None, seed: int) -> Split:
-    """Keep at most `per_class` samples of every class (seeded), in their original order."""
+    """Keep at most `per_class` samples of every class (seeded), in their original order. A
+    per_class above what a class has keeps all of that class, and says so once (a warning)."""
     if per_class is None:
         return split
     if per_class < 1:
         raise ConfigError(f"per_class: must be None or >= 1, got {per_class!r}")
     rng = np.random.RandomState(seed)
     y = split.y.cpu().numpy()
+    smallest = int(np.bincount(y)[np.unique(y)].min()) if len(y) else 0
+    if per_class > smallest:
+        _say_capped(per_class, smallest)
     keep = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)])
     keep = torch.from_numpy(np.sort(keep))
     return Split(split.x[keep], split.y[keep])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dwa_core.config import check
+from dwa_core.config import check, coerce_fields
 from dwa_core.data.common import SHAPES, seeded_order, subsample_per_class, to_shape, validation_split
 from dwa_core.data.registry import register_benchmark
 from dwa_core.data.types import Benchmark, Split, Task
@@ -41,6 +41,9 @@ class DigitsParams:
     n_tasks: int = 5
 
     def __post_init__(self):
+        coerce_fields(self, "benchmark_params.")
+        check(self.per_class is None or self.per_class >= 1, "benchmark_params.per_class", "None or >= 1",
+              self.per_class)
         check(self.shape in SHAPES, "benchmark_params.shape", f"one of {', '.join(SHAPES)}", self.shape)
         check(0 < self.valid_fraction < 1, "benchmark_params.valid_fraction", "in (0, 1)",
               self.valid_fraction)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dwa_core.config import check
+from dwa_core.config import check, coerce_fields
 from dwa_core.data import sources
 from dwa_core.data.common import seeded_order, subsample_per_class, validation_split
 from dwa_core.data.registry import register_benchmark
@@ -48,6 +48,8 @@ def select(x, y, classes, offset) -> Split:
 
 
 def check_common(params) -> None:
+    """Type every field (coerce_fields), then the fields every benchmark has."""
+    coerce_fields(params, "benchmark_params.")
     check(params.per_class is None or params.per_class >= 1, "benchmark_params.per_class",
           "None or >= 1", params.per_class)
     check(0 < params.valid_fraction < 1, "benchmark_params.valid_fraction", "in (0, 1)",
@@ -114,6 +116,8 @@ class CifarParams:
 def cifar(params: CifarParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
     """5 two-class CIFAR-10 tasks + 5 twenty-class CIFAR-100 tasks in seeded order, AlexNet
     (docs/original-code.md#benchmarks)."""
+    if not download:
+        sources.check_present(("cifar10", "cifar100"), data_dir)
     sets = {"cifar10": sources.cifar10(data_dir, download), "cifar100": sources.cifar100(data_dir, download)}
     norm = sources.NORMALISATION["cifar10"]
     tasks, order = [], [int(n) for n in seeded_order(10, seed)]
@@ -149,6 +153,8 @@ def mixture(params: MixtureParams, seed: int = 0, data_dir=None, download=False)
     Seed 0 order: facescrub, mnist, cifar100, not_mnist, svhn, cifar10, traffic_signs, fashion_mnist."""
     order = list(range(len(MIXTURE))) if params.fixed_order else seeded_order(len(MIXTURE), seed)
     order = [int(i) for i in order]
+    if not download:
+        sources.check_present([MIXTURE[i] for i in order], data_dir)
     tasks = []
     for idx in order:
         name = MIXTURE[idx]

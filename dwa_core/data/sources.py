@@ -135,6 +135,23 @@ def find(name: str, data_dir=None, download: bool = False) -> Path:
                                f"{LAYOUTS[name].how}")
 
 
+def check_present(names, data_dir=None) -> None:
+    """Raise one DatasetNotFoundError naming every dataset of `names` that `find` cannot find, each
+    with the folders searched and how to get it: a benchmark of several datasets (mixture, cifar)
+    reports all that are missing at once, not one per attempt."""
+    missing = []
+    for name in names:
+        try:
+            find(name, data_dir)
+        except DatasetNotFoundError as err:
+            missing.append(err.template)
+    if len(missing) > 1:
+        head = f"{len(missing)} of {len(names)} datasets not found:\n"
+        raise DatasetNotFoundError(head + "\n".join(missing))
+    if missing:
+        raise DatasetNotFoundError(missing[0])
+
+
 def _download(name: str, root: Path) -> Path:
     import torchvision.datasets as tvd
 

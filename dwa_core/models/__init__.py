@@ -67,26 +67,69 @@ def build(arch: str, family: str, input_shape, task_classes, params: dict | None
         raise ConfigError(f"network {name} cannot be built for input {_shape(input_shape)} with "
                           f"{params or 'its defaults'}: {err}") from err
     check_input_shape(model, name, input_shape)
-    seeded_init(model, weight_init or None, seed)
+    try:
+        seeded_init(model, weight_init or None, seed)
+    except (ZeroDivisionError, ValueError) as err:  # an empty layer: fan-in or fan-out 0
+        raise ConfigError(f"network {name} cannot be initialised with {params or 'its defaults'}: "
+                          f"{err}") from err
     if hasattr(model, "after_weight_init"):  # e.g. DWA's mask_start biases, which the init zeroes
         model.after_weight_init()
     return model
 
 
 def network_params(cls: type, name: str, params: dict | None) -> dict:
-    """`params` checked against the keyword arguments of `cls`'s constructor and coerced to their
-    annotated types ("800" -> 800); an unknown key or a wrong type is a ConfigError."""
-    signature = inspect.signature(cls.__init__)
-    hints = typing.get_type_hints(cls.__init__)
-    valid = [p for p in list(signature.parameters)[3:]
-             if signature.parameters[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                 inspect.Parameter.KEYWORD_ONLY)]
+    """`params` checked against the keyword options of `cls`'s constructor (and of the base
+    constructors its **kwargs reach), coerced to their annotated types ("800" -> 800) and checked
+    against their bounds (`Size`: >= 1, ...); an unknown key, a wrong type or a value out of bounds
+    is a ConfigError."""
+    options = constructor_options(cls)
     params = dict(params or {})
-    unknown = sorted(set(params) - set(valid))
-    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
-        raise ConfigError(f"network_params ({name}): unknown {', '.join(unknown)}; valid: {', '.join(valid)}")
-    return {k: _coerce(v, hints[k], f"network_params ({name}).{k}") if k in hints else v
-            for k, v in params.items()}
+    unknown = sorted(set(params) - set(options))
+    if unknown:
+        raise ConfigError(f"network_params ({name}): unknown {', '.join(unknown)}; "
+                          f"valid: {', '.join(options)}")
+    return {k: _coerce(v, options[k], f"network_params ({name}).{k}") for k, v in params.items()}
+
+
+def check_network_params(arch: str, family: str, params: dict | None) -> None:
+    """network_params checked before any data is loaded: against the `family` variant of `arch`, or,
+    for arch "auto" (the benchmark decides), of every architecture that has one: a key no variant
+    knows, or a value that every variant knowing the key rejects (type, bounds), is a ConfigError
+    (naming the first variant's reason)."""
+    params = canonical_params(params)
+    names = [network_name(a, family) for a in (ARCHITECTURES if arch == "auto" else (arch,))]
+    variants = {n: constructor_options(NETWORKS.get(n)) for n in names if n in NETWORKS}
+    for key, value in params.items():
+        accepting = [n for n, options in variants.items() if key in options]
+        if not accepting:
+            valid = sorted({o for options in variants.values() for o in options})
+            raise ConfigError(f"network_params ({' / '.join(variants)}): unknown {key}; "
+                              f"valid: {', '.join(valid)}")
+        errors = []
+        for n in accepting:
+            try:
+                _coerce(value, variants[n][key], f"network_params ({n}).{key}")
+            except ConfigError as err:
+                errors.append(err)
+        if len(errors) == len(accepting):
+            raise errors[0]
+
+
+def constructor_options(cls: type) -> dict:
+    """{option: annotation (Any when unannotated)} of the keyword options (those with a default) of
+    `cls.__init__`, followed through **kwargs into the base classes' constructors."""
+    options: dict = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is nn.Module:
+            continue
+        signature = inspect.signature(klass.__init__)
+        hints = typing.get_type_hints(klass.__init__, include_extras=True)
+        for p in signature.parameters.values():
+            if p.default is not inspect.Parameter.empty and p.name not in options:
+                options[p.name] = hints.get(p.name, typing.Any)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    return options
 
 
 def _shape(input_shape) -> str:

@@ -16,6 +16,7 @@ Departures from the original code, each a fix of a crash or an undefined value:
 from __future__ import annotations
 
 import math
+from typing import Annotated
 import warnings
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dwa_core.config import ConfigError
+from dwa_core.config import Bounds, ConfigError, Size
 from dwa_core.functional.gates import GATES, gate_fn
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
@@ -127,8 +128,9 @@ class DWANet(nn.Module):
     """Layers `specs` (conv blocks: layer -> ReLU -> dropout -> maxpool2; dense: layer -> ReLU ->
     dropout); the first `use_stem` are plain, the rest masked; heads under `last`."""
 
-    def __init__(self, input_shape, task_classes, specs, *, use_processor=True, processor_feats=(32, 128),
-                 emb_size=100, use_stem=1, use_concat=False, use_combination=True, use_dropout=False,
+    def __init__(self, input_shape, task_classes, specs, *, use_processor=True,
+                 processor_feats: tuple[Size, ...] = (32, 128), emb_size: Annotated[int, Bounds(0)] = 100,
+                 use_stem=1, use_concat=False, use_combination=True, use_dropout=False,
                  gate="tanh", masked_impl="fast", mask_start: float | None = None):
         super().__init__()
         if gate not in GATES:
@@ -252,7 +254,7 @@ class AlexNetDWA(DWANet):
     """docs/original-code.md#network: c1 4x4 3->64, c2 3x3 64->128, c3 2x2 128->256, fc1 1024->2048, fc2
     2048->2048."""
 
-    def __init__(self, input_shape, task_classes, fc_units: int = 2048, **kwargs):
+    def __init__(self, input_shape, task_classes, fc_units: Size = 2048, **kwargs):
         channels, size, _ = input_shape
         kernels, spatial = alexnet_kernel_sizes(size), size
         for k in kernels:
@@ -270,7 +272,7 @@ class MLPDWA(DWANet):
     use_stem=0 the processor is linear and reads the flattened input (our design; the original code has no
     MLP variant of DWA)."""
 
-    def __init__(self, input_shape, task_classes, hidden: int = 800, layers: int = 2, use_stem: int = 0,
+    def __init__(self, input_shape, task_classes, hidden: Size = 800, layers: Size = 2, use_stem: int = 0,
                  **kwargs):
         width, specs = math.prod(input_shape), []
         for i in range(layers):

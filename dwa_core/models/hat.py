@@ -4,10 +4,12 @@ e_t)."""
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from dwa_core.config import Bounds, Size
 from dwa_core.functional.hat import channels_to_units, gate, weight_view
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
@@ -78,8 +80,8 @@ class MLPHAT(HATNet):
     """input dropout 0.2 -> [Linear(hidden) -> ReLU -> Dropout 0.5 -> mask] x layers -> heads
     (the original code's nhid / nlayers; models.build still accepts those names)."""
 
-    def __init__(self, input_shape, task_classes, hidden: int = 2000, layers: int = 2,
-                 embedding_init: str = "normal"):
+    def __init__(self, input_shape, task_classes, hidden: Size = 2000,
+                 layers: Annotated[int, Bounds(1, 3)] = 2, embedding_init: str = "normal"):
         super().__init__()
         if not 1 <= layers <= 3:
             raise ValueError(f"layers must be 1..3, got {layers}")
@@ -104,7 +106,7 @@ class MLPHAT(HATNet):
 class AlexNetHAT(HATNet):
     """AlexNet of plain.py with channel masks after each conv block's pool and unit masks after fc1-2."""
 
-    def __init__(self, input_shape, task_classes, dropout: bool = True, fc_units: int = 2048,
+    def __init__(self, input_shape, task_classes, dropout: bool = True, fc_units: Size = 2048,
                  embedding_init: str = "normal"):
         super().__init__()
         channels, size, _ = input_shape

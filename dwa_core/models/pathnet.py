@@ -17,6 +17,7 @@ import math
 import torch
 from torch import nn
 
+from dwa_core.config import DropRate, PositiveFloat, Size
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.plain import alexnet_kernel_sizes
@@ -32,6 +33,8 @@ class PathNet(nn.Module):
         self.layers = nn.ModuleList(nn.ModuleList(mods) for mods in layers)
         self.n_modules = len(layers[0])
         self.n_active = active
+        if not 1 <= active <= self.n_modules:
+            raise ValueError(f"active: must be in 1..modules ({self.n_modules}), got {active}")
         self.last = MultiHead(out_features, task_classes)
         self.task_paths: dict[int, tuple[tuple[int, ...], ...]] = {}
 
@@ -55,8 +58,8 @@ class PathNet(nn.Module):
 class AlexNetPathNet(PathNet):
     """5 layers (conv x3, fc x2) of M modules, widths int(0.258 * {64, 128, 256, 2048, 2048})."""
 
-    def __init__(self, input_shape, task_classes, modules: int = 16, active: int = 3,
-                 width_factor: float = WIDTH_FACTOR, dropout: bool = True):
+    def __init__(self, input_shape, task_classes, modules: Size = 16, active: Size = 3,
+                 width_factor: PositiveFloat = WIDTH_FACTOR, dropout: bool = True):
         channels, size, _ = input_shape
         w = [int(width_factor * c) for c in (64, 128, 256, 2048, 2048)]
         p_small, p_large = (0.2, 0.5) if dropout else (0.0, 0.0)
@@ -77,8 +80,8 @@ class AlexNetPathNet(PathNet):
 class MLPPathNet(PathNet):
     """`layers` linear layers of M modules of width `hidden` (default int(0.258 * 800) = 206)."""
 
-    def __init__(self, input_shape, task_classes, modules: int = 16, active: int = 3,
-                 hidden: int | None = None, layers: int = 3, dropout: float = 0.5):
+    def __init__(self, input_shape, task_classes, modules: Size = 16, active: Size = 3,
+                 hidden: Size | None = None, layers: Size = 3, dropout: DropRate = 0.5):
         hidden = hidden or int(WIDTH_FACTOR * 800)
         mods, width = [], math.prod(input_shape)
         for i in range(layers):

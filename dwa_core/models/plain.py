@@ -8,14 +8,15 @@ import math
 import torch
 from torch import nn
 
+from dwa_core.config import DropRate, Size
 from dwa_core.models.heads import MultiHead
 
 
 class MLP(nn.Module):
     """flatten -> [Linear(hidden) -> ReLU -> Dropout] x layers -> a head per task."""
 
-    def __init__(self, input_shape, task_classes, hidden: int = 800, layers: int = 3,
-                 dropout: float = 0.5):
+    def __init__(self, input_shape, task_classes, hidden: Size = 800, layers: Size = 3,
+                 dropout: DropRate = 0.5):
         super().__init__()
         blocks, width = [], math.prod(input_shape)
         for _ in range(layers):
@@ -37,7 +38,7 @@ class AlexNet(nn.Module):
     """conv64 k4 / conv128 k3 / conv256 k2, each ReLU -> dropout -> maxpool2; fc2048 x 2; heads.
     Dropout 0.2 after conv1-2 and 0.5 after conv3, fc1, fc2 (docs/original-code.md#networks)."""
 
-    def __init__(self, input_shape, task_classes, dropout: bool = True, fc_units: int = 2048):
+    def __init__(self, input_shape, task_classes, dropout: bool = True, fc_units: Size = 2048):
         super().__init__()
         channels, size, _ = input_shape
         k1, k2, k3 = alexnet_kernel_sizes(size)

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from dwa_core.config import DropRate, PositiveFloat, Size
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.plain import alexnet_kernel_sizes
@@ -127,7 +128,8 @@ def column_widths(base: tuple[int, ...], n_tasks: int, factor: float = WIDTH_FAC
 class AlexNetProgressive(Progressive):
     """AlexNet columns of widths int(1.117 * {64, 128, 256, 2048, 2048} / T)."""
 
-    def __init__(self, input_shape, task_classes, dropout: bool = True, width_factor: float = WIDTH_FACTOR):
+    def __init__(self, input_shape, task_classes, dropout: bool = True,
+                 width_factor: PositiveFloat = WIDTH_FACTOR):
         widths = column_widths((64, 128, 256, 2048, 2048), len(task_classes), width_factor)
         super().__init__(task_classes, lambda: _alexnet_column(input_shape, widths, dropout))
 
@@ -136,8 +138,8 @@ class MLPProgressive(Progressive):
     """flatten -> [Linear(hidden) -> ReLU -> Dropout] x layers per column; hidden defaults to
     int(1.117 * 800 / T)."""
 
-    def __init__(self, input_shape, task_classes, hidden: int | None = None, layers: int = 3,
-                 dropout: float = 0.5):
+    def __init__(self, input_shape, task_classes, hidden: Size | None = None, layers: Size = 3,
+                 dropout: DropRate = 0.5):
         width = hidden or column_widths((800,), len(task_classes))[0]
 
         def make_column():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dwa_core.aggregate import REFERENCES, reference_key
-from dwa_core.config import ConfigError, ExperimentConfig
+from dwa_core.config import ConfigError, ExperimentConfig, check, check_path_component
 from dwa_core.files import SUFFIXES, load_config_file, merge
 
 SWEEPS_DIR = Path(__file__).parent.parent / "sweeps"
@@ -147,6 +147,10 @@ def check_definition(raw: dict, path) -> None:
     misspelt `[grdi]` or `seed = [...]` would otherwise be silently ignored)."""
     _check_keys(raw, TABLES, f"{path}")
     _check_keys(raw.get("sweep", {}), SWEEP_KEYS, f"{path} [sweep]")
+    if "name" in raw.get("sweep", {}):  # names the default output folder: one path component
+        name = raw["sweep"]["name"]
+        check(isinstance(name, str) and name != "", f"{path} [sweep] name", "a non-empty string", name)
+        check_path_component(name, f"{path} [sweep] name")
     if "search" in raw:
         _check_keys(raw["search"], SEARCH_KEYS, f"{path} [search]")
         if "space" not in raw["search"]:
@@ -155,10 +159,25 @@ def check_definition(raw: dict, path) -> None:
         raise ConfigError(f"{path}: variants must be an array of tables ([[variants]])")
 
 
+def check_configs(cfgs, path) -> None:
+    """Validate every config of a definition as a run would (`experiment.validate`: names, approach,
+    benchmark and network parameters, device) before the first run starts, so that a bad variant
+    fails `--dry-run` and never lets the good runs train first. Raises ConfigError naming the file
+    and the run."""
+    from dwa_core.experiment import validate
+
+    for cfg in cfgs:
+        try:
+            validate(cfg)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: run {cfg.run_name()}: {err}") from err
+
+
 def load_definition(path) -> SweepDefinition:
     """[sweep] name/seeds/references/output_dir/backend/workers, [base] config, [grid] {dotted:
     [values]}, [[variants]] overrides (each may hold its own `grid` table), optional [search] space.
-    Raises ConfigError naming the file for a syntax error, an unknown table or key, or a bad value."""
+    Raises ConfigError naming the file for a syntax error, an unknown table or key, or a bad value
+    (every run is validated here, before any of them starts: check_configs)."""
     path = find_definition(path)
     raw = load_config_file(path)
     check_definition(raw, path)
@@ -174,5 +193,6 @@ def load_definition(path) -> SweepDefinition:
                                int(search.get("seed", 0)), seeds)
     if meta.get("references", True):
         configs = with_references(configs)
+    check_configs(configs, path)
     return SweepDefinition(name, unique(configs), meta.get("output_dir", f"results/sweeps/{name}"),
                            meta.get("backend", "local"), meta.get("workers"), search, base)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dwa_core import metrics
 from dwa_core.config import ConfigError, ExperimentConfig
-from dwa_core.files import merge
+from dwa_core.files import check_output_dir, merge
 from dwa_core.runs import RESULTS, is_finished, outcome, run_dir
 from dwa_core.sweep.define import unique
 
@@ -106,6 +106,7 @@ def run_sweep(cfgs, output_dir, *, backend: str = "local", workers: int | None =
     cfgs = unique(cfgs)
     if backend not in BACKENDS:
         raise ConfigError(f"backend: must be 'local' or 'ray', got {backend!r}")
+    check_output_dir(output_dir, "output_dir")
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     workers = workers or default_workers()
     done = {i: outcome(c, output_dir, "cached") for i, c in enumerate(cfgs)
