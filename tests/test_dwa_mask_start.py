@@ -67,7 +67,7 @@ def test_open_masks_keep_the_signal_of_the_plain_network():
 
 
 @pytest.mark.parametrize("gate, bad", [("tanh", 0.0), ("tanh", 1.0), ("tanh", -0.3), ("sigmoid", 0.5),
-                                       ("sigmoid", 0.3), ("tanh", "0.9"), ("tanh", True)])
+                                       ("sigmoid", 0.3), ("tanh", "1.5"), ("tanh", True)])
 def test_mask_start_outside_the_gate_range_is_an_error(gate, bad):
     with pytest.raises(ConfigError, match="mask_start"):
         build("mlp", "dwa", (1, 8, 8), [2, 2], {"gate": gate, "mask_start": bad})
