@@ -23,6 +23,7 @@ import torch
 from dwa_core import data, numerics
 from dwa_core.approaches.dwa import DWAParams
 from dwa_core.config import ExperimentConfig, build_params, check
+from dwa_core.diagnosis_embedding import embedding_frame, pair_columns
 from dwa_core.experiment import build_approach, load_run, snapshot_path, validate
 from dwa_core.functional.drift import (
     binary_overlap_parts,
@@ -39,7 +40,9 @@ ALL_LAYERS = "all"  # the `layer` of the rows aggregated over every masked layer
 # what each row measures, as (numerator, denominator) summed over layers for the "all" rows
 MEASURES = ("mask_drift", "mask_cross", "overlap", "overlap_binary", "weight_change",
             "weight_change_unweighted", "effective_change")
-SUMMARY = ("final_accuracy", "learning_accuracy", "forgetting", "acc_drop", *MEASURES, "embedding_drift")
+EMBEDDING = ("embedding_drift", "embedding_saturation", "embedding_spread", "embedding_saturation_before",
+             "task_separability")
+SUMMARY = ("final_accuracy", "learning_accuracy", "forgetting", "acc_drop", *MEASURES, *EMBEDDING)
 
 
 class DiagnosisError(ValueError):
@@ -158,7 +161,7 @@ def _inputs(bench, n_tasks: int, split: str, samples: int, seed: int) -> list[to
 
 
 def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: Split = "test",
-                 chunk: int = 16, data_dir=None, seed: int = 0):
+                 chunk: int = 16, data_dir=None, seed: int = 0, with_embedding: bool = False):
     """One row per pair (t, u), u < t, and per masked layer (`layer`: its weight name, plus "all"
     for all masked weights as one vector). On up to `samples_per_task` samples of task u's `split`
     (a fixed random subset), H_u^(k) and E_u^(k) are the masks and embeddings the model after task k
@@ -172,11 +175,16 @@ def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: S
     use it); weight_change_unweighted: the same with m = 1;
     effective_change: Σ_b |W^(t) ⊙ H_u,b^(t) - W^(u) ⊙ H_u,b^(u)| / Σ_b |W^(u) ⊙ H_u,b^(u)|;
     embedding_drift: mean_b ||E_b^(t) - E_b^(u)|| / mean_b ||E_b^(u)|| (the same on every layer row);
+    embedding_saturation, embedding_spread: the fraction of entries of E_u^(t) above 0.999 in
+    magnitude and its std across samples; embedding_saturation_before: the former for E_u^(u);
+    task_separability: nearest-centroid task accuracy of E over tasks 0..t after task t
+    (dwa_core.diagnosis_embedding; the same on every layer row);
     acc_before, acc_after, acc_drop: acc[u][u], acc[t][u] and their difference, from results.json
     (the `split`'s matrix: acc or valid_acc); final_accuracy and learning_accuracy: the mean of its
     last row and of its diagonal acc[k][k] (the same on every row: the run's, to tell forgetting
     little from learning little).
-    All measures are unitless ratios; NaN where a denominator is 0.
+    All measures are unitless ratios; NaN where a denominator is 0. With `with_embedding`, returns
+    (this frame, diagnosis_embedding.embedding_frame of the run: every task k and u <= k).
 
     Masks are materialised `chunk` samples at a time (an 800x784 layer: 2.5 MB per sample).
     DiagnosisError names the path for a run without snapshots or not of DWA; a results.json that
@@ -194,6 +202,7 @@ def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: S
     inputs = _inputs(bench, n_tasks, split, samples_per_task, seed)
     log.info("%s: %d tasks, %d %s samples per task", run_dir, n_tasks, samples_per_task, split)
     sums, n = _accumulate(models, weights, inputs, chunk), [len(x) for x in inputs]
+    emb = embedding_frame(models, inputs, run_dir.name)
     rows = []
     for t in range(1, n_tasks):
         for u in range(t):
@@ -202,31 +211,38 @@ def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: S
                       "embedding_drift": ratio(*sums[2][t, u].tolist()), "acc_before": acc[u][u],
                       "acc_after": acc[t][u], "acc_drop": acc[u][u] - acc[t][u],
                       "final_accuracy": sum(acc[n_tasks - 1][:n_tasks]) / n_tasks,
-                      "learning_accuracy": sum(acc[k][k] for k in range(n_tasks)) / n_tasks}
+                      "learning_accuracy": sum(acc[k][k] for k in range(n_tasks)) / n_tasks,
+                      **pair_columns(emb, t, u)}
             parts = {name: _layer_parts(t, u, name, n, sums, weights) for name in names}
             total = {k: tuple(map(sum, zip(*(p[k] for p in parts.values())))) for k in MEASURES}
             for layer, values in [*parts.items(), (ALL_LAYERS, total)]:
                 rows.append({**common, "layer": layer, **{k: ratio(*values[k]) for k in MEASURES}})
     import pandas as pd
 
-    return pd.DataFrame(rows)
+    return (pd.DataFrame(rows), emb) if with_embedding else pd.DataFrame(rows)
 
 
 # ---- ablations, summaries and the data file -----------------------------------------------------
 def ablation_configs(cfg: ExperimentConfig) -> dict[str, ExperimentConfig]:
     """{label: config} of the ablations of docs/why-dwa-forgets.md on top of a DWA config, each with
-    task_snapshots=True: "default"; "freeze_context" (processor frozen after task 0); every other
-    sparsity_form; lamb_plasticity (λ2, Eq. 5) ×10 and ÷10; the other fisher_form."""
+    task_snapshots=True, labelled as ablation_labels names them: "default"; the controls without
+    the triplet loss (λ1 = 0, Eq. 4), without the plasticity loss (λ2 = 0, Eq. 5) and without any
+    auxiliary loss (λ1 = λ2 = λ3 = 0); "freeze_context" (processor frozen after task 0); the original
+    code's sparsity term; the other fisher_form; λ2 ×10 and ÷10; the original plasticity form.
+    (sparsity_form="binary" is left out: where masks never reach μ its runs equal the default's.)"""
     params = build_params(DWAParams, cfg.approach_params, "approach_params (dwa)")
     lamb = params.lamb_plasticity
-    changes = {"default": {}, "freeze_context": {"freeze_context": True}}
-    for form in ("paper", "original-code", "binary"):
-        if form != params.sparsity_form:
-            changes[f"sparsity_form={form}"] = {"sparsity_form": form}
-    changes[f"lamb_plasticity={lamb * 10:g}"] = {"lamb_plasticity": lamb * 10}
-    changes[f"lamb_plasticity={lamb / 10:g}"] = {"lamb_plasticity": lamb / 10}
-    other = "batch" if params.fisher_form == "per-sample" else "per-sample"
-    changes[f"fisher_form={other}"] = {"fisher_form": other, "fisher_accumulate": False}
+    off = {"lamb_triplet": 0.0, "lamb_plasticity": 0.0, "lamb_sparsity": 0.0}
+    other_fisher = "batch" if params.fisher_form == "per-sample" else "per-sample"
+    changes = {"default": {}, "lamb_triplet=0": {"lamb_triplet": 0.0},
+               "lamb_plasticity=0": {"lamb_plasticity": 0.0},
+               "lamb_triplet=0,lamb_plasticity=0,lamb_sparsity=0": off,
+               "freeze_context": {"freeze_context": True},
+               "sparsity_form=original-code": {"sparsity_form": "original-code"},
+               f"fisher_form={other_fisher}": {"fisher_form": other_fisher, "fisher_accumulate": False},
+               f"lamb_plasticity={lamb / 10:g}": {"lamb_plasticity": lamb / 10},
+               f"lamb_plasticity={lamb * 10:g}": {"lamb_plasticity": lamb * 10},
+               "plasticity_form=original-code": {"plasticity_form": "original-code"}}
     return {label: cfg.replace(approach_params={**cfg.approach_params, **change}, task_snapshots=True)
             for label, change in changes.items()}
 
@@ -252,51 +268,99 @@ def all_layers(frames: dict):
     return frame[frame["layer"] == ALL_LAYERS]
 
 
-def summarise(frames: dict):
+def per_run(frames: dict):
     """{label: diagnose_run frame (one run, or several concatenated, e.g. seeds)} -> one row per
-    label: the means over its (t, u) pairs of the "all"-layer rows (SUMMARY columns), `forgetting`
-    = mean acc_drop at each run's last t (= -BWT, metrics.backward_transfer), `pairs` and `runs`."""
+    (label, run): the means over the run's (t, u) pairs of the "all"-layer rows (SUMMARY columns)
+    and `forgetting` = the mean acc_drop at the run's last t (= -BWT, metrics.backward_transfer)."""
     frame = all_layers(frames)
     last = frame[frame["t"] == frame.groupby(["label", "run"])["t"].transform("max")]
-    out = frame.groupby("label", sort=False)[[c for c in SUMMARY if c != "forgetting"]].mean()
-    out.insert(2, "forgetting", last.groupby("label", sort=False)["acc_drop"].mean())
-    out["pairs"] = frame.groupby("label", sort=False).size()
-    out["runs"] = frame.groupby("label", sort=False)["run"].nunique()
+    keys = ["label", "run"]
+    out = frame.groupby(keys, sort=False)[[c for c in SUMMARY if c != "forgetting" and c in frame]].mean()
+    out.insert(2, "forgetting", last.groupby(keys, sort=False)["acc_drop"].mean())
+    out["pairs"] = frame.groupby(keys, sort=False).size()
+    return out.reset_index()
+
+
+def summarise(frames: dict, intervals: bool = False):
+    """One row per label of `frames` (as per_run takes them): the means over its runs of per_run's
+    columns (with equal pairs per run, the mean over all its pairs), `pairs` and `runs`. With
+    `intervals`, a `<column>_ci` beside each: the half-width of the 95 % Student-t interval over
+    the label's runs (metrics.mean_ci; 0 for a single run)."""
+    from dwa_core.metrics import mean_ci
+
+    runs = per_run(frames)
+    columns = [c for c in runs.columns if c not in ("label", "run", "pairs")]
+    grouped = runs.groupby("label", sort=False)
+    out = grouped[columns].mean()
+    if intervals:
+        for c in columns:
+            out[f"{c}_ci"] = grouped[c].agg(lambda v: mean_ci(v.dropna())[1] if v.notna().any() else float("nan"))
+    out["pairs"] = grouped["pairs"].sum()
+    out["runs"] = grouped.size()
     return out
 
 
+TABLE_COLUMNS = ("final_accuracy", "learning_accuracy", "forgetting", "mask_drift", "overlap", "weight_change",
+                 "effective_change", "embedding_drift", "embedding_saturation", "embedding_spread",
+                 "task_separability")
+
+
 def summary_markdown(frames: dict, digits: int = 3) -> str:
-    """summarise(frames) as a Markdown table (the README's ablation table), rounded to `digits`."""
+    """summarise(frames) as a Markdown table (the README's ablation table): TABLE_COLUMNS as
+    "mean ± half-width" over each label's runs (the mean alone for one run), and `runs`."""
     from dwa_core.aggregate import to_markdown
 
-    table = summarise(frames)
-    columns = ["final_accuracy", "learning_accuracy", "forgetting", "mask_drift", "mask_cross", "overlap",
-               "weight_change", "weight_change_unweighted", "effective_change", "embedding_drift", "runs"]
-    return to_markdown(table[columns].round(digits).reset_index())
+    table = summarise(frames, intervals=True)
+    cell = lambda m, h: f"{m:.{digits}f}" if h != h or h == 0 else f"{m:.{digits}f} ± {h:.{digits}f}"  # noqa: E731
+    out = table[[]].copy()
+    for c in TABLE_COLUMNS:
+        if c in table:
+            out[c] = [cell(m, h) for m, h in zip(table[c], table[f"{c}_ci"])]
+    out["runs"] = table["runs"]
+    return to_markdown(out.reset_index())
+
+
+def distinct_pairs(frames: dict):
+    """The "all"-layer rows of `frames` with the copies of a pair dropped: two runs that give the
+    same seed, (t, u), accuracies and measures (e.g. ablations that change nothing, whose runs are
+    bit-identical) count once."""
+    frame = all_layers(frames)
+    same = ["seed", "t", "u", "acc_before", "acc_after", *MEASURES]
+    return frame.drop_duplicates(subset=[c for c in same if c in frame])
 
 
 def correlations(frames: dict, method: str = "spearman"):
-    """The rank correlation of each measure with acc_drop over every (t, u) pair of every run
-    ("all"-layer rows): which measure moves with forgetting. Needs several pairs to mean anything."""
-    frame = all_layers(frames)
-    columns = [*MEASURES, "embedding_drift"]
+    """The rank correlation of each measure (MEASURES and the EMBEDDING ones) with acc_drop over the
+    distinct (t, u) pairs of every run (distinct_pairs): which measure moves with forgetting. Needs
+    several pairs to mean anything."""
+    frame = distinct_pairs(frames)
+    columns = [c for c in (*MEASURES, *EMBEDDING) if c in frame]
     return frame[columns].corrwith(frame["acc_drop"], method=method).rename(f"{method} ρ with acc_drop")
 
 
-def save_diagnosis(path, frames: dict, command: str = "") -> Path:
-    """Write {label: frame} as JSON: {"command", "numerics" (dwa_core.numerics.identity()), "rows":
-    records with a `label` field}, one row a line, floats to 6 significant digits, NaN as null."""
+def _json_rows(frames: dict) -> str:
+    """{label: frame} as JSON records with a `label` field, one a line, floats to 6 significant
+    digits, NaN as null."""
     import pandas as pd
 
     frame = pd.concat([f.assign(label=label) for label, f in frames.items()], ignore_index=True)
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     short = lambda v: float(f"{v:.6g}") if isinstance(v, float) else v  # noqa: E731
-    lines = ",\n".join(json.dumps({k: short(v) for k, v in row.items()}) for row in rows)
+    return ",\n".join(json.dumps({k: short(v) for k, v in row.items()}) for row in rows)
+
+
+def save_diagnosis(path, frames: dict, command: str = "", embedding: dict | None = None) -> Path:
+    """Write {label: diagnose_run frame} as JSON: {"command", "numerics"
+    (dwa_core.numerics.identity()), "rows": records with a `label` field, and, when given,
+    "embedding": {label: diagnosis_embedding.embedding_frame} as records alike}."""
     head = f'"command": {json.dumps(command)},\n"numerics": {json.dumps(numerics.identity())}'
-    return atomic_write(path, f'{{{head},\n"rows": [\n{lines}\n]}}\n'.encode())
+    extra = f',\n"embedding": [\n{_json_rows(embedding)}\n]' if embedding else ""
+    return atomic_write(path, f'{{{head},\n"rows": [\n{_json_rows(frames)}\n]{extra}}}\n'.encode())
 
 
-ROW_COLUMNS = ("label", "run", "t", "u", "layer", *(c for c in SUMMARY if c != "forgetting"))
+# what every row of a data file has (files written before the embedding measures lack the others)
+ROW_COLUMNS = ("label", "run", "t", "u", "layer",
+               *(c for c in SUMMARY if c != "forgetting" and c not in EMBEDDING[1:]))
 
 
 def check_rows(rows, path) -> None:
@@ -311,15 +375,21 @@ def check_rows(rows, path) -> None:
             raise DiagnosisError(f"{path}: not a diagnosis data file (rows[{i}]: {problem})")
 
 
-def load_diagnosis(path) -> dict:
-    """{label: frame} of a file written by save_diagnosis; DiagnosisError naming a bad file."""
+def load_diagnosis(path, part: str = "rows") -> dict:
+    """{label: frame} of a file written by save_diagnosis: its diagnosis rows (part="rows"), or its
+    embedding frames (part="embedding"; {} for a file written without them). DiagnosisError naming
+    a bad file."""
     import pandas as pd
 
     try:
-        rows = json.loads(Path(path).read_text())["rows"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        data = json.loads(Path(path).read_text())
+        rows = data["rows"] if part == "rows" else data.get(part, [])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise DiagnosisError(f"{path}: not a diagnosis data file ({type(err).__name__}: {err})") from err
-    check_rows(rows, path)
+    if part == "rows":
+        check_rows(rows, path)
+    elif not rows:
+        return {}
     frame = pd.DataFrame(rows)
     return {label: f.drop(columns="label").reset_index(drop=True)
             for label, f in frame.groupby("label", sort=False)}
@@ -388,11 +458,14 @@ def main(argv=None) -> int:
         configs = [_checked_config(d) for d in args.run_dirs]  # every run checked before any work
         labels = args.label or ablation_labels([c.get("approach_params", {}) for c in configs])
         frames: dict = {}
+        embedding: dict = {}
         for label, run_dir in zip(labels, args.run_dirs):
-            frame = diagnose_run(run_dir, args.samples, args.device, split=args.split, data_dir=args.data_dir)
-            frames[label] = pd.concat([frames[label], frame], ignore_index=True) if label in frames else frame
+            frame, emb = diagnose_run(run_dir, args.samples, args.device, split=args.split,
+                                      data_dir=args.data_dir, with_embedding=True)
+            frames[label] = pd.concat([frames.get(label), frame], ignore_index=True)
+            embedding[label] = pd.concat([embedding.get(label), emb], ignore_index=True)
         command = "python -m dwa_core.diagnosis " + " ".join(sys.argv[1:] if argv is None else argv)
-        save_diagnosis(args.output, frames, command)
+        save_diagnosis(args.output, frames, command, embedding)
     except (ValueError, OSError) as err:  # DiagnosisError, ResultsError, ConfigError, missing data
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 VERSION = 2
-SOURCE_DIGEST = "3b5e8ec14764678ef9e333666203e10ecb3fff07a1fc2260f79d5d3d8945bbfc"
+SOURCE_DIGEST = "e02cad186dfae12301d7d8649b482af10ca0080cb7a32a92acd765516e64d398"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

@@ -221,6 +221,28 @@ def test_summarise_by_hand():
     assert list(out.columns[:3]) == ["final_accuracy", "learning_accuracy", "forgetting"]
 
 
+def test_summary_intervals_over_runs_by_hand():
+    # forgetting per run: r1 0.0, r2 (0.4 + 0) / 2 = 0.2 -> mean 0.1, half-width t(0.975, 1) * s / sqrt(2)
+    seeds = [_frame("r1", [0.0, 0.0, 0.0], [0.1] * 3), _frame("r2", [0.2, 0.4, 0.0], [0.1] * 3)]
+    out = diagnosis.summarise({"b": pd.concat(seeds)}, intervals=True)
+    s = np.std([0.0, 0.2], ddof=1)
+    assert out.loc["b", "forgetting"] == pytest.approx(0.1)
+    assert out.loc["b", "forgetting_ci"] == pytest.approx(12.7062047 * s / np.sqrt(2))
+    assert out.loc["b", "mask_drift_ci"] == pytest.approx(0.0)  # the same in both runs
+    table = diagnosis.summary_markdown({"b": pd.concat(seeds)})
+    assert f"0.100 ± {12.7062047 * s / np.sqrt(2):.3f}" in table
+
+
+def test_correlations_count_identical_runs_once():
+    run = _frame("r0", [0.1, 0.3, 0.2], [0.0, 0.6, 0.3])
+    copy = run.assign(run="r1")  # an ablation that changed nothing: the same numbers
+    assert len(diagnosis.distinct_pairs({"a": run, "b": copy})) == 3
+    other = _frame("r2", [0.0, 0.5, 0.1], [0.2, 0.1, 0.4])
+    assert len(diagnosis.distinct_pairs({"a": run, "b": copy, "c": other})) == 6
+    once = diagnosis.correlations({"a": run, "c": other})
+    pd.testing.assert_series_equal(diagnosis.correlations({"a": run, "b": copy, "c": other}), once)
+
+
 def test_data_file_round_trip(tmp_path):
     frames = {"default": _frame("r0", [0.1, 0.3, 0.2], [0.0, 0.6, 0.3]),
               "other": _frame("r1", [0.0] * 3, [0.1] * 3)}
@@ -240,15 +262,18 @@ def test_ablation_table_from_a_data_file(tmp_path, capsys):
     assert diagnosis.main(["--from-data", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| label | final_accuracy | learning_accuracy | forgetting | mask_drift")
-    assert lines[2].startswith("| default | 0.8 | 0.9 | 0.25 | 0.3 |")  # forgetting (0.3 + 0.2) / 2
+    assert lines[2].startswith("| default | 0.800 | 0.900 | 0.250 | 0.300 |")  # forgetting (0.3 + 0.2) / 2
     assert diagnosis.main([]) == 2 and "RUN_DIRs" in capsys.readouterr().err
 
 
 def test_ablation_configs(tmp_path):
     variants = diagnosis.ablation_configs(_cfg(tmp_path).replace(task_snapshots=False))
-    assert list(variants) == ["default", "freeze_context", "sparsity_form=original-code",
-                              "sparsity_form=binary", "lamb_plasticity=1", "lamb_plasticity=0.01",
-                              "fisher_form=batch"]
+    assert list(variants) == ["default", "lamb_triplet=0", "lamb_plasticity=0",
+                              "lamb_triplet=0,lamb_plasticity=0,lamb_sparsity=0", "freeze_context",
+                              "sparsity_form=original-code", "fisher_form=batch", "lamb_plasticity=0.01",
+                              "lamb_plasticity=1", "plasticity_form=original-code"]
+    off = variants["lamb_triplet=0,lamb_plasticity=0,lamb_sparsity=0"].approach_params
+    assert (off["lamb_triplet"], off["lamb_plasticity"], off["lamb_sparsity"]) == (0, 0, 0)
     assert all(c.task_snapshots for c in variants.values())
     assert variants["lamb_plasticity=0.01"].approach_params["lamb_plasticity"] == pytest.approx(0.01)
     assert variants["freeze_context"].approach_params["anchor_samples"] == 16  # the base's params kept

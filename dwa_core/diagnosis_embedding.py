@@ -1,0 +1,65 @@
+"""DWA's task embedding through a run (docs/why-dwa-forgets.md#the-embedding): for the model after
+every task k and the samples of every task u <= k, how saturated E_u^(k) is and how much it varies
+across samples; for every k, how much the task means differ and whether the task can be read from E
+(nearest-centroid task accuracy). The measures are dwa_core.functional.embedding's.
+
+`embedding_frame(models, inputs)` works on the models and inputs dwa_core.diagnosis loads;
+`pair_columns` gives the per-(t, u) columns the diagnosis rows carry."""
+
+from __future__ import annotations
+
+import torch
+
+from dwa_core.functional.embedding import nearest_centroid_accuracy, saturation, spread, task_spread
+
+# the columns of embedding_frame, beside run, k and u
+COLUMNS = ("saturation", "spread", "task_spread", "task_separability")
+
+
+@torch.no_grad()
+def embeddings(model, x: torch.Tensor, u: int, chunk: int = 64) -> torch.Tensor:
+    """E (B, d) of `model` (a DWA network, in eval mode) on the inputs x (B, ...) with task id u."""
+    parts = []
+    for rows in x.split(chunk):
+        model(rows, u)
+        parts.append(model.state.embedding.detach())
+    return torch.cat(parts)
+
+
+def embedding_frame(models: list, inputs: list[torch.Tensor], run: str = ""):
+    """One row per (k, u), u <= k: the model after task k (models[k]) on task u's inputs
+    (inputs[u], (B_u, ...), B_u >= 2). Columns: run, k, u, saturation and spread of E_u^(k)
+    (fractions in [0, 1] and a standard deviation in [0, 1], functional.embedding), and, the same
+    on every row of k, task_spread and task_separability over tasks 0..k (NaN for k = 0, where
+    there is only one task)."""
+    import pandas as pd
+
+    rows = []
+    for k, model in enumerate(models):
+        seen = [embeddings(model, inputs[u], u) for u in range(k + 1)]
+        across = {"task_spread": task_spread(seen) if k else float("nan"),
+                  "task_separability": nearest_centroid_accuracy(seen) if k else float("nan")}
+        for u, e in enumerate(seen):
+            rows.append({"run": run, "k": k, "u": u, "saturation": saturation(e), "spread": spread(e),
+                         **across})
+    return pd.DataFrame(rows)
+
+
+def pair_columns(frame, t: int, u: int) -> dict:
+    """The diagnosis' embedding columns of the pair (t, u), from one run's embedding_frame:
+    embedding_saturation / embedding_spread (E_u^(t)), embedding_saturation_before (E_u^(u)) and
+    task_separability (over tasks 0..t after task t)."""
+    after = frame[(frame["k"] == t) & (frame["u"] == u)].iloc[0]
+    before = frame[(frame["k"] == u) & (frame["u"] == u)].iloc[0]
+    return {"embedding_saturation": float(after["saturation"]), "embedding_spread": float(after["spread"]),
+            "embedding_saturation_before": float(before["saturation"]),
+            "task_separability": float(after["task_separability"])}
+
+
+def by_task(frames: dict):
+    """{label: concatenated embedding_frames of its runs} -> one row per (label, k): the means over
+    the label's runs and tasks u <= k of saturation, spread, task_spread, task_separability."""
+    import pandas as pd
+
+    frame = pd.concat([f.assign(label=label) for label, f in frames.items()], ignore_index=True)
+    return frame.groupby(["label", "k"], sort=False)[list(COLUMNS)].mean().reset_index()

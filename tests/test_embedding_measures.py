@@ -1,0 +1,80 @@
+"""DWA's embedding measures (dwa_core.functional.embedding, dwa_core.diagnosis_embedding): by hand on
+small tensors, the collapse they are meant to find, and on a tiny real run's snapshots."""
+
+import math
+
+import pytest
+import torch
+
+from dwa_core import diagnosis
+from dwa_core.diagnosis_embedding import by_task, embedding_frame, pair_columns
+from dwa_core.functional.embedding import nearest_centroid_accuracy, saturation, spread, task_spread
+
+
+def test_saturation_and_spread_by_hand():
+    e = torch.tensor([[1.0, 0.5], [-0.9995, 0.5], [0.2, 0.5], [-1.0, 0.5]])
+    assert saturation(e) == pytest.approx(3 / 8)  # 1.0, -0.9995, -1.0 exceed 0.999
+    # column 0: mean -0.19988, population std by hand; column 1: 0
+    col = [1.0, -0.9995, 0.2, -1.0]
+    mean = sum(col) / 4
+    std0 = math.sqrt(sum((v - mean) ** 2 for v in col) / 4)
+    assert spread(e) == pytest.approx((std0 + 0.0) / 2)
+    assert task_spread([torch.tensor([[1.0, 0.0]]), torch.tensor([[-1.0, 0.0]])]) == pytest.approx(0.5)
+
+
+def test_nearest_centroid_accuracy_by_hand():
+    a = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [5.0, 5.0]])  # odd rows: (0.1, 0), (5, 5)
+    b = torch.tensor([[1.0, 1.0], [0.9, 1.0], [1.1, 1.0], [1.0, 0.9]])
+    # centroids: a (0, 0.05), b (1.05, 1); a's (5, 5) is nearer b's centroid: 3 right of 4
+    assert nearest_centroid_accuracy([a, b]) == pytest.approx(3 / 4)
+    with pytest.raises(ValueError):
+        nearest_centroid_accuracy([a])
+
+
+def test_a_collapsed_embedding_reads_as_collapsed():
+    code = torch.tensor([1.0, -1.0, 1.0])
+    tasks = [code.expand(6, 3).clone() for _ in range(3)]  # every input of every task: one ±1 code
+    assert saturation(tasks[0]) == 1.0 and spread(tasks[0]) == 0.0 and task_spread(tasks) == 0.0
+    assert nearest_centroid_accuracy(tasks) == pytest.approx(1 / 3)  # ties go to task 0: chance
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from tests.test_diagnosis import _cfg, _run
+
+    return _run(_cfg(tmp_path_factory.mktemp("runs")))
+
+
+def test_embedding_frame_of_a_real_run(tiny_run):
+    frame, emb = diagnosis.diagnose_run(tiny_run, samples_per_task=20, chunk=8, with_embedding=True)
+    assert list(zip(emb.k, emb.u)) == [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]
+    assert emb.saturation.between(0, 1).all() and emb.spread.between(0, 1).all()
+    assert emb[emb.k == 0].task_separability.isna().all()
+    assert emb[emb.k > 0].task_separability.between(0, 1).all()
+    row = frame[(frame.t == 2) & (frame.u == 0)].iloc[0]
+    assert row.embedding_saturation == pair_columns(emb, 2, 0)["embedding_saturation"]
+    assert row.embedding_saturation_before == emb[(emb.k == 0) & (emb.u == 0)].saturation.iloc[0]
+    table = by_task({"default": emb})
+    assert list(table.k) == [0, 1, 2]
+    assert table.saturation.iloc[2] == pytest.approx(emb[emb.k == 2].saturation.mean())
+
+
+def test_embedding_frames_travel_in_the_data_file(tiny_run, tmp_path):
+    frame, emb = diagnosis.diagnose_run(tiny_run, samples_per_task=10, with_embedding=True)
+    path = diagnosis.save_diagnosis(tmp_path / "d.json", {"default": frame}, "cmd", {"default": emb})
+    back = diagnosis.load_diagnosis(path, "embedding")
+    assert list(back) == ["default"] and len(back["default"]) == len(emb)
+    assert diagnosis.load_diagnosis(diagnosis.save_diagnosis(tmp_path / "e.json", {"default": frame}),
+                                    "embedding") == {}
+
+
+def test_embedding_frame_on_a_handmade_collapse():
+    class Constant(torch.nn.Module):  # a "DWA network" whose embedding is one saturated code
+        def forward(self, x, u):
+            self.state = type("S", (), {"embedding": torch.ones(len(x), 4)})()
+            return x
+
+    inputs = [torch.zeros(6, 2), torch.zeros(6, 2)]
+    emb = embedding_frame([Constant(), Constant()], inputs)
+    assert (emb.saturation == 1.0).all() and (emb.spread == 0.0).all()
+    assert emb[emb.k == 1].task_separability.iloc[0] == pytest.approx(0.5)
