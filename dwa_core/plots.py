@@ -210,18 +210,25 @@ def plot_embedding_pca(intro: dict, benchmark: str = "?") -> plt.Figure:
 # the measures of dwa_core.diagnosis (docs/why-dwa-forgets.md) and how the figures name them
 DIAGNOSIS_MEASURES = {"mask_drift": "mask drift, mean |ΔH|", "mask_cross": "masks crossing |H| = 0.5",
                       "overlap": "mask overlap with task t", "weight_change": "W change where u's masks are",
-                      "effective_change": "change of W ⊙ H", "embedding_drift": "embedding drift"}
+                      "effective_change": "change of W ⊙ H", "embedding_drift": "embedding drift",
+                      "embedding_saturation": "saturated entries of E (|E| > 0.999)",
+                      "embedding_spread": "spread of E across samples",
+                      "task_separability": "task read from E (nearest centroid)"}
 
 
 def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
     """Why DWA forgets: one panel per measure of `diagnosis.diagnose_run` (x) against u's accuracy
     drop acc[u][u] - acc[t][u] (y), one point per pair (t, u) of the "all"-layer rows; one colour
     per `label` when the frame has that column (several runs or ablations). Each panel's title
-    gives the Spearman rank correlation over every point."""
+    gives the Spearman rank correlation over every point. Measures the frame lacks (files written
+    before the embedding measures) leave their panel empty."""
     rows = frame[frame["layer"] == "all"]
     groups = list(rows.groupby("label", sort=False)) if "label" in rows else [("", rows)]
-    fig, axes = _subplots(2, 3, figsize=(10, 5.6), sharey=True)
+    fig, axes = _subplots(3, 3, figsize=(10, 8.4), sharey=True)
     for ax, (column, name) in zip(axes.flat, DIAGNOSIS_MEASURES.items()):
+        if column not in rows:
+            ax.set_visible(False)
+            continue
         for i, (label, group) in enumerate(groups):
             ax.scatter(group[column], group["acc_drop"], s=14, color=f"C{i % 10}", label=label or None)
         rho = rows[column].corr(rows["acc_drop"], method="spearman")
@@ -240,27 +247,61 @@ def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
 
 ABLATION_COLUMNS = {"final_accuracy": "final accuracy", "learning_accuracy": "accuracy when learned",
                     "forgetting": "forgetting (-BWT)", **DIAGNOSIS_MEASURES}
+EMBEDDING_COLUMNS = {"saturation": "saturated entries of E (|E| > 0.999)",
+                     "spread": "spread of E across samples", "task_separability": "task read from E (chance 1/(k+1))"}
 
 
 def plot_ablation_bars(summary, reference: str = "default") -> plt.Figure:
     """One panel per column of `diagnosis.summarise` (accuracy at the end and when learned,
-    forgetting, the measures), one bar per ablation (its rows); a dashed line marks the `reference`
-    row (default: "default", else the first) in every panel."""
+    forgetting, the measures) that the summary has, one bar per ablation (its rows), with the 95 %
+    interval over its runs as an error bar where the summary has `<column>_ci`
+    (summarise(intervals=True)); a dashed line marks the `reference` row (default: "default", else
+    the first) in every panel."""
     labels = [str(k) for k in summary.index]
     ref = labels.index(reference) if reference in labels else 0
-    fig, axes = _subplots(3, 3, figsize=(10, 2.4 + 0.62 * len(labels)), sharey=True)
+    columns = {c: name for c, name in ABLATION_COLUMNS.items() if c in summary}
+    rows = -(-len(columns) // 4)
+    fig, axes = _subplots(rows, 4, figsize=(12, 0.6 + rows * (0.8 + 0.3 * len(labels))), sharey=True,
+                          squeeze=False)
     y = np.arange(len(labels))
-    for ax, (column, name) in zip(axes.flat, ABLATION_COLUMNS.items()):
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    for ax, (column, name) in zip(axes.flat, columns.items()):
         values = summary[column].to_numpy(dtype=float)
-        ax.barh(y, values, color=["C1" if i == ref else "C0" for i in y])
+        err = summary[f"{column}_ci"].to_numpy(dtype=float) if f"{column}_ci" in summary else None
+        ax.barh(y, values, xerr=err, color=["C1" if i == ref else "C0" for i in y], error_kw={"lw": 0.8})
         ax.axvline(values[ref], color="grey", lw=0.8, ls="--")
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0, 0].set_yticks(y, labels)
     axes[0, 0].invert_yaxis()  # the first ablation on top
-    fig.suptitle("DWA ablations: accuracy, forgetting, and each measure's mean over the pairs (t, u)",
-                 fontsize=9)
+    fig.suptitle("DWA ablations: accuracy, forgetting, and each measure's mean over the pairs (t, u)"
+                 + (f"; bars: 95 % interval over {int(summary['runs'].max())} seeds" if "runs" in summary
+                    and summary["runs"].max() > 1 else ""), fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot_embedding_by_task(table, title: str = "") -> plt.Figure:
+    """DWA's embedding after each task k: one panel per EMBEDDING_COLUMNS column of
+    `diagnosis_embedding.by_task` (x: k, y: the mean over the label's runs and tasks u <= k), one
+    line per label (ablation). Chance of the task separability is 1/(k+1), drawn dashed."""
+    labels = list(dict.fromkeys(table["label"]))
+    fig, axes = _subplots(1, 3, figsize=(12, 3.6))
+    for ax, (column, name) in zip(axes, EMBEDDING_COLUMNS.items()):
+        for i, label in enumerate(labels):
+            rows = table[table["label"] == label]
+            ax.plot(rows["k"], rows[column], marker="o", ms=3, color=f"C{i % 10}", label=label,
+                    ls="-" if i < 10 else "--")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("after task k", fontsize=8)
+        ax.tick_params(labelsize=7)
+        integer_ticks(ax)
+    ks = np.array(sorted(set(table["k"])))
+    axes[2].plot(ks[ks > 0], 1 / (ks[ks > 0] + 1), color="grey", lw=0.8, ls="--", label="chance")
+    fig.legend(*axes[2].get_legend_handles_labels(), loc="center right", fontsize=7, frameon=False)
+    fig.suptitle(title or "DWA's task embedding after each task", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.78, 1))
     return fig
 
 

@@ -78,3 +78,16 @@ def test_embedding_frame_on_a_handmade_collapse():
     emb = embedding_frame([Constant(), Constant()], inputs)
     assert (emb.saturation == 1.0).all() and (emb.spread == 0.0).all()
     assert emb[emb.k == 1].task_separability.iloc[0] == pytest.approx(0.5)
+
+
+def test_embedding_figure_has_a_line_per_ablation(tiny_run, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dwa_core import plots
+
+    _, emb = diagnosis.diagnose_run(tiny_run, samples_per_task=10, with_embedding=True)
+    fig = plots.plot_embedding_by_task(by_task({"default": emb, "other": emb.assign(saturation=0.5)}))
+    lines = [line.get_label() for line in fig.axes[0].lines]
+    assert lines == ["default", "other"] and [ln.get_label() for ln in fig.axes[2].lines][-1] == "chance"
+    assert list(fig.axes[0].lines[1].get_ydata()) == [0.5, 0.5, 0.5]
