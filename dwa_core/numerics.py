@@ -29,13 +29,14 @@ import sys
 from pathlib import Path
 
 VERSION = 2
-SOURCE_DIGEST = "3b5e8ec14764678ef9e333666203e10ecb3fff07a1fc2260f79d5d3d8945bbfc"
+SOURCE_DIGEST = "d2dedc1acb653eb530b1bc204d902e8fa831a792a89e4eaf961b30dbe97dbb44"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the
-# data, the curriculum, the task loop, the metrics, and the config (its defaults change numbers).
+# data, the curriculum, the task loop, the metrics, and the config and its field declarations and
+# typing (defaults and coercion change numbers).
 SOURCES = ("approaches", "functional", "models", "data", "curriculum.py", "experiment.py", "metrics.py",
-           "config.py")
+           "config.py", "coerce.py", "fields.py")
 TEXT_SUFFIXES = (".c", ".h", ".cpp", ".cu")
 
 

@@ -102,12 +102,13 @@ class HAT(Approach):
     @torch.no_grad()
     def after_backward(self, t):
         p = self.params
+        embeddings = {id(e) for e in self.model.emb.parameters()}  # the task embeddings e_t
         for name, param in self.model.named_parameters():
             if param.grad is None:
                 continue
             if name in self.multipliers:  # empty before the first task is done
                 param.grad.mul_(self.multipliers[name])
-            elif name.startswith("emb."):
+            elif id(param) in embeddings:
                 param.grad.copy_(compensate_embedding_grad(param.grad, param, self.s, p.s_max,
                                                            p.thres_cosh))
 

@@ -25,6 +25,7 @@ from dwa_core.functional.regularizers import (
     old_params_of,
     parameters_of,
 )
+from dwa_core.models.heads import head_parameter_names
 
 
 def merge_heads_param(source: str = "", what: str = ""):
@@ -97,7 +98,8 @@ class _L2Transfer(Approach):
         """The parameters the merge replaces: all, or the shared trunk only (merge_heads=False)."""
         if self.params.merge_heads:
             return merged
-        return {k: v for k, v in merged.items() if not k.startswith("last.")}
+        heads = head_parameter_names(self.model)
+        return {k: v for k, v in merged.items() if k not in heads}
 
     def extra_state(self):
         return {"old_params": self.old_params}
