@@ -71,7 +71,8 @@ class TrainConfig:
     plain SGD, lr decay on a plateau of the validation loss, early stop. `code_value`s: the values
     the original code's DWA scripts ran with (the `original-code` preset)."""
 
-    epochs: int = param(200, bounds=Bounds(1), code_value=200, doc="most epochs per task (early stop may end a task sooner)")
+    epochs: int = param(200, bounds=Bounds(1), code_value=200,
+                        doc="most epochs per task (early stop may end a task sooner)")
     batch_size: int = param(64, bounds=Bounds(1), code_value=32, source="HAT paper / original BaseApproach (DWA's 32: preset 'paper')",
                             doc="training samples per SGD step")
     lr: float = param(0.05, bounds=Bounds(0, low_open=True), code_value=0.05, source="HAT paper, original run.py",
@@ -86,13 +87,15 @@ class TrainConfig:
                                     doc="gradient-norm clip; None: the approach's own default (10000, 100, ...)")
     warmup_epochs: int = param(0, bounds=Bounds(0), code_value=10, source="HAT paper (DWA's 10 epochs at lr/750: preset 'paper')",
                                doc="first epochs at lr / warmup_divisor, without lr decay")
-    warmup_divisor: float = param(1.0, bounds=Bounds(1), code_value=750, doc="the lr is divided by this during warm-up")
+    warmup_divisor: float = param(1.0, bounds=Bounds(1), code_value=750,
+                                  doc="the lr is divided by this during warm-up")
     lr_schedule: Literal["paper", "original-code"] = param(
         "paper", original="original-code",
         what="the lr decay condition never fires: constant lr for all epochs, no early stop",
         doc="'paper': divide the lr after lr_patience epochs without improvement and stop below lr_min; "
             "'original-code': the original code's condition, which never decays (constant lr, all epochs)")
-    eval_batch_size: int = param(1024, bounds=Bounds(1), doc="samples per evaluation batch (no effect on numbers)")
+    eval_batch_size: int = param(1024, bounds=Bounds(1),
+                                 doc="samples per evaluation batch (no effect on numbers)")
     valid_loss: Literal["ce", "total"] = param(
         "ce", original="total", source="the task's cross-entropy for every approach (switch: 'total')",
         what="validation loss = the training criterion with its penalty (for DWA the σ-ramped, "
@@ -115,12 +118,16 @@ class ExperimentConfig:
     approach: str = param("sgd", doc="the approach's name (approaches.names())")
     network: str = param("auto", doc="'mlp', 'alexnet' or 'auto' (the benchmark's network)")
     seed: int = param(0, bounds=Bounds(0), doc="seeds the weights, the data order and the task order")
-    device: str = param("auto", check=_device, doc="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'")
-    data_dir: str | None = param(None, doc="where datasets are read from (None: $DWA_DATA or the cache folder)")
+    device: str = param("auto", check=_device,
+                        doc="'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    data_dir: str | None = param(None,
+                                 doc="where datasets are read from (None: $DWA_DATA or the cache folder)")
     download: bool = param(False, doc="download a dataset that is not found locally")
     train: TrainConfig = param(default_factory=TrainConfig, doc="the training protocol (TrainConfig)")
-    approach_params: dict = param(default_factory=dict, check=_is_dict, doc="the approach's hyper-parameters (its Params)")
-    benchmark_params: dict = param(default_factory=dict, check=_is_dict, doc="the benchmark's parameters (its Params)")
+    approach_params: dict = param(default_factory=dict, check=_is_dict,
+                                  doc="the approach's hyper-parameters (its Params)")
+    benchmark_params: dict = param(default_factory=dict, check=_is_dict,
+                                   doc="the benchmark's parameters (its Params)")
     network_params: dict = param(default_factory=dict, check=_is_dict, doc="the network's keyword options")
     weight_init: str = param("kaiming:xavier", check=parse_weight_init,
                              source="paper / every original script (He-normal convs, Xavier-uniform dense)",

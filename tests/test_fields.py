@@ -52,8 +52,10 @@ def test_docs_are_the_declared_texts():
      r"approach_params\.negative_candidates: must be an integer >= 1"),
     (lambda: approaches.get("ewc").Params(accumulate_gradients=True),
      r"approach_params\.accumulate_gradients: must be False unless fisher_form='batch'"),
-    (lambda: data.get_spec("mnist2").Params(n_tasks=11), r"benchmark_params\.n_tasks: must be an integer in \[1, 10\]"),
-    (lambda: data.get_spec("split-digits").Params(shape="2x2"), r"benchmark_params\.shape: must be one of 'native'"),
+    (lambda: data.get_spec("mnist2").Params(n_tasks=11),
+     r"benchmark_params\.n_tasks: must be an integer in \[1, 10\]"),
+    (lambda: data.get_spec("split-digits").Params(shape="2x2"),
+     r"benchmark_params\.shape: must be one of 'native'"),
     (lambda: ExperimentConfig(weight_init="he:xavier"), r"weight_init: unknown scheme 'he'"),
     (lambda: ExperimentConfig(name="../x"), r"name: must be one folder-name component"),
 ])

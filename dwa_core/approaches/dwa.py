@@ -67,11 +67,15 @@ class DWAParams:
         doc="None: the anchors come from the n lowest-ζ samples (paper); a number: the first n with ζ below it")
     anchor_samples: int = param(320, bounds=Bounds(1), code_value=320,
                                 doc="n, samples of the anchor search (the original code: 10 batches of 32)")
-    negative_candidates: int = param(5, bounds=Bounds(1), doc="K random orthogonal negative-anchor candidates")
-    stiff: int | None = param(None, bounds=Bounds(1), doc="epochs of the stiffness ramp σ = e / stiff (None: σ = 1)")
+    negative_candidates: int = param(5, bounds=Bounds(1),
+                                     doc="K random orthogonal negative-anchor candidates")
+    stiff: int | None = param(None, bounds=Bounds(1),
+                              doc="epochs of the stiffness ramp σ = e / stiff (None: σ = 1)")
     use_anchor_first: bool = param(False, doc="embedding loss on task 0 too")
-    scale_att_loss: bool = param(False, doc="scale each masked layer's plasticity term by κ_j = 0.2 + j·0.8/L")
-    use_task_loss: bool = param(False, doc="add Σ(1-ζ)·mean (E - I_t)² to the embedding loss (intended blocks)")
+    scale_att_loss: bool = param(False,
+                                 doc="scale each masked layer's plasticity term by κ_j = 0.2 + j·0.8/L")
+    use_task_loss: bool = param(False,
+                                doc="add Σ(1-ζ)·mean (E - I_t)² to the embedding loss (intended blocks)")
     fisher_batch_size: int = param(20, bounds=Bounds(1), doc="the batch-form Fisher's batches")
     fisher_form: FisherForm = fisher_form_param(
         "DWA paper (EWC's Fisher; switch: 'batch')",
@@ -101,7 +105,8 @@ class DWAParams:
                                              "batch only",
         doc="how negative-anchor candidates are ranked: 'paper', or the original code's 'last-batch'")
     fisher_accumulate: bool = param(
-        False, original=True, requires=(("fisher_form", "batch"),), source="DWA paper: the standard diagonal Fisher",
+        False, original=True, requires=(("fisher_form", "batch"),
+                                        ), source="DWA paper: the standard diagonal Fisher",
         what="the Fisher's gradients are never zeroed: each batch adds the square of a running sum",
         doc="True: the batch-form Fisher's gradients are never zeroed (the original code's bug)")
     stiff_uncapped: bool = param(False, original=True, what="the stiffness ramp σ = e / stiff keeps growing past 1",

@@ -63,7 +63,8 @@ class IMMModeParams:
                             "no-op merge (docs/original-code.md#approaches), L2 transfer alone")
     fisher_form: FisherForm = fisher_form_param(
         what="Fisher = |B|·(mean gradient of a batch of 20)², not the mean of per-sample squared gradients")
-    fisher_batch_size: int = param(20, bounds=Bounds(1), doc="the batch form's batches (the original code's 20)")
+    fisher_batch_size: int = param(20, bounds=Bounds(1),
+                                   doc="the batch form's batches (the original code's 20)")
     fisher_mode: FisherMode = fisher_mode_param(
         "as EWC's (switch: 'train')", "the Fisher of the merge weights is computed with dropout active")
     merge_heads: bool = merge_heads_param(

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def per_class_param():
     """The `per_class` field every benchmark's Params declares."""
-    return param(None, bounds=Bounds(1), doc="training samples kept per class (seeded; None: all; smoke runs)")
+    return param(None, bounds=Bounds(1),
+                 doc="training samples kept per class (seeded; None: all; smoke runs)")
 
 
 def eval_per_class_param():
