@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dwa_core import ExperimentConfig, TrainConfig, data, fidelity, metrics, run_experiment
-from dwa_core.approaches.ewc import task_fisher
+from dwa_core.functional.fisher import task_fisher
 from dwa_core.experiment import build_approach, validate
 
 SWITCHES = [("ewc", "fisher_combine"), ("ewc", "fisher_mode"), ("imm-mode", "fisher_mode"),

@@ -29,13 +29,14 @@ import sys
 from pathlib import Path
 
 VERSION = 2
-SOURCE_DIGEST = "e02cad186dfae12301d7d8649b482af10ca0080cb7a32a92acd765516e64d398"
+SOURCE_DIGEST = "51d02fafbbd5fffbc2c134aa1678d5cf6a1e1e7e2290fbb0f5beaae6b55a9693"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the
-# data, the curriculum, the task loop, the metrics, and the config (its defaults change numbers).
+# data, the curriculum, the task loop, the metrics, and the config and its field declarations and
+# typing (defaults and coercion change numbers).
 SOURCES = ("approaches", "functional", "models", "data", "curriculum.py", "experiment.py", "metrics.py",
-           "config.py")
+           "config.py", "coerce.py", "fields.py")
 TEXT_SUFFIXES = (".c", ".h", ".cpp", ".cu")
 
 

@@ -25,7 +25,6 @@ import inspect
 import io
 import threading
 import time
-import tokenize
 import typing
 from pathlib import Path
 
@@ -54,24 +53,10 @@ GRID = W.Layout(grid_template_columns="repeat(3, minmax(0, 1fr))", grid_gap="2px
 
 # ---- controls from dataclasses -----------------------------------------------------------------
 def field_docs(cls: type) -> dict[str, str]:
-    """{field: its trailing `# comment`} from the class source ({} when the source is unavailable)."""
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return {}
-    docs, line_names = {}, {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (tokenize.TokenError, IndentationError):
-        return {}
-    for i, tok in enumerate(tokens):
-        if tok.type == tokenize.NAME and tok.string in names and i + 1 < len(tokens) \
-                and tokens[i + 1].string == ":" and tok.start[0] not in line_names:
-            line_names[tok.start[0]] = tok.string
-        elif tok.type == tokenize.COMMENT and tok.start[0] in line_names:
-            docs[line_names[tok.start[0]]] = tok.string.lstrip("# ").strip()
-    return docs
+    """{field: its documentation} as declared with the field (dwa_core.fields.docs), the tooltips."""
+    from dwa_core.fields import docs
+
+    return docs(cls)
 
 
 def choices(owner: str, name: str, hint) -> tuple | None:

@@ -11,7 +11,7 @@ from dwa_core import ExperimentConfig, TrainConfig, data, run_experiment
 from dwa_core.approaches import get
 from dwa_core.config import ConfigError
 from dwa_core.experiment import build_approach, validate
-from dwa_core.functional.regularizers import parameters_of
+from dwa_core.functional.regularizers import ewc_penalty, parameters_of
 
 NAMES = ("ewc", "lwf", "lfl", "imm-mean", "imm-mode")
 CFG = ExperimentConfig(train=TrainConfig(epochs=1, batch_size=32, lr=0.1), max_tasks=2,
@@ -67,13 +67,15 @@ def test_ewc_penalty_is_zero_on_task_0_positive_after_and_scales_with_lambda():
     assert fisher["last.heads.0.weight"].sum() > 0 and fisher["last.heads.1.weight"].sum() == 0
     approach.after_task = lambda t, task: None  # keep theta* and F of task 0 for the check
     approach.fit(1, tasks[1])
-    penalty = approach.penalty()
+    penalty = approach.penalty()  # λ included, as in penalty_of
+    distance = ewc_penalty(approach.model.named_parameters(), approach.old_params, approach.fisher)
     assert penalty.item() > 0
+    torch.testing.assert_close(penalty, 5000.0 * distance)
     approach.model.eval()
     out = approach.forward(*batch(tasks[1])[:1], 1)
     ce = F.cross_entropy(out, batch(tasks[1])[1])
     total = approach.loss(out, batch(tasks[1])[1], 1)
-    torch.testing.assert_close(total - ce, 5000.0 * penalty)
+    torch.testing.assert_close(total - ce, approach.penalty())
 
 
 def test_ewc_larger_lambda_keeps_the_fisher_weighted_distance_smaller():
@@ -85,7 +87,9 @@ def test_ewc_larger_lambda_keeps_the_fisher_weighted_distance_smaller():
         approach.fit(0, tasks[0])
         approach.after_task = lambda t, task: None  # keep theta* and F of task 0
         approach.fit(1, tasks[1])
-        penalties.append(approach.penalty().item())
+        # the Fisher-weighted distance itself (penalty() is λ times it)
+        penalties.append(ewc_penalty(approach.model.named_parameters(), approach.old_params,
+                                     approach.fisher).item())
     assert penalties[0] > penalties[1] > penalties[2] > 0
 
 
@@ -111,7 +115,7 @@ def test_lwf_and_lfl_terms_are_zero_on_task_0_and_positive_after(name):
     approach.model.eval()
     x, y = batch(tasks[1])
     out = approach.forward(x, 1)
-    term = approach.distillation(1) if name == "lwf" else approach.penalty()
+    term = approach.distillation(1) if name == "lwf" else approach.penalty()  # LFL's: λ left out
     assert term.item() > 0
     lamb = approach.params.lamb
     torch.testing.assert_close(approach.loss(out, y, 1), F.cross_entropy(out, y) + lamb * term)

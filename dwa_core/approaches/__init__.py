@@ -14,7 +14,7 @@ register = APPROACHES.register
 
 def _import_all() -> None:
     for info in pkgutil.iter_modules(__path__):
-        if info.name not in ("base", "schedule"):
+        if info.name not in ("base", "schedule", "shared"):
             importlib.import_module(f"{__name__}.{info.name}")
 
 

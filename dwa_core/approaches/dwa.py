@@ -10,15 +10,14 @@ fisher_combine, stiff_uncapped, anchor_threshold
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
 from dwa_core.anchors import AnchorRanking, anchor_rows, anchor_search, positive_anchor
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import check, coerce_fields
+from dwa_core.approaches.shared import fisher_combine_param, fisher_form_param, fisher_mode_param
+from dwa_core.fields import Bounds, param, validate
 from dwa_core.curriculum import ComplexityCache, Curriculum, select
 from dwa_core.functional.dwa import (
     TripletForm,
@@ -29,55 +28,92 @@ from dwa_core.functional.dwa import (
     total_loss,
 )
 from dwa_core.functional.dwa_masks import PlasticityForm, SparsityForm, plasticity_loss, sparsity_loss
-from dwa_core.functional.fisher import FisherCombine, combine_fisher, fisher_diagonal, iterate_batches
+from dwa_core.functional.fisher import (
+    FisherCombine,
+    FisherForm,
+    FisherMode,
+    combine_fisher,
+    fisher_diagonal,
+    iterate_batches,
+)
+
+
+def _weight(default, code_value, doc, source=""):
+    return param(default, bounds=Bounds(0), code_value=code_value, doc=doc, source=source)
 
 
 @dataclass(frozen=True)
 class DWAParams:
-    lamb_triplet: float = 20.0  # λ1 (paper; original code's default 10)
-    lamb_plasticity: float = 0.1  # λ2 (paper; final-warm 0.05)
-    lamb_sparsity: float = 500.0  # λ3
-    sparsity_mu: float = 0.2  # μ
-    alpha: float = 1.5  # triplet margin (paper; original code's default 1.0)
-    delta: float = 1.0  # weight of the previous-task negative
-    eta: float = 10.0  # plasticity scaling η (paper Eq. 5)
-    curriculum: Curriculum | None = Curriculum()  # also "type:E[:start[:power]]", a dict, or None
-    anchor_threshold: float | None = None  # None: n lowest-ζ samples (paper); original code 0.4
-    anchor_samples: int = 320  # n (original code: 10 batches of 32)
-    negative_candidates: int = 5  # K random orthogonal candidates
-    stiff: int | None = None  # ramp epochs σ = e/stiff
-    use_anchor_first: bool = False  # embedding loss on task 0 too
-    scale_att_loss: bool = False  # κ_j = 0.2 + j·0.8/L per masked layer
-    use_task_loss: bool = False  # add Σ(1-ζ)·mean (E - I_t)² to L_emb (intended blocks)
-    fisher_batch_size: int = 20  # the batch form's batches
-    # "per-sample": the mean of each training sample's squared gradient (the papers' empirical
-    # Fisher, one backward per sample); "batch": |B|·(mean gradient of a batch)², the original code's.
-    fisher_form: Literal["per-sample", "batch"] = "per-sample"
-    # Ablation (not the paper's method): after task 0 the context processor, which computes the
-    # embedding, no longer trains, so an earlier task's embeddings, and so its masks' inputs, stay put.
-    freeze_context: bool = False
-    # The model's mode in the Fisher pass: "eval" (deterministic; σ = 1), "train" (the original code's).
-    fisher_mode: Literal["eval", "train"] = "eval"
-    # How the tasks' Fisher diagonals combine: "sum" (Σ_k F_k, as in EWC, which the paper follows),
-    # "mean" (the original code's running mean, each old task weighted 1/(t+1)).
-    fisher_combine: FisherCombine = "sum"
-    triplet_form: TripletForm = "paper"  # "original-code": batch Frobenius, (1+δ), summed
-    plasticity_form: PlasticityForm = "paper"  # "original-code": mean |H|·F, no η
-    sparsity_form: SparsityForm = "paper"  # "original-code" | "binary"
-    anchor_ranking: AnchorRanking = "paper"  # "last-batch": CE of the last batch only
-    fisher_accumulate: bool = False  # True: gradients never zeroed (original code's bug)
-    stiff_uncapped: bool = False  # True: σ keeps growing past 1 (original code)
+    """DWA's hyper-parameters (paper §3-4); `code_value`: the original code's value (preset
+    `original-code`), `original`: a fidelity switch."""
+
+    lamb_triplet: float = _weight(20.0, 10, "λ1, weight of the embedding (triplet) loss (Eq. 7; the "
+                                  "original code's default 10)", "DWA paper (λ1)")
+    lamb_plasticity: float = _weight(0.1, 0.05, "λ2, weight of the plasticity loss (Eq. 5, 7; "
+                                     "final-warm 0.05)", "DWA paper (λ2; the published run: 0.05)")
+    lamb_sparsity: float = _weight(500.0, 500, "λ3, weight of the sparsity loss (Eq. 6, 7)", "DWA paper (λ3)")
+    sparsity_mu: float = _weight(0.2, 0.2, "μ, the mask density the sparsity loss allows (Eq. 6)",
+                                 "DWA paper (μ)")
+    alpha: float = _weight(1.5, 1.0, "α, the triplet margin (Eq. 4; the original code's default 1.0)",
+                           "DWA paper (α)")
+    delta: float = _weight(1.0, 1.0, "δ, weight of the previous-task negative in the triplet loss")
+    eta: float = param(10.0, doc="η, the plasticity scaling inside relu(η·H) (Eq. 5)")
+    curriculum: Curriculum | None = param(
+        Curriculum(), code_value="linear:100:0.2", source="DWA paper",
+        doc="the curriculum on sample complexity ζ (§3.3): 'type:E[:start[:power]]', a dict, or None")
+    anchor_threshold: float | None = param(
+        None, original=0.4, code_value=0.4, source="DWA paper: the n lowest-ζ samples (switch: 0.4)",
+        what="anchor samples: the first n with ζ < 0.4 instead of the n lowest-ζ samples",
+        doc="None: the anchors come from the n lowest-ζ samples (paper); a number: the first n with ζ below it")
+    anchor_samples: int = param(320, bounds=Bounds(1), code_value=320,
+                                doc="n, samples of the anchor search (the original code: 10 batches of 32)")
+    negative_candidates: int = param(5, bounds=Bounds(1),
+                                     doc="K random orthogonal negative-anchor candidates")
+    stiff: int | None = param(None, bounds=Bounds(1),
+                              doc="epochs of the stiffness ramp σ = e / stiff (None: σ = 1)")
+    use_anchor_first: bool = param(False, doc="embedding loss on task 0 too")
+    scale_att_loss: bool = param(False,
+                                 doc="scale each masked layer's plasticity term by κ_j = 0.2 + j·0.8/L")
+    use_task_loss: bool = param(False,
+                                doc="add Σ(1-ζ)·mean (E - I_t)² to the embedding loss (intended blocks)")
+    fisher_batch_size: int = param(20, bounds=Bounds(1), doc="the batch-form Fisher's batches")
+    fisher_form: FisherForm = fisher_form_param(
+        "DWA paper (EWC's Fisher; switch: 'batch')",
+        "DWA's Fisher = |B|·(mean gradient of a batch of 20)², not the mean of per-sample squared gradients")
+    freeze_context: bool = param(
+        False, doc="ablation (not the paper's method): after task 0 the context processor, which computes "
+                   "the embedding, no longer trains, so an earlier task's masks' inputs stay put")
+    fisher_mode: FisherMode = fisher_mode_param(
+        "as EWC's (switch: 'train')", "the Fisher pass runs in train mode (σ of the last epoch)")
+    fisher_combine: FisherCombine = fisher_combine_param(
+        "EWC's sum, which the DWA paper follows (switch: 'mean')",
+        "the tasks' Fisher diagonals are averaged, (F_t + t·F)/(t + 1): each old task's weight shrinks as 1/(t+1)")
+    triplet_form: TripletForm = param(
+        "paper", original="original-code",
+        what="triplet on Frobenius norms of the whole batch, unsquared, divided by 1 + δ, summed over it",
+        doc="the embedding loss (Eq. 4): 'paper', or the original code's batch-Frobenius form")
+    plasticity_form: PlasticityForm = param(
+        "paper", original="original-code",
+        what="mean of |H|·F over batch and weights, no η and no positive part (Eq. 5: Σ F·relu(ηH))",
+        doc="the plasticity loss (Eq. 5): 'paper', or the original code's mean |H|·F without η")
+    sparsity_form: SparsityForm = param(
+        "paper", original="original-code",
+        what="penalises mean(1 - |H|) above μ, pushing masks to be dense (Eq. 6 asks for sparse ones)",
+        doc="the sparsity loss (Eq. 6): 'paper', the original code's 'original-code', or 'binary'")
+    anchor_ranking: AnchorRanking = param(
+        "paper", original="last-batch", what="ranks negative-anchor candidates by the CE of the last anchor "
+                                             "batch only",
+        doc="how negative-anchor candidates are ranked: 'paper', or the original code's 'last-batch'")
+    fisher_accumulate: bool = param(
+        False, original=True, requires=(("fisher_form", "batch"),
+                                        ), source="DWA paper: the standard diagonal Fisher",
+        what="the Fisher's gradients are never zeroed: each batch adds the square of a running sum",
+        doc="True: the batch-form Fisher's gradients are never zeroed (the original code's bug)")
+    stiff_uncapped: bool = param(False, original=True, what="the stiffness ramp σ = e / stiff keeps growing past 1",
+                                 doc="True: σ keeps growing past 1 (the original code)")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
-        for name in ("lamb_triplet", "lamb_plasticity", "lamb_sparsity", "sparsity_mu", "alpha", "delta"):
-            check(getattr(self, name) >= 0, f"approach_params.{name}", ">= 0", getattr(self, name))
-        check(self.anchor_samples >= 1 and self.negative_candidates >= 1, "approach_params.anchor_samples",
-              "anchor_samples and negative_candidates >= 1", (self.anchor_samples, self.negative_candidates))
-        check(self.stiff is None or self.stiff >= 1, "approach_params.stiff", "None or >= 1", self.stiff)
-        check(not self.fisher_accumulate or self.fisher_form == "batch", "approach_params.fisher_accumulate",
-              "false unless fisher_form='batch'", self.fisher_accumulate)
-        object.__setattr__(self, "curriculum", Curriculum.coerce(self.curriculum))
+        validate(self, "approach_params.")
 
 
 @register("dwa")

@@ -10,64 +10,35 @@ mini-batch gradients), `fisher_mode="train"` (dropout active, as the original co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
 import torch.nn.functional as F
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import check, coerce_fields
-from dwa_core.functional.fisher import (
-    FisherCombine,
-    combine_fisher,
-    fisher_diagonal,
-    iterate_batches,
-    per_sample_fisher,
-)
+from dwa_core.approaches.shared import fisher_combine_param, fisher_form_param, fisher_mode_param
+from dwa_core.fields import Bounds, param, validate
+from dwa_core.functional.fisher import FisherCombine, FisherForm, FisherMode, combine_fisher, task_fisher
 from dwa_core.functional.regularizers import ewc_penalty, old_params_of, parameters_of
-
-FisherForm = Literal["per-sample", "batch"]
-FisherMode = Literal["eval", "train"]
-
 
 @dataclass(frozen=True)
 class EWCParams:
-    lamb: float = 5000.0  # weight of the quadratic penalty
-    # "per-sample": mean of per-sample squared gradients (the papers); "batch": the original code's
-    # |B| * (mean gradient of a batch)^2, about 15x smaller after task 0 on split-digits.
-    fisher_form: FisherForm = "per-sample"
-    fisher_batch_size: int = 20  # the original code's batches (per-sample form: the vmap chunk)
-    accumulate_gradients: bool = False  # batch form only: never zero gradients (the DWA code's bug)
-    # The model's mode during the Fisher pass. "eval": dropout off, a deterministic estimate;
-    # "train": the original code's, dropout active (12-15x the eval-mode Fisher on the default MLP).
-    fisher_mode: FisherMode = "eval"
-    # How the old tasks' Fisher diagonals combine. "sum": Σ_k F_k, one penalty per task (the paper);
-    # "mean": the original code's running mean (F_t + t F) / (t + 1), each old task's weight 1/(t+1).
-    fisher_combine: FisherCombine = "sum"
+    """EWC's hyper-parameters (Kirkpatrick et al. 2017)."""
+
+    lamb: float = param(5000.0, bounds=Bounds(0), source="HAT paper's comparison",
+                        doc="weight λ of the quadratic penalty λ Σ_k ½ F_k (θ_k - θ*_k)²")
+    fisher_form: FisherForm = fisher_form_param("Kirkpatrick et al. 2017 (switch: 'batch')")
+    fisher_batch_size: int = param(20, bounds=Bounds(1),
+                                   doc="the batch form's batches (the original code's 20); per-sample "
+                                       "form: the vmap chunk")
+    accumulate_gradients: bool = param(False, requires=(("fisher_form", "batch"),),
+                                       doc="batch form only: never zero the gradients between batches "
+                                           "(the DWA code's bug)")
+    fisher_mode: FisherMode = fisher_mode_param(
+        "the Fisher of the trained model, not of a dropout sample (switch: 'train')")
+    fisher_combine: FisherCombine = fisher_combine_param(
+        "Kirkpatrick et al. 2017: one penalty per task (switch: 'mean')")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
-        check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
-        check(self.fisher_batch_size >= 1, "approach_params.fisher_batch_size", ">= 1",
-              self.fisher_batch_size)
-        check(not self.accumulate_gradients or self.fisher_form == "batch",
-              "approach_params.accumulate_gradients", "false unless fisher_form='batch'",
-              self.accumulate_gradients)
-
-
-def task_fisher(approach: Approach, t: int, task, batch_size: int, form: FisherForm = "per-sample",
-                accumulate: bool = False, mode: FisherMode = "eval") -> dict:
-    """Empirical Fisher of task t's training set under the approach's own criterion (CE of head t
-    plus `approach.penalty_of(params)`); `form` and `mode` ("eval" | "train": the model's mode,
-    i.e. dropout off or on) as in EWCParams. {name: tensor shaped like the parameter}."""
-    batches = iterate_batches(task.train.x, task.train.y, batch_size)
-    train_mode = mode == "train"
-    if form == "per-sample":
-        return per_sample_fisher(approach.model, batches, t, penalty=approach.penalty_of,
-                                 train_mode=train_mode)
-    return fisher_diagonal(
-        approach.model, batches, lambda x, y: approach.loss(approach.forward(x, t), y, t),
-        accumulate_gradients=accumulate, train_mode=train_mode)
+        validate(self, "approach_params.")
 
 
 @register("ewc")
@@ -83,21 +54,20 @@ class EWC(Approach):
         self.old_params: dict | None = None  # theta*: the weights after the previous task
         self.fisher: dict | None = None
 
-    def penalty(self):
-        """The EWC penalty (without lamb) of the current weights; None before task 1."""
-        if self.fisher is None:
-            return None
-        return ewc_penalty(self.model.named_parameters(), self.old_params, self.fisher)
-
     def penalty_of(self, params: dict):
-        """lamb * EWC penalty of the parameters {name: tensor}; None before task 1."""
+        """λ · Σ_k ½ F_k (θ_k - θ*_k)² of the parameters {name: tensor} (λ included, as IMM's
+        `penalty_of`: what the Fisher pass adds to the CE); None before task 1."""
         if self.fisher is None:  # task 0: nothing to protect yet
             return None
         return self.params.lamb * ewc_penalty(params.items(), self.old_params, self.fisher)
 
+    def penalty(self):
+        """`penalty_of` the current weights (λ included); None before task 1."""
+        return self.penalty_of(dict(self.model.named_parameters()))
+
     def loss(self, outputs, y, t, batch=None):
         ce = F.cross_entropy(outputs, y)
-        penalty = self.penalty_of(dict(self.model.named_parameters()))
+        penalty = self.penalty()
         return ce if penalty is None else ce + penalty
 
     def after_task(self, t, task):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import check, coerce_fields
+from dwa_core.fields import Bounds, param, validate
 from dwa_core.functional.hat import (
     anneal_s,
     compensate_embedding_grad,
@@ -39,17 +39,19 @@ def flush_denormals():
 
 @dataclass(frozen=True)
 class HATParams:
-    c: float = 0.75  # regularisation strength (`lamb` in the original code)
-    s_max: float = 400.0  # largest gate scale
-    thres_cosh: float = 50.0  # clamp of s*e inside cosh in the compensation
-    thres_emb: float = 6.0  # embeddings are clamped to [-thres_emb, thres_emb] after each step
+    """HAT's hyper-parameters (HAT paper §2-3)."""
+
+    c: float = param(0.75, bounds=Bounds(0), source="HAT paper",
+                     doc="regularisation strength c of the mask penalty R (Eq. 5; `lamb` in the original code)")
+    s_max: float = param(400.0, bounds=Bounds(1), source="HAT paper",
+                         doc="largest gate scale s_max: s is annealed from 1/s_max to s_max within an epoch (Eq. 3)")
+    thres_cosh: float = param(50.0, bounds=Bounds(0, low_open=True), source="HAT paper / original",
+                              doc="clamp of s·e inside cosh in the embedding-gradient compensation (Eq. 4)")
+    thres_emb: float = param(6.0, bounds=Bounds(0, low_open=True), source="HAT paper / original",
+                             doc="embeddings are clamped to [-thres_emb, thres_emb] after each step")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
-        check(self.c >= 0, "approach_params.c", ">= 0", self.c)
-        check(self.s_max >= 1, "approach_params.s_max", ">= 1", self.s_max)
-        check(self.thres_cosh > 0, "approach_params.thres_cosh", "> 0", self.thres_cosh)
-        check(self.thres_emb > 0, "approach_params.thres_emb", "> 0", self.thres_emb)
+        validate(self, "approach_params.")
 
 
 @register("hat")
@@ -100,12 +102,13 @@ class HAT(Approach):
     @torch.no_grad()
     def after_backward(self, t):
         p = self.params
+        embeddings = {id(e) for e in self.model.emb.parameters()}  # the task embeddings e_t
         for name, param in self.model.named_parameters():
             if param.grad is None:
                 continue
             if name in self.multipliers:  # empty before the first task is done
                 param.grad.mul_(self.multipliers[name])
-            elif name.startswith("emb."):
+            elif id(param) in embeddings:
                 param.grad.copy_(compensate_embedding_grad(param.grad, param, self.s, p.s_max,
                                                            p.thres_cosh))
 

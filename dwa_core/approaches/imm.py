@@ -14,9 +14,9 @@ import torch.nn.functional as F
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.approaches.ewc import FisherForm, FisherMode, task_fisher
-from dwa_core.config import check, coerce_fields
-from dwa_core.functional.fisher import sum_fisher
+from dwa_core.approaches.shared import fisher_form_param, fisher_mode_param
+from dwa_core.fields import Bounds, param, validate
+from dwa_core.functional.fisher import FisherForm, FisherMode, sum_fisher, task_fisher
 from dwa_core.functional.regularizers import (
     l2_transfer,
     load_parameters,
@@ -25,38 +25,53 @@ from dwa_core.functional.regularizers import (
     old_params_of,
     parameters_of,
 )
+from dwa_core.models.heads import head_parameter_names
+
+
+def merge_heads_param(source: str = "", what: str = ""):
+    """`merge_heads`: whether the merge covers the heads (the original code: a switch)."""
+    return param(False, original=True, source=source, what=what,
+                 doc="False (the paper): merge the shared trunk, each task keeps its head; True (the "
+                     "original code): merge every parameter, so a new head is averaged with its own "
+                     "random init, (θ_t + t·θ_init)/(t + 1): 80 % init at t = 4")
 
 
 @dataclass(frozen=True)
 class IMMMeanParams:
-    regularizer: float = 1e-4  # r: weight of the L2-transfer penalty
-    # False (the paper): merge the shared trunk, each task keeps its head. True (the original code):
-    # merge every parameter, so the new head is averaged with its own random init,
-    # (theta_t + t * theta_init) / (t + 1): 80 % init at t = 4.
-    merge_heads: bool = False
+    """IMM-mean's hyper-parameters (Lee et al. 2017)."""
+
+    regularizer: float = param(1e-4, bounds=Bounds(0), source="original default",
+                               doc="weight r of the L2-transfer penalty r·½ Σ (θ - θ_old)²")
+    merge_heads: bool = merge_heads_param(
+        "IMM: the trunk is merged, each task keeps its head",
+        "merges the heads too: a new head is averaged with its random init (80 % init at t = 4)")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
-        check(self.regularizer >= 0, "approach_params.regularizer", ">= 0", self.regularizer)
+        validate(self, "approach_params.")
 
 
 @dataclass(frozen=True)
 class IMMModeParams:
-    lamb: float = 0.01  # weight of the L2-transfer penalty
-    # The original code's Fisher-weighted merge assigned to a local variable and had no effect
-    # (docs/original-code.md#approaches), so its imm-mode is L2 transfer alone: merge=False reproduces that.
-    merge: bool = True
-    fisher_form: FisherForm = "per-sample"  # as EWC's; "batch": the original code's form
-    fisher_batch_size: int = 20
-    fisher_mode: FisherMode = "eval"  # as EWC's; "train": dropout active, the original code's
-    # False (the paper): the heads are not merged (see IMMMeanParams); True: the original code.
-    merge_heads: bool = False
+    """IMM-mode's hyper-parameters (Lee et al. 2017)."""
+
+    lamb: float = param(0.01, bounds=Bounds(0), source="original default",
+                        doc="weight λ of the L2-transfer penalty λ·½ Σ (θ - θ_old)²")
+    merge: bool = param(True, original=False, source="IMM paper (the original's merge is a no-op: switch)",
+                        what="the Fisher-weighted merge is computed into a local variable and lost: L2 "
+                             "transfer only",
+                        doc="True: the Fisher-weighted merge after each task; False: the original code's "
+                            "no-op merge (docs/original-code.md#approaches), L2 transfer alone")
+    fisher_form: FisherForm = fisher_form_param(
+        what="Fisher = |B|·(mean gradient of a batch of 20)², not the mean of per-sample squared gradients")
+    fisher_batch_size: int = param(20, bounds=Bounds(1),
+                                   doc="the batch form's batches (the original code's 20)")
+    fisher_mode: FisherMode = fisher_mode_param(
+        "as EWC's (switch: 'train')", "the Fisher of the merge weights is computed with dropout active")
+    merge_heads: bool = merge_heads_param(
+        what="the intended merge covers the heads too (the original's merge itself is a no-op)")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
-        check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
-        check(self.fisher_batch_size >= 1, "approach_params.fisher_batch_size", ">= 1",
-              self.fisher_batch_size)
+        validate(self, "approach_params.")
 
 
 class _L2Transfer(Approach):
@@ -84,7 +99,8 @@ class _L2Transfer(Approach):
         """The parameters the merge replaces: all, or the shared trunk only (merge_heads=False)."""
         if self.params.merge_heads:
             return merged
-        return {k: v for k, v in merged.items() if not k.startswith("last.")}
+        heads = head_parameter_names(self.model)
+        return {k: v for k, v in merged.items() if k not in heads}
 
     def extra_state(self):
         return {"old_params": self.old_params}

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwa_core.approaches import register
-from dwa_core.approaches.lwf import DistillsFromOldModel
-from dwa_core.config import check, coerce_fields
+from dwa_core.approaches.shared import DistillsFromOldModel
+from dwa_core.fields import Bounds, param, validate
 from dwa_core.functional.regularizers import feature_penalty
 
 
@@ -54,14 +54,22 @@ def clean_penultimate(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class LFLParams:
-    lamb: float = 0.05  # weight of the penalty; stable while lr * lamb * ||a||^2 < 2 (docstring)
-    reduction: Literal["mean", "sum"] = "mean"  # over the batch: "mean", or the original code's "sum"
-    seed_dropout_mismatch: bool = False  # True: penalise the dropout-noised h as the original code did
-    dropout_after_penultimate: bool = False  # the original code's alexnet_lfl had none
+    """LFL's hyper-parameters (Jung et al. 2016)."""
+
+    lamb: float = param(0.05, bounds=Bounds(0), source="original default",
+                        doc="weight λ of the feature penalty; stable while lr·λ·||a||² < 2 (module docstring)")
+    reduction: Literal["mean", "sum"] = param(
+        "mean", original="sum", source="per-sample penalty (switch: 'sum')",
+        what="the feature penalty is summed over the batch",
+        doc="how the penalty reduces over the batch: 'mean', or the original code's 'sum'")
+    seed_dropout_mismatch: bool = param(
+        False, original=True, what="penalises dropout-noised features against the old model's clean ones",
+        doc="True: penalise the dropout-noised h of the training forward, as the original code did")
+    dropout_after_penultimate: bool = param(
+        False, doc="dropout on h before the heads (the original code's alexnet_lfl had none)")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
-        check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
+        validate(self, "approach_params.")
 
 
 @register("lfl")

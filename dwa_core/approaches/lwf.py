@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -11,48 +10,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwa_core.approaches import register
-from dwa_core.approaches.base import Approach
-from dwa_core.config import check, coerce_fields
+from dwa_core.approaches.shared import DistillsFromOldModel
+from dwa_core.fields import Bounds, param, validate
 from dwa_core.functional.regularizers import distillation_ce
-
-
-def frozen_copy(model: nn.Module) -> nn.Module:
-    """The reference model of lwf / lfl / ewc / imm: a deep copy, eval mode, no gradients."""
-    old = copy.deepcopy(model).eval()
-    for p in old.parameters():
-        p.requires_grad_(False)
-    return old
 
 
 @dataclass(frozen=True)
 class LwFParams:
-    lamb: float = 2.0  # weight of the distillation terms
-    temperature: float = 1.0  # T
-    eps: float = 1e-5  # the original code's smoothing of the student's distribution (eps / n_classes)
+    """LwF's hyper-parameters (Li & Hoiem 2016)."""
+
+    lamb: float = param(2.0, bounds=Bounds(0), source="HAT paper's grid, original default",
+                        doc="weight λ of the distillation terms")
+    temperature: float = param(1.0, bounds=Bounds(0, low_open=True), source="HAT paper's grid, original default",
+                               doc="temperature T of the distillation softmax")
+    eps: float = param(1e-5, bounds=Bounds(0),
+                       doc="the original code's smoothing of the student's distribution (eps / n_classes)")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
-        check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
-        check(self.temperature > 0, "approach_params.temperature", "> 0", self.temperature)
-        check(self.eps >= 0, "approach_params.eps", ">= 0", self.eps)
-
-
-class DistillsFromOldModel(Approach):
-    """Base of LwF and LFL: a frozen copy of the model after each task, kept in checkpoints."""
-
-    old: nn.Module | None = None
-
-    def after_task(self, t, task):
-        self.old = frozen_copy(self.model)
-
-    def extra_state(self):
-        return {"old": None if self.old is None else self.old.state_dict()}
-
-    def load_extra_state(self, state):
-        self.old = None
-        if state["old"] is not None:
-            self.old = frozen_copy(self.model)
-            self.old.load_state_dict(state["old"])
+        validate(self, "approach_params.")
 
 
 @register("lwf")

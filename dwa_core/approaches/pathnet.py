@@ -19,18 +19,19 @@ import torch
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import check, coerce_fields
+from dwa_core.fields import Bounds, param, validate
 
 
 @dataclass(frozen=True)
 class PathNetParams:
-    generations: int = 20  # tournament rounds per task
-    paths: int = 2  # P, paths per generation
+    """PathNet's hyper-parameters (Fernando et al. 2017)."""
+
+    generations: int = param(20, bounds=Bounds(1), source="original default",
+                             doc="tournament rounds per task (each path trains epochs // generations epochs)")
+    paths: int = param(2, bounds=Bounds(2), doc="P, paths that compete in each generation")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
-        check(self.generations >= 1, "approach_params.generations", ">= 1", self.generations)
-        check(self.paths >= 2, "approach_params.paths", ">= 2", self.paths)
+        validate(self, "approach_params.")
 
 
 def random_path(layers: int, active: int, modules: int, generator) -> torch.Tensor:

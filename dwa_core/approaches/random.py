@@ -9,16 +9,19 @@ import torch
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
-from dwa_core.config import coerce_fields
+from dwa_core.fields import param, validate
 
 
 @dataclass(frozen=True)
 class RandomParams:
-    # The original code predicts every earlier task with the *latest* task's labels; True reproduces that.
-    latest_task_labels: bool = False
+    """The random reference's one switch."""
+
+    latest_task_labels: bool = param(
+        False, original=True, what="predicts every earlier task with the latest task's labels",
+        doc="True: predict every earlier task with the latest task's labels (the original code's)")
 
     def __post_init__(self):
-        coerce_fields(self, "approach_params.")
+        validate(self, "approach_params.")
 
 
 @register("random")

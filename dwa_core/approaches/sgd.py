@@ -7,6 +7,7 @@ import copy
 
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach
+from dwa_core.models.heads import head_parameter_names
 
 
 @register("sgd")
@@ -20,8 +21,9 @@ class SGDFrozen(Approach):
 
     def before_task(self, t, task):
         if t > 0:
+            heads = head_parameter_names(self.model)
             for name, p in self.model.named_parameters():
-                p.requires_grad_(name.startswith("last."))
+                p.requires_grad_(name in heads)
 
 
 @register("sgd-restart")
@@ -38,13 +40,14 @@ class SGDRestart(Approach):
         # Heads of earlier tasks keep their trained weights: each task's model is (trunk_t, head_t).
         # Evaluating an old task after restarting would use the new trunk, so we keep one trunk
         # per task and swap it in at test time.
-        trunk = {k: v for k, v in self.initial.items() if not k.startswith("last.")}
+        heads = head_parameter_names(self.model)
+        trunk = {k: v for k, v in self.initial.items() if k not in heads}
         self.model.load_state_dict(trunk, strict=False)
 
     def after_task(self, t, task):
         self.trunks = getattr(self, "trunks", {})
-        self.trunks[t] = {k: v.clone() for k, v in self.model.state_dict().items()
-                          if not k.startswith("last.")}
+        heads = head_parameter_names(self.model)
+        self.trunks[t] = {k: v.clone() for k, v in self.model.state_dict().items() if k not in heads}
 
     def test(self, u, task, split="test"):
         current = copy.deepcopy(self.model.state_dict())

@@ -7,7 +7,7 @@ import os
 import pkgutil
 from pathlib import Path
 
-from dwa_core.config import ConfigError, _coerce, build_params, check
+from dwa_core.coerce import ConfigError, build_params, check, coerce_value
 from dwa_core.data.registry import BENCHMARKS, BenchmarkSpec, register_benchmark
 from dwa_core.data.types import Benchmark, Split, Task
 from dwa_core.registry import summary
@@ -40,7 +40,7 @@ def task_order(cfg) -> str | tuple[int, ...]:
     name = f"benchmark_params ({cfg.benchmark}).task_order"
     if isinstance(order, str) and not order.strip().startswith("["):
         raise ConfigError(f"{name}: must be 'seeded', 'natural' or a list of task indices, got {order!r}")
-    indices = _coerce(order, tuple[int, ...], name)
+    indices = coerce_value(order, tuple[int, ...], name)
     check(len(indices) >= 1 and len(set(indices)) == len(indices) and min(indices) >= 0, name,
           "a non-empty list of distinct task indices >= 0", order)
     return indices

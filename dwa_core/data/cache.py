@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from dwa_core.data.types import RawDataset
+
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +42,6 @@ def save(name: str, raw, cache_dir) -> Path:
 
 def load(name: str, cache_dir):
     """The cached RawDataset, or None when missing or invalid (with a warning when invalid)."""
-    from dwa_core.data.sources import RawDataset
-
     path, digest_path = _paths(name, cache_dir)
     if not path.is_file():
         return None

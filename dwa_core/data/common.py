@@ -8,11 +8,47 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dwa_core.config import ConfigError
+from dwa_core.fields import Bounds, ConfigError, param
 from dwa_core.data.types import Split
 
 SHAPES = {"native": None, "1x28x28": (1, 28, 28), "3x32x32": (3, 32, 32)}
 log = logging.getLogger(__name__)
+
+
+def per_class_param():
+    """The `per_class` field every benchmark's Params declares."""
+    return param(None, bounds=Bounds(1),
+                 doc="training samples kept per class (seeded; None: all; smoke runs)")
+
+
+def eval_per_class_param():
+    """The `eval_per_class` field of the Fashion-MNIST benchmarks."""
+    return param(None, bounds=Bounds(1), doc="validation and test samples kept per class (seeded; None: "
+                                             "all): evaluating every earlier task after each task is most "
+                                             "of a long permuted run's time on a CPU")
+
+
+def valid_fraction_param(default: float, source: str = ""):
+    """The `valid_fraction` field: the held-out share of the training images."""
+    return param(default, bounds=Bounds(0, 1, low_open=True, high_open=True), source=source,
+                 doc="fraction of the training images held out for validation (seeded)")
+
+
+def pixel_permutation(seed: int, n_pixels: int) -> torch.Tensor:
+    """(n_pixels,) int64: the permutation drawn by numpy's RandomState(seed) (permuted benchmarks
+    pass a seed that is a function of (run seed, task) alone)."""
+    return torch.from_numpy(np.random.RandomState(seed).permutation(n_pixels))
+
+
+def task_permutation(seed: int, task: int, n_pixels: int) -> torch.Tensor:
+    """The permutation of task `task` of a permuted-digits / permuted-fmnist run with `seed`: a
+    function of (seed, task) alone (RandomState(seed * 1000 + task))."""
+    return pixel_permutation(seed * 1000 + task, n_pixels)
+
+
+def permute_pixels(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images with their flattened pixels reordered by `perm`, same shape and dtype."""
+    return x.flatten(1)[:, perm].view_as(x)
 
 
 def seeded_order(n: int, seed: int) -> np.ndarray:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-import numpy as np
 import torch
 
-from dwa_core.config import check, coerce_fields
-from dwa_core.data.common import SHAPES, seeded_order, subsample_per_class, to_shape, validation_split
+from dwa_core.fields import Bounds, check, param, validate
+from dwa_core.data.common import (
+    per_class_param,
+    permute_pixels,
+    seeded_order,
+    subsample_per_class,
+    task_permutation,
+    to_shape,
+    valid_fraction_param,
+    validation_split,
+)
 from dwa_core.data.registry import register_benchmark
 from dwa_core.data.types import Benchmark, Split, Task
 
@@ -35,18 +44,16 @@ def _normalise(train: Split, *others: Split) -> list[Split]:
 
 @dataclass(frozen=True)
 class DigitsParams:
-    shape: str = "native"  # "native" (1x8x8), "1x28x28" (MLP experiments) or "3x32x32" (AlexNet)
-    per_class: int | None = None  # training samples kept per class (smoke profiles)
-    valid_fraction: float = 0.15
-    n_tasks: int = 5
+    """Parameters of split-digits and permuted-digits."""
+
+    shape: Literal["native", "1x28x28", "3x32x32"] = param(
+        "native", doc="'native' (1x8x8), '1x28x28' (MLP experiments) or '3x32x32' (AlexNet)")
+    per_class: int | None = per_class_param()
+    valid_fraction: float = valid_fraction_param(0.15)
+    n_tasks: int = param(5, bounds=Bounds(1), doc="number of tasks (split-digits: 5 only)")
 
     def __post_init__(self):
-        coerce_fields(self, "benchmark_params.")
-        check(self.per_class is None or self.per_class >= 1, "benchmark_params.per_class", "None or >= 1",
-              self.per_class)
-        check(self.shape in SHAPES, "benchmark_params.shape", f"one of {', '.join(SHAPES)}", self.shape)
-        check(0 < self.valid_fraction < 1, "benchmark_params.valid_fraction", "in (0, 1)",
-              self.valid_fraction)
+        validate(self, "benchmark_params.")
 
 
 def _make_task(name, n_classes, train, test, params, seed) -> Task:
@@ -64,7 +71,7 @@ def _pair(split: Split, k: int) -> Split:
 
 
 def _permute(split: Split, perm: torch.Tensor) -> Split:
-    return Split(split.x.flatten(1)[:, perm].view_as(split.x), split.y)
+    return Split(permute_pixels(split.x, perm), split.y)
 
 
 def _network_for(shape: str) -> str:
@@ -84,21 +91,15 @@ def split_digits(params: DigitsParams, seed: int = 0, **_) -> Benchmark:
     return Benchmark("split-digits", tasks, shape, _network_for(params.shape), {"natural_index": order})
 
 
-def pixel_permutation(n_pixels: int, seed: int, task: int) -> torch.Tensor:
-    """The permutation of a task is a function of (seed, task) alone."""
-    return torch.from_numpy(np.random.RandomState(seed * 1000 + task).permutation(n_pixels))
-
-
 @register_benchmark("permuted-digits", DigitsParams)
 def permuted_digits(params: DigitsParams, seed: int = 0, **_) -> Benchmark:
     """Digits under a different fixed pixel permutation per task (10 classes each)."""
-    check(params.n_tasks >= 1, "benchmark_params.n_tasks", ">= 1", params.n_tasks)
     train, test = load_digits_splits()
     tasks = []
     for k in range(params.n_tasks):
         task = _make_task(f"permuted-digits-{k}", 10, train, test, params, seed)
         n_pixels = task.train.x[0].numel()
-        perm = pixel_permutation(n_pixels, seed, k)
+        perm = task_permutation(seed, k, n_pixels)
         splits = [_permute(s, perm) for s in (task.train, task.valid, task.test)]
         tasks.append(Task(task.name, 10, *splits))
     shape = tuple(tasks[0].train.x.shape[1:])

@@ -5,38 +5,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dwa_core.config import check
+from dwa_core.fields import Bounds, param, validate
 from dwa_core.data import sources
-from dwa_core.data.common import seeded_order
-from dwa_core.data.paper import check_common, make_task, mixture_task, select
+from dwa_core.data.common import (
+    eval_per_class_param,
+    per_class_param,
+    permute_pixels,
+    seeded_order,
+    task_permutation,
+    valid_fraction_param,
+)
+from dwa_core.data.paper import make_task, mixture_task, select
 from dwa_core.data.registry import register_benchmark
 from dwa_core.data.types import Benchmark, Split
 
-FMNIST_SHAPES = ("1x28x28", "3x32x32")
-
-
 @dataclass(frozen=True)
 class FashionParams:
-    shape: str = "1x28x28"  # "1x28x28" (MLP) or "3x32x32" (AlexNet, the mixture's conversion)
-    per_class: int | None = None
-    # validation and test samples kept per class (seeded; None: all): evaluating every earlier
-    # task after each task is most of a long permuted-fmnist run's time on a CPU
-    eval_per_class: int | None = None
-    valid_fraction: float = 0.15
-    valid_is_train_copy: bool = False  # True = the original mnist2/pmnist behaviour (valid = train)
-    n_tasks: int = 10  # permuted-fmnist only
+    """Parameters of split-fmnist and permuted-fmnist."""
+
+    shape: Literal["1x28x28", "3x32x32"] = param(
+        "1x28x28", doc="'1x28x28' (the MLP) or '3x32x32' (AlexNet, the mixture's conversion)")
+    per_class: int | None = per_class_param()
+    eval_per_class: int | None = eval_per_class_param()
+    valid_fraction: float = valid_fraction_param(0.15)
+    valid_is_train_copy: bool = param(False, doc="True: the original mnist2 / pmnist behaviour (validation = "
+                                                 "the training set)")
+    n_tasks: int = param(10, bounds=Bounds(1), doc="number of permuted tasks (permuted-fmnist only)")
 
     def __post_init__(self):
-        check_common(self)
-        check(self.shape in FMNIST_SHAPES, "benchmark_params.shape", " or ".join(FMNIST_SHAPES), self.shape)
-        check(self.n_tasks >= 1, "benchmark_params.n_tasks", ">= 1", self.n_tasks)
-        check(self.eval_per_class is None or self.eval_per_class >= 1, "benchmark_params.eval_per_class",
-              "None or >= 1", self.eval_per_class)
+        validate(self, "benchmark_params.")
 
 
 def _shaped(raw, shape):
@@ -59,19 +61,14 @@ def split_fmnist(params: FashionParams, seed: int = 0, data_dir=None, download=F
                      {"natural_index": order})
 
 
-def fmnist_permutation(seed: int, task: int, n_pixels: int) -> torch.Tensor:
-    """A task's pixel permutation: a function of (seed, task) alone."""
-    return torch.from_numpy(np.random.RandomState(seed * 1000 + task).permutation(n_pixels))
-
-
 @register_benchmark("permuted-fmnist", FashionParams)
 def permuted_fmnist(params: FashionParams, seed: int = 0, data_dir=None, download=False) -> Benchmark:
     """Fashion-MNIST under a fixed pixel permutation per task, 10 classes each (offline, real data)."""
     train, test, norm, network = _shaped(sources.fashion_mnist(data_dir, download), params.shape)
     tasks = []
     for k in range(params.n_tasks):
-        perm = fmnist_permutation(seed, k, train.x[0].numel())
-        permute = lambda s, perm=perm: Split(s.x.flatten(1)[:, perm].view_as(s.x), s.y)  # noqa: E731
+        perm = task_permutation(seed, k, train.x[0].numel())
+        permute = lambda s, perm=perm: Split(permute_pixels(s.x, perm), s.y)  # noqa: E731
         tasks.append(make_task(f"permuted-fmnist-{k}", 10, permute(train), permute(test), norm, params, seed,
                                params.valid_is_train_copy))
     return Benchmark("permuted-fmnist", tasks, tuple(tasks[0].train.x.shape[1:]), network)
@@ -89,14 +86,14 @@ def digits_raw() -> sources.RawDataset:
 
 @dataclass(frozen=True)
 class MixtureOfflineParams:
-    per_class: int | None = None
-    # validation and test samples kept per class (seeded; None: all): evaluating every earlier
-    # task after each task is most of a long permuted-fmnist run's time on a CPU
-    eval_per_class: int | None = None
-    valid_fraction: float = 0.15
+    """Parameters of mixture-offline."""
+
+    per_class: int | None = per_class_param()
+    eval_per_class: int | None = eval_per_class_param()
+    valid_fraction: float = valid_fraction_param(0.15)
 
     def __post_init__(self):
-        check_common(self)
+        validate(self, "benchmark_params.")
 
 
 @register_benchmark("mixture-offline", MixtureOfflineParams)

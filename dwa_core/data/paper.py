@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from dwa_core.config import check, coerce_fields
+from dwa_core.fields import Bounds, param, validate
 from dwa_core.data import sources
-from dwa_core.data.common import seeded_order, subsample_per_class, validation_split
+from dwa_core.data.common import (
+    per_class_param,
+    permute_pixels,
+    pixel_permutation,
+    seeded_order,
+    subsample_per_class,
+    valid_fraction_param,
+    validation_split,
+)
 from dwa_core.data.registry import register_benchmark
 from dwa_core.data.types import Benchmark, Split, Task
 
@@ -47,28 +54,22 @@ def select(x, y, classes, offset) -> Split:
     return Split(x[keep], y[keep] - offset)
 
 
-def check_common(params) -> None:
-    """Type every field (coerce_fields), then the fields every benchmark has."""
-    coerce_fields(params, "benchmark_params.")
-    check(params.per_class is None or params.per_class >= 1, "benchmark_params.per_class",
-          "None or >= 1", params.per_class)
-    check(0 < params.valid_fraction < 1, "benchmark_params.valid_fraction", "in (0, 1)",
-          params.valid_fraction)
-
-
 @dataclass(frozen=True)
 class MnistParams:
-    per_class: int | None = None  # training samples kept per class (smoke runs)
-    valid_fraction: float = 0.1  # used only when valid_is_train_copy is False
-    # False: a held-out validation split, as every other benchmark (the papers select the model and
-    # decay the lr on validation data). True: the original code's mnist2 / pmnist, whose
-    # "validation" set is a copy of the training set (docs/original-code.md#benchmarks; a fidelity switch).
-    valid_is_train_copy: bool = False
-    n_tasks: int = 10  # pmnist only
+    """Parameters of mnist2 and pmnist."""
+
+    per_class: int | None = per_class_param()
+    valid_fraction: float = valid_fraction_param(0.1)
+    valid_is_train_copy: bool = param(
+        False, original=True, source="a held-out 10 % (switch: the original's copy)",
+        what="the validation set (lr decay, best model) is a copy of the training set",
+        doc="False: a held-out validation split, as every other benchmark (the papers select the model "
+            "and decay the lr on validation data); True: the original code's mnist2 / pmnist, whose "
+            "validation set is a copy of the training set (docs/original-code.md#benchmarks)")
+    n_tasks: int = param(10, bounds=Bounds(1, 10), doc="number of permuted tasks (pmnist only)")
 
     def __post_init__(self):
-        check_common(self)
-        check(1 <= self.n_tasks <= 10, "benchmark_params.n_tasks", "in 1..10", self.n_tasks)
+        validate(self, "benchmark_params.")
 
 
 @register_benchmark("mnist2", MnistParams)
@@ -86,7 +87,7 @@ def pmnist_permutation(seed: int, task: int, n_pixels: int = 784) -> torch.Tenso
     (seed, task) alone (the original's cache quirk that reused old permutations is not kept;
     docs/original-code.md#benchmarks)."""
     r = int(seeded_order(10, seed)[task])
-    return torch.from_numpy(np.random.RandomState(r * 100 + task).permutation(n_pixels))
+    return pixel_permutation(r * 100 + task, n_pixels)
 
 
 @register_benchmark("pmnist", MnistParams)
@@ -96,7 +97,7 @@ def pmnist(params: MnistParams, seed: int = 0, data_dir=None, download=False) ->
     tasks = []
     for k in range(params.n_tasks):
         perm = pmnist_permutation(seed, k)
-        permute = lambda x, perm=perm: x.flatten(1)[:, perm].view_as(x)  # noqa: E731  (uint8, before float)
+        permute = lambda x, perm=perm: permute_pixels(x, perm)  # noqa: E731  (uint8, before float)
         tasks.append(make_task(f"pmnist-{k}", 10, Split(permute(raw.train_x), raw.train_y),
                                Split(permute(raw.test_x), raw.test_y), sources.MNIST_28, params, seed,
                                params.valid_is_train_copy))
@@ -105,11 +106,13 @@ def pmnist(params: MnistParams, seed: int = 0, data_dir=None, download=False) ->
 
 @dataclass(frozen=True)
 class CifarParams:
-    per_class: int | None = None
-    valid_fraction: float = 0.10
+    """Parameters of cifar (CIFAR-10 and CIFAR-100 in tasks of 10 classes)."""
+
+    per_class: int | None = per_class_param()
+    valid_fraction: float = valid_fraction_param(0.10, "original code (docs/original-code.md#benchmarks)")
 
     def __post_init__(self):
-        check_common(self)
+        validate(self, "benchmark_params.")
 
 
 @register_benchmark("cifar", CifarParams)
@@ -131,12 +134,15 @@ def cifar(params: CifarParams, seed: int = 0, data_dir=None, download=False) -> 
 
 @dataclass(frozen=True)
 class MixtureParams:
-    per_class: int | None = None
-    valid_fraction: float = 0.15
-    fixed_order: bool = False  # True: dataset index order 0..7 instead of the seeded shuffle
+    """Parameters of mixture (eight datasets, one task each)."""
+
+    per_class: int | None = per_class_param()
+    valid_fraction: float = valid_fraction_param(0.15, "original code (docs/original-code.md#benchmarks)")
+    fixed_order: bool = param(False, source="original: seeded order (seed 0 = the published one)",
+                              doc="True: dataset index order 0..7 instead of the seeded shuffle")
 
     def __post_init__(self):
-        check_common(self)
+        validate(self, "benchmark_params.")
 
 
 def mixture_task(raw, norm, params, seed) -> Task:

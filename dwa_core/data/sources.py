@@ -23,6 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dwa_core.data.cache import cached
+from dwa_core.data.types import RawDataset  # noqa: F401  (the type every source returns)
+
 log = logging.getLogger(__name__)
 SYSTEM_DIRS = (Path("/usr/share/datasets"),)
 
@@ -66,16 +69,6 @@ class DatasetNotFoundError(FileNotFoundError):
 
     def __str__(self) -> str:
         return self.message("python")
-
-
-@dataclass
-class RawDataset:
-    name: str
-    n_classes: int
-    train_x: torch.Tensor  # (N, C, H, W) uint8
-    train_y: torch.Tensor  # (N,) int64
-    test_x: torch.Tensor
-    test_y: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -265,7 +258,6 @@ def read(name: str, folder: Path) -> RawDataset:
 
 def load_source(name: str, data_dir=None, download: bool = False, cache: bool = True) -> RawDataset:
     """`name`'s native uint8 dataset, from the cache when a valid one exists."""
-    from dwa_core.data.cache import cached
 
     folder = find(name, data_dir, download)
     if not cache:

@@ -1,4 +1,5 @@
-"""The two data types every benchmark produces: a Task and a Benchmark (a list of tasks)."""
+"""The data types: a Split, a Task and a Benchmark (a list of tasks), which every benchmark
+produces, and the RawDataset a source decodes and the cache stores."""
 
 from __future__ import annotations
 
@@ -60,3 +61,15 @@ class Benchmark:
     def to(self, device) -> Benchmark:
         return Benchmark(self.name, [t.to(device) for t in self.tasks], self.input_shape,
                          self.network, dict(self.info))
+
+
+@dataclass
+class RawDataset:
+    """A decoded dataset as a source returns it (data/sources.py) and the cache stores it."""
+
+    name: str
+    n_classes: int
+    train_x: torch.Tensor  # (N, C, H, W) uint8
+    train_y: torch.Tensor  # (N,) int64
+    test_x: torch.Tensor
+    test_y: torch.Tensor

@@ -6,8 +6,11 @@ so the estimate is deterministic); the original code kept train mode (dropout ac
 
 Two forms:
 - per-sample (Kirkpatrick et al. 2017, the papers' EWC): F_k = 1/N sum_i (d loss_i / d theta_k)^2,
-  the mean of the squared gradient of each sample's loss, computed in chunks with torch.func
-  (vmap over per-sample gradients), never one backward per sample;
+  the mean of the squared gradient of each sample's loss. For EWC and IMM (`per_sample_fisher`)
+  it is computed in chunks, by layer hooks or torch.func (vmap over per-sample gradients), without
+  one backward per sample. DWA's per-sample Fisher is still a loop of one backward per sample
+  (`fisher_diagonal` over batches of one: its criterion is the whole Eq. 7 loss through the
+  per-sample masks, which neither path handles);
 - batch (the original code, docs/original-code.md#ewc, #fisher):
   F_k = 1/N sum_B |B| (d L_B / d theta_k)^2, the squared mean gradient of each mini-batch weighted
   by its size. By Jensen's inequality it is at most the per-sample form, and far smaller once a
@@ -187,7 +190,24 @@ def _with_penalty(named: dict, squares: dict, grad_sums: dict, n: int, penalty: 
     return out
 
 
-FisherCombine = Literal["sum", "mean"]
+FisherCombine = Literal["sum", "mean"]  # Σ_k F_k (the papers) or the original code's running mean
+FisherForm = Literal["per-sample", "batch"]  # the mean of per-sample squared gradients, or |B|·ḡ_B²
+FisherMode = Literal["eval", "train"]  # the model's mode in the Fisher pass (dropout off / on)
+
+
+def task_fisher(approach, t: int, task, batch_size: int, form: FisherForm = "per-sample",
+                accumulate: bool = False, mode: FisherMode = "eval") -> dict[str, torch.Tensor]:
+    """Empirical Fisher of task t's training set under `approach`'s own criterion (CE of head t plus
+    `approach.penalty_of(params)`, the penalty already weighted by its λ), for EWC and IMM-mode.
+    {name: tensor shaped like the parameter}; `form`, `mode` and `accumulate` as in EWCParams."""
+    batches = iterate_batches(task.train.x, task.train.y, batch_size)
+    train_mode = mode == "train"
+    if form == "per-sample":
+        return per_sample_fisher(approach.model, batches, t, penalty=approach.penalty_of,
+                                 train_mode=train_mode)
+    return fisher_diagonal(
+        approach.model, batches, lambda x, y: approach.loss(approach.forward(x, t), y, t),
+        accumulate_gradients=accumulate, train_mode=train_mode)
 
 
 def merge_fisher(old: dict | None, new: dict, t: int) -> dict[str, torch.Tensor]:

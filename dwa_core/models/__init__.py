@@ -1,7 +1,7 @@
 """Networks: every network maps (x, t) -> logits of task t and has one head per task.
 
 `build(arch, family, ...)`: arch is "mlp" or "alexnet"; family is the approach's network family
-("plain", "hat", "dwa", "lfl", "progressive", "pathnet"). Variants register as "arch" (plain) or
+("plain", "hat", "dwa", "progressive", "pathnet"; LwF and LFL use "plain"). Variants register as "arch" (plain) or
 "arch-family"."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typing
 import torch
 from torch import nn
 
-from dwa_core.config import ConfigError, _coerce
+from dwa_core.coerce import ConfigError, coerce_value
 from dwa_core.models.init import seeded_init
 from dwa_core.models.plain import MLP, AlexNet
 from dwa_core.registry import Registry
@@ -88,7 +88,7 @@ def network_params(cls: type, name: str, params: dict | None) -> dict:
     if unknown:
         raise ConfigError(f"network_params ({name}): unknown {', '.join(unknown)}; "
                           f"valid: {', '.join(options)}")
-    return {k: _coerce(v, options[k], f"network_params ({name}).{k}") for k, v in params.items()}
+    return {k: coerce_value(v, options[k], f"network_params ({name}).{k}") for k, v in params.items()}
 
 
 def check_network_params(arch: str, family: str, params: dict | None) -> None:
@@ -108,16 +108,17 @@ def check_network_params(arch: str, family: str, params: dict | None) -> None:
         errors = []
         for n in accepting:
             try:
-                _coerce(value, variants[n][key], f"network_params ({n}).{key}")
+                coerce_value(value, variants[n][key], f"network_params ({n}).{key}")
             except ConfigError as err:
                 errors.append(err)
         if len(errors) == len(accepting):
             raise errors[0]
 
 
-def constructor_options(cls: type) -> dict:
-    """{option: annotation (Any when unannotated)} of the keyword options (those with a default) of
-    `cls.__init__`, followed through **kwargs into the base classes' constructors."""
+def constructor_parameters(cls: type) -> dict[str, tuple]:
+    """{option: (annotation (Any when unannotated), default)} of the keyword options (those with a
+    default) of `cls.__init__`, followed through **kwargs into the base classes' constructors. An
+    option's `Annotated[..., fields.Spec(...)]` documents it (fields.spec_of)."""
     options: dict = {}
     for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass is nn.Module:
@@ -126,10 +127,15 @@ def constructor_options(cls: type) -> dict:
         hints = typing.get_type_hints(klass.__init__, include_extras=True)
         for p in signature.parameters.values():
             if p.default is not inspect.Parameter.empty and p.name not in options:
-                options[p.name] = hints.get(p.name, typing.Any)
+                options[p.name] = (hints.get(p.name, typing.Any), p.default)
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
             break
     return options
+
+
+def constructor_options(cls: type) -> dict:
+    """{option: annotation} of `constructor_parameters(cls)`."""
+    return {name: annotation for name, (annotation, _) in constructor_parameters(cls).items()}
 
 
 def _shape(input_shape) -> str:

@@ -16,7 +16,7 @@ Departures from the original code, each a fix of a crash or an undefined value:
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 import warnings
 from dataclasses import dataclass
 
@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dwa_core.config import Bounds, ConfigError, Size
-from dwa_core.functional.gates import GATES, gate_fn
+from dwa_core.coerce import Bounds, ConfigError, Size
+from dwa_core.fields import Spec
+from dwa_core.functional.gates import GATES, Gate, gate_fn
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.masked import IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask
@@ -124,14 +125,21 @@ def linear_processor(dim: int, feats: tuple[int, int], d: int) -> nn.Sequential:
                          nn.Linear(feats[0], feats[1]), nn.ReLU(), nn.Linear(feats[1], d))
 
 
+GATE = Spec("the gate that turns generator outputs into masks H: 'tanh' (the paper, H in (-1, 1)) or "
+            "'sigmoid' (the original code's default, H in (0, 1))", "DWA paper (switch: sigmoid)",
+            original="sigmoid", what="DWA's code default gate is sigmoid; the paper and the published runs use tanh")
+
+
 class DWANet(nn.Module):
     """Layers `specs` (conv blocks: layer -> ReLU -> dropout -> maxpool2; dense: layer -> ReLU ->
     dropout); the first `use_stem` are plain, the rest masked; heads under `last`."""
 
     def __init__(self, input_shape, task_classes, specs, *, use_processor=True,
-                 processor_feats: tuple[Size, ...] = (32, 128), emb_size: Annotated[int, Bounds(0)] = 100,
-                 use_stem=1, use_concat=False, use_combination=True, use_dropout=False,
-                 gate="tanh", masked_impl="fast", mask_start: float | None = None):
+                 processor_feats: tuple[Size, ...] = (32, 128),
+                 emb_size: Annotated[int, Bounds(0), Spec("size of the task embedding E", "DWA paper")] = 100,
+                 use_stem: Annotated[Any, Spec("layers before the first masked one", "DWA paper")] = 1,
+                 use_concat=False, use_combination=True, use_dropout=False,
+                 gate: Annotated[Gate, GATE] = "tanh", masked_impl="fast", mask_start: float | None = None):
         super().__init__()
         if gate not in GATES:
             raise ConfigError(f"gate: must be one of {', '.join(GATES)}, got {gate!r}")

@@ -9,7 +9,8 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from dwa_core.config import Bounds, Size
+from dwa_core.coerce import Bounds, Size
+from dwa_core.fields import Spec
 from dwa_core.functional.hat import channels_to_units, gate, weight_view
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
@@ -80,7 +81,8 @@ class MLPHAT(HATNet):
     """input dropout 0.2 -> [Linear(hidden) -> ReLU -> Dropout 0.5 -> mask] x layers -> heads
     (the original code's nhid / nlayers; models.build still accepts those names)."""
 
-    def __init__(self, input_shape, task_classes, hidden: Size = 2000,
+    def __init__(self, input_shape, task_classes,
+                 hidden: Annotated[Size, Spec("units per hidden layer", "original mlp_hat")] = 2000,
                  layers: Annotated[int, Bounds(1, 3)] = 2, embedding_init: str = "normal"):
         super().__init__()
         if not 1 <= layers <= 3:

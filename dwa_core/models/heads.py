@@ -24,3 +24,12 @@ class MultiHead(nn.Module):
             rows = t == task
             logits[rows, : self.task_classes[task]] = self.heads[task](h[rows])
         return logits
+
+
+def head_parameter_names(model: nn.Module) -> set[str]:
+    """The names (as `model.named_parameters()` and `model.state_dict()` give them) of the parameters
+    of the output heads, `model.last`: found by identity, not by a name prefix, so that an approach
+    asks the network which parameters are task-specific (as `task_parameters(t)` does for the
+    progressive columns)."""
+    heads = {id(p) for p in model.last.parameters()}
+    return {name for name, p in model.named_parameters() if id(p) in heads}

@@ -14,9 +14,9 @@ import math
 import torch
 from torch import nn
 
-from dwa_core.config import ConfigError
+from dwa_core.config import WeightScheme, parse_weight_init  # noqa: F401 (the spec grammar)
 
-SCHEMES = {
+SCHEMES = {  # one per config.WeightScheme (tests/test_fields.py checks the names)
     "kaiming": lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"),
     "xavier": lambda w: nn.init.xavier_uniform_(w, gain=1.0),
     "normal": lambda w: nn.init.normal_(w, 0.0, 1.0),
@@ -25,27 +25,6 @@ SCHEMES = {
     "zeros": nn.init.zeros_,
     "pytorch": lambda w: nn.init.kaiming_uniform_(w, a=math.sqrt(5)),
 }
-
-
-def parse_weight_init(spec: str) -> dict[str, str]:
-    """"CONV[,CONVBIAS]:LINEAR[,LINEARBIAS]" -> {conv, conv_bias, linear, linear_bias}. A bias
-    not given is "zeros", except after a "pytorch" weight, whose bias is PyTorch's too; the spec
-    "pytorch" alone means "pytorch:pytorch". Raises ConfigError on any other form."""
-    if spec == "pytorch":
-        spec = "pytorch:pytorch"
-    parts = spec.split(":") if isinstance(spec, str) else []
-    if len(parts) != 2:
-        raise ConfigError(f"weight_init: must look like 'kaiming:xavier' or "
-                          f"'kaiming,zeros:xavier,zeros', got {spec!r}")
-    out = {}
-    for kind, part in zip(("conv", "linear"), parts):
-        weight, _, bias = part.partition(",")
-        default_bias = "pytorch" if weight == "pytorch" else "zeros"
-        for key, name in ((kind, weight), (f"{kind}_bias", bias or default_bias)):
-            if name not in SCHEMES:
-                raise ConfigError(f"weight_init: unknown scheme {name!r}; valid: {', '.join(SCHEMES)}")
-            out[key] = name
-    return out
 
 
 def _init_bias(bias: torch.Tensor, scheme: str, weight: torch.Tensor) -> None:

@@ -4,19 +4,23 @@ AlexNet."""
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch import nn
 
-from dwa_core.config import DropRate, Size
+from dwa_core.coerce import DropRate, Size
+from dwa_core.fields import Spec
 from dwa_core.models.heads import MultiHead
 
 
 class MLP(nn.Module):
     """flatten -> [Linear(hidden) -> ReLU -> Dropout] x layers -> a head per task."""
 
-    def __init__(self, input_shape, task_classes, hidden: Size = 800, layers: Size = 3,
-                 dropout: DropRate = 0.5):
+    def __init__(self, input_shape, task_classes,
+                 hidden: Annotated[Size, Spec("units per hidden layer", "original mlp")] = 800,
+                 layers: Annotated[Size, Spec("number of hidden layers", "original mlp")] = 3,
+                 dropout: Annotated[DropRate, Spec("dropout after each hidden layer", "original mlp")] = 0.5):
         super().__init__()
         blocks, width = [], math.prod(input_shape)
         for _ in range(layers):

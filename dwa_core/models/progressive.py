@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from dwa_core.config import DropRate, PositiveFloat, Size
+from dwa_core.coerce import DropRate, PositiveFloat, Size
 from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.plain import alexnet_kernel_sizes
