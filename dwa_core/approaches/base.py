@@ -45,6 +45,7 @@ from torch import nn
 from dwa_core.approaches.schedule import lr_after_epoch, lr_at_start
 from dwa_core.config import NoParams, TrainConfig
 from dwa_core.data.types import Split, Task
+from dwa_core.observers import NO_OBSERVER, Observer, Stopped
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,6 @@ class Approach:
         self.train_cfg = train
         self.params = params if params is not None else self.Params()  # hyper-parameters (Params)
         self.generator = torch.Generator().manual_seed(seed)  # shuffles; saved in checkpoints
-        self.on_epoch: Callable[[int, int, dict], None] | None = None  # progress callback
 
     # ---- hooks -------------------------------------------------------------------------------
     def before_task(self, t: int, task: Task) -> None:
@@ -159,22 +159,26 @@ class Approach:
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.trainable_parameters(), lr=lr)
 
-    def fit(self, t: int, task: Task, earlier: Sequence[Task] = ()) -> list[dict]:
+    def fit(self, t: int, task: Task, earlier: Sequence[Task] = (), observer: Observer = NO_OBSERVER
+            ) -> list[dict]:
         """Train task t with the paper's protocol; returns the per-epoch history. `earlier`: the
-        benchmark's tasks before t (only `training_data` looks at them)."""
+        benchmark's tasks before t (only `training_data` looks at them); `observer` hears every
+        epoch and may stop after any batch (raises observers.Stopped; see observers.py)."""
         self.before_task(t, task)
         (train, head), (valid, valid_head) = self.training_data(t, task, earlier)
         history: list[dict] = []
         self.train_epochs(t, train, head, valid, valid_head, self.train_cfg.epochs, history,
-                          label=task.name)
+                          label=task.name, observer=observer)
         self.after_task(t, task)
         return history
 
     def train_epochs(self, t, train: Split, head, valid: Split, valid_head, epochs: int,
-                     history: list[dict], tag: dict | None = None, label: str = ""):
-        """Up to `epochs` epochs with a fresh lr schedule; appends a row per epoch to `history`,
-        restores the best-validation weights and returns (best validation loss, those weights).
-        `fit` runs it once per task; PathNet once per path of its tournament."""
+                     history: list[dict], tag: dict | None = None, label: str = "",
+                     observer: Observer = NO_OBSERVER):
+        """Up to `epochs` epochs with a fresh lr schedule; appends a row per epoch to `history`
+        (and tells `observer.after_epoch`), restores the best-validation weights and returns (best
+        validation loss, those weights). `fit` runs it once per task; PathNet once per path of its
+        tournament."""
         cfg, tag = self.train_cfg, tag or {}
         state = lr_at_start(cfg.lr, cfg.warmup_epochs, cfg.warmup_divisor, cfg.lr_patience)
         optimizer = self.make_optimizer(state.lr)
@@ -182,7 +186,7 @@ class Approach:
         for epoch in range(epochs):
             start = time.perf_counter()
             self.before_epoch(t, epoch, train)
-            self.train_epoch(t, epoch, train, head, optimizer)
+            self.train_epoch(t, epoch, train, head, optimizer, observer)
             train_loss, train_acc = self.evaluate(train, head, epoch)
             valid_loss, valid_acc = self.evaluate(valid, valid_head, epoch)
             if not math.isfinite(train_loss):
@@ -202,15 +206,16 @@ class Approach:
             row.update(best=improved, seconds=time.perf_counter() - start)
             history.append(row)
             log.debug("task %d epoch %d %s", t, row["epoch"], row)
-            if self.on_epoch is not None:
-                self.on_epoch(t, row["epoch"], row)
+            observer.after_epoch(t, row)
             if state.stop:
                 break
         self.model.load_state_dict(best)
         return state.best_loss, best
 
-    def train_epoch(self, t, epoch, train: Split, head, optimizer) -> None:
-        """One pass over this epoch's rows of `train` in a seeded random order."""
+    def train_epoch(self, t, epoch, train: Split, head, optimizer, observer: Observer = NO_OBSERVER
+                    ) -> None:
+        """One pass over this epoch's rows of `train` in a seeded random order; raises Stopped
+        after the batch at which `observer.stop_requested()` turns True."""
         self.model.train()
         rows = self.epoch_indices(t, epoch, train)
         n = len(train) if rows is None else len(rows)
@@ -232,6 +237,8 @@ class Approach:
             torch.nn.utils.clip_grad_norm_(weights, clip)
             optimizer.step()
             self.after_step(t)
+            if observer.stop_requested():
+                raise Stopped(f"task {t}, epoch {epoch}")
 
     @torch.no_grad()
     def evaluate(self, split: Split, head, epoch: int = 0, criterion: Callable | None = None

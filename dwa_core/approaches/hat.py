@@ -23,6 +23,7 @@ from dwa_core.functional.hat import (
     gradient_multiplier,
     mask_regularizer,
 )
+from dwa_core.observers import NO_OBSERVER
 
 
 @contextmanager
@@ -67,9 +68,9 @@ class HAT(Approach):
         self.masks: dict = {}  # masks of the last forward pass (for the regulariser)
         self.s = self.params.s_max
 
-    def fit(self, t, task, earlier=()):
+    def fit(self, t, task, earlier=(), observer=NO_OBSERVER):
         with flush_denormals():
-            return super().fit(t, task, earlier)
+            return super().fit(t, task, earlier, observer)
 
     def test(self, u, task, split="test"):
         with flush_denormals():
