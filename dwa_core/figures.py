@@ -81,13 +81,13 @@ def dwa_introspection(profile: str, seed: int = 0, device: str = "cpu", data_dir
     from dwa_core import data
     from dwa_core.experiment import build_approach, resolve_device, validate
     from dwa_core.introspection import introspect
+    from dwa_core.loop import empty_results, train_tasks
 
     cfg = profile_config(profile, "dwa", seed, device, data_dir)
     dev = resolve_device(cfg.device)
     bench = data.load_benchmark(cfg, dev)
     approach = build_approach(cfg, validate(cfg), bench, dev)
-    for t, task in enumerate(bench.tasks):
-        approach.fit(t, task, bench.tasks[:t])
+    train_tasks(approach, bench.tasks, empty_results(bench.tasks, cfg.to_dict(), str(dev)))
     return introspect(approach, bench, n_per_task=n_per_task, seed=seed), cfg.benchmark
 
 
