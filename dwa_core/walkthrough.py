@@ -237,7 +237,7 @@ def check_parameters(profile, seeds, device="cpu", data_dir=None, results_dir=No
     """Validate the parameters cell of a notebook (also after `papermill -p NAME VALUE`); returns
     (profile, seeds as a list of ints). A bad value raises ParameterError, one line that says
     what is allowed. Also checks that dwa_core is imported from this notebook's own checkout."""
-    from dwa_core.figures import PROFILES
+    from dwa_core.profiles import PROFILES
 
     if profile not in PROFILES:
         allowed = ", ".join(map(repr, sorted(PROFILES)))
