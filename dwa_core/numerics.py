@@ -29,13 +29,14 @@ import sys
 from pathlib import Path
 
 VERSION = 2
-SOURCE_DIGEST = "3b5e8ec14764678ef9e333666203e10ecb3fff07a1fc2260f79d5d3d8945bbfc"
+SOURCE_DIGEST = "9a9eacdaa840cba7ff9456a8d4edde852aa0618c969b8b9c5f9f60c999dec41f"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the
-# data, the curriculum, the task loop, the metrics, and the config (its defaults change numbers).
-SOURCES = ("approaches", "functional", "models", "data", "curriculum.py", "experiment.py", "metrics.py",
-           "config.py")
+# data, the curriculum, the task loop (loop.py, experiment.py), the metrics, and the config (its
+# defaults change numbers).
+SOURCES = ("approaches", "functional", "models", "data", "curriculum.py", "experiment.py", "loop.py",
+           "metrics.py", "config.py")
 TEXT_SUFFIXES = (".c", ".h", ".cpp", ".cu")
 
 

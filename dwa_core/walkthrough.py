@@ -81,11 +81,12 @@ def gradient_conditioning(approach, x: torch.Tensor, y: torch.Tensor, t: int, pr
     batch = Batch(Split(x, y), torch.arange(len(y)), epoch=0, progress=progress)
     model.zero_grad(set_to_none=True)
     with torch.random.fork_rng(devices=[]):  # dropout draws here leave the training run unchanged
-        approach.loss(approach.forward(x, t, batch), y, t, batch).backward()
+        outputs = approach.forward(x, t, batch)
+        approach.loss(outputs, y, t, batch).backward()
     names = [f"layers.{k}.weight" for k in model.layers]
     params = dict(model.named_parameters())
     raw = {n: params[n].grad.detach().clone() for n in names}
-    approach.after_backward(t)
+    approach.after_backward(t, outputs)
     out, blocked, total = {}, 0, 0
     for n in names:
         g, h = raw[n], params[n].grad
@@ -98,7 +99,7 @@ def gradient_conditioning(approach, x: torch.Tensor, y: torch.Tensor, t: int, pr
     model.train(was_training)
     multipliers = [approach.multipliers[n].expand_as(params[n]) for n in names if n in approach.multipliers]
     stopped_all = sum(int((m <= BLOCKED).sum()) for m in multipliers)
-    return {"layers": out, "blocked": blocked / max(total, 1), "s": approach.s,
+    return {"layers": out, "blocked": blocked / max(total, 1), "s": outputs.s,
             "blocked_all": stopped_all / sum(params[n].numel() for n in names)}
 
 

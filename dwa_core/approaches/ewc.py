@@ -96,7 +96,7 @@ class EWC(Approach):
         return self.params.lamb * ewc_penalty(params.items(), self.old_params, self.fisher)
 
     def loss(self, outputs, y, t, batch=None):
-        ce = F.cross_entropy(outputs, y)
+        ce = F.cross_entropy(outputs.logits, y)
         penalty = self.penalty_of(dict(self.model.named_parameters()))
         return ce if penalty is None else ce + penalty
 

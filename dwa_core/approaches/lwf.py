@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwa_core.approaches import register
-from dwa_core.approaches.base import Approach
+from dwa_core.approaches.base import Approach, Outputs
 from dwa_core.config import check, coerce_fields
 from dwa_core.functional.regularizers import distillation_ce
 
@@ -35,6 +35,15 @@ class LwFParams:
         check(self.lamb >= 0, "approach_params.lamb", ">= 0", self.lamb)
         check(self.temperature > 0, "approach_params.temperature", "> 0", self.temperature)
         check(self.eps >= 0, "approach_params.eps", ">= 0", self.eps)
+
+
+@dataclass(frozen=True)
+class FeatureOutputs(Outputs):
+    """LwF's and LFL's forward: the logits, the batch's inputs x and the features h the heads read
+    (B, units), from which `loss` compares the frozen old model's heads or features."""
+
+    x: torch.Tensor
+    features: torch.Tensor
 
 
 class DistillsFromOldModel(Approach):
@@ -65,23 +74,22 @@ class LwF(DistillsFromOldModel):
     def __init__(self, model, train, params=None, *, seed=0):
         super().__init__(model, train, params, seed=seed)
         self.old: nn.Module | None = None  # the model after the previous task
-        self._x = self._h = None
 
     def forward(self, x, t, batch=None):
-        self._x, self._h = x, self.model.features(x)  # kept for the old heads in loss()
-        return self.model.last(self._h, t)
+        h = self.model.features(x)  # (B, units): the old heads are distilled from it in loss()
+        return FeatureOutputs(self.model.last(h, t), x, h)
 
-    def distillation(self, t: int) -> torch.Tensor | None:
-        """Sum over the previous tasks' heads of the distillation-CE on the current batch."""
+    def distillation(self, outputs: FeatureOutputs, t: int) -> torch.Tensor | None:
+        """Sum over the previous tasks' heads of the distillation-CE on the batch of `outputs`."""
         if self.old is None or t == 0:
             return None
         with torch.no_grad():
-            h_old = self.old.features(self._x)
+            h_old = self.old.features(outputs.x)
         p = self.params
-        return sum(distillation_ce(self.model.last(self._h, u), self.old.last(h_old, u),
+        return sum(distillation_ce(self.model.last(outputs.features, u), self.old.last(h_old, u),
                                    p.temperature, p.eps) for u in range(t))
 
     def loss(self, outputs, y, t, batch=None):
-        ce = F.cross_entropy(outputs, y)
-        dist = self.distillation(t)
+        ce = F.cross_entropy(outputs.logits, y)
+        dist = self.distillation(outputs, t)
         return ce if dist is None else ce + self.params.lamb * dist

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from dwa_core.approaches import register
-from dwa_core.approaches.base import Approach
+from dwa_core.approaches.base import Approach, Outputs
 from dwa_core.config import check, coerce_fields
 from dwa_core.observers import NO_OBSERVER
 
@@ -81,7 +81,7 @@ class PathNet(Approach):
             head.requires_grad_(u == t)
 
     def forward(self, x, t, batch=None):
-        return self.model(x, t, path=self.path)
+        return Outputs(self.model(x, t, path=self.path))
 
     def fit(self, t, task, earlier=(), observer=NO_OBSERVER):
         p, model = self.params, self.model
