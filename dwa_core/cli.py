@@ -15,6 +15,7 @@ import numpy as np
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.errors import one_line
 from dwa_core.files import check_output_dir, check_output_file, load_config_file, set_dotted
+from dwa_core.observers import Observer
 from dwa_core.runs import run_dir as run_dir_of
 
 SHORTCUTS = {  # flag -> dotted config field
@@ -62,30 +63,38 @@ def _literal(text: str):
         return {"True": True, "False": False, "None": None}.get(text, text)
 
 
-def cmd_run(args) -> int:
-    from tqdm.auto import tqdm
+class ProgressBar(Observer):
+    """A tqdm bar per task, one step per epoch, with the epoch's validation accuracy and lr."""
 
+    def __init__(self, epochs: int):
+        self.epochs, self.bar = epochs, None
+
+    def before_task(self, t, task):
+        from tqdm.auto import tqdm
+
+        self.close()
+        self.bar = tqdm(total=self.epochs, desc=f"task {t}", leave=False)
+
+    def after_epoch(self, t, row):
+        self.bar.update(1)
+        self.bar.set_postfix(valid_acc=f"{row['valid_acc']:.3f}", lr=f"{row['lr']:.2g}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_run(args) -> int:
     from dwa_core.experiment import run_experiment, validate
 
     cfg = config_from_args(args)
     validate(cfg)
     check_output_dir(cfg.output_dir, "output_dir (--output-dir)")
-    bar = None
-
-    def on_epoch(t, epoch, row):
-        nonlocal bar
-        if bar is None or bar.desc != f"task {t}":
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=cfg.train.epochs, desc=f"task {t}", leave=False)
-        bar.update(1)
-        bar.set_postfix(valid_acc=f"{row['valid_acc']:.3f}", lr=f"{row['lr']:.2g}")
-
+    bar = ProgressBar(cfg.train.epochs)
     try:
-        results = run_experiment(cfg, resume=not args.restart, on_epoch=on_epoch)
+        results = run_experiment(cfg, resume=not args.restart, observer=bar)
     finally:  # an error (disk full, ...) is then printed on a line of its own, not on the bar's
-        if bar is not None:
-            bar.close()
+        bar.close()
     run_dir = run_dir_of(cfg)
     print(f"{cfg.approach} on {cfg.benchmark} (seed {cfg.seed}): accuracy acc[t, u] after task t on task u")
     print(format_matrix(results.acc_matrix(), results.task_names))

@@ -32,7 +32,8 @@ def record_scores(approach, tasks: Sequence[Task], t: int, results: Results) -> 
         results.agnostic_acc = [[nan] * results.n_tasks for _ in range(results.n_tasks)]
         results.task_inference_acc = [[nan] * results.n_tasks for _ in range(results.n_tasks)]
     for u in range(t + 1):
-        results.agnostic_acc[t][u], results.task_inference_acc[t][u] = approach.task_agnostic(u, tasks[u], t + 1)
+        agnostic = approach.task_agnostic(u, tasks[u], t + 1)
+        results.agnostic_acc[t][u], results.task_inference_acc[t][u] = agnostic
 
 
 def empty_results(tasks: Sequence[Task], config: dict | None = None, device: str = "") -> Results:

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 VERSION = 2
-SOURCE_DIGEST = "9a9eacdaa840cba7ff9456a8d4edde852aa0618c969b8b9c5f9f60c999dec41f"
+SOURCE_DIGEST = "8146ba3b8830aaeec1571cd090ae0e48cbbca828fbf6c360c4241cfd146cee2a"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

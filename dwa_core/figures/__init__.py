@@ -107,8 +107,8 @@ def diagnosis_figures(out_dir="figures", command: str = "") -> list[Path]:
         cfg = {"data": f"tables/{path.name}", "labels": list(frames)}
         frame = diagnosis.all_layers(frames)
         title = f"Why DWA forgets - {name} (full runs, offline data)"
-        written += plots.save_figure(plots.plot_dwa_diagnosis(frame, title), Path(out_dir) / f"dwa_diagnosis_{name}",
-                                     cfg, command)[:1]
+        written += plots.save_figure(plots.plot_dwa_diagnosis(frame, title),
+                                     Path(out_dir) / f"dwa_diagnosis_{name}", cfg, command)[:1]
         written += plots.save_figure(plots.plot_ablation_bars(diagnosis.summarise(frames)),
                                      Path(out_dir) / f"dwa_ablations_{name}", cfg, command)[:1]
     return written

@@ -238,8 +238,9 @@ class Explorer:
         seconds = time.perf_counter() - start
         if stopped:
             self.draw(final=True)
-            self.status.value = line(f"stopped: {self.results.completed_tasks} of {len(tasks)} tasks finished "
-                                     f"and kept ({seconds:.1f} s); stopped runs do not join the table")
+            done = self.results.completed_tasks
+            self.status.value = line(f"stopped: {done} of {len(tasks)} tasks finished and kept "
+                                     f"({seconds:.1f} s); stopped runs do not join the table")
             return self.results
         run = Run(cfg, self.results, seconds, {"curves": self.curves.outputs, "matrix": self.matrix.outputs})
         self.session.finished(run)
