@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dwa_core.config import ConfigError, ExperimentConfig
-from dwa_core.errors import one_line
+from dwa_core.errors import message
 from dwa_core.files import check_output_dir, check_output_file, load_config_file, set_dotted
 from dwa_core.observers import Observer
 from dwa_core.runs import run_dir as run_dir_of
@@ -285,7 +285,7 @@ def cmd_diagnosis(args) -> int:
                                          split=args.split, data_dir=args.data_dir)
         diagnosis.save_diagnosis(args.output, frames, "python -m dwa_core.diagnosis " + " ".join(args.argv))
     except (ValueError, OSError) as err:  # DiagnosisError, ResultsError, ConfigError, missing data
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        print(f"error: {message(err)}", file=sys.stderr)
         return 2
     print(diagnosis.summarise(frames).round(3).to_string())
     print(f"written to {args.output}")
@@ -384,10 +384,10 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError) as err:  # a missing dataset or file, ConfigError, bad names
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        print(f"error: {message(err)}", file=sys.stderr)
         return 2
     except (OSError, RuntimeError) as err:  # unwritable output, disk full; DivergedError (results kept)
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        print(f"error: {message(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume after the last completed task",

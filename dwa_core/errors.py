@@ -1,5 +1,6 @@
-"""The one way an error is shown to a person: one line, no traceback. The command lines (`cli.py`,
-the diagnosis command included) and the explorer's status line all use `one_line`."""
+"""The one way an error is shown to a person, never as a traceback: `message` (what the command
+lines of cli.py print, the diagnosis command included) and `one_line`, the same joined into one
+line (the explorer's status line)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from __future__ import annotations
 EXPECTED = (ValueError, OSError, RuntimeError)
 
 
-def one_line(err: BaseException, interface: str = "cli") -> str:
-    """`err` as one line for a person using `interface` ("cli" or "python": how a missing dataset's
-    message spells the download switch, data.sources.DatasetNotFoundError). An OSError names its
-    path and the OS's reason; a message of several lines is joined into one; an error outside
-    EXPECTED is prefixed by its type name ("KeyError: 'x'")."""
+def message(err: BaseException, interface: str = "cli") -> str:
+    """`err` for a person using `interface` ("cli" or "python": how a missing dataset's message
+    spells the download switch, data.sources.DatasetNotFoundError, whose message lists one missing
+    dataset a line). An OSError names its path and the OS's reason; an error outside EXPECTED is
+    prefixed by its type name ("KeyError: 'x'"). What the command lines print after "error: "."""
     if callable(getattr(err, "message", None)):
         text = err.message(interface)
     elif isinstance(err, OSError) and err.strerror:
@@ -21,5 +22,10 @@ def one_line(err: BaseException, interface: str = "cli") -> str:
         text = err.strerror if named else f"{err.filename}: {err.strerror}"
     else:
         text = str(err)
-    text = " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+    text = text.strip()
     return text if isinstance(err, EXPECTED) else f"{type(err).__name__}: {text}"
+
+
+def one_line(err: BaseException, interface: str = "python") -> str:
+    """`message(err, interface)` with its lines joined into one (the explorer's status line)."""
+    return " ".join(line.strip() for line in message(err, interface).splitlines() if line.strip())

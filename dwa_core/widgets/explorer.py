@@ -192,7 +192,7 @@ class Explorer:
         try:
             return self._run()
         except Exception as err:  # the widget is the user's console: one line, never a traceback
-            self.status.value = line(f"error: {one_line(err, 'python')}", "#b00020")
+            self.status.value = line(f"error: {one_line(err)}", "#b00020")
             return None
         finally:
             self._busy(False)
@@ -282,7 +282,7 @@ class Explorer:
         try:
             self.status.value = line(f"table written to {self.export().resolve()}")
         except OSError as err:
-            self.status.value = line(f"error: {one_line(err, 'python')}", "#b00020")
+            self.status.value = line(f"error: {one_line(err)}", "#b00020")
 
 
 def summary(res: Results) -> str:
