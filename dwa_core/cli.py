@@ -1,5 +1,6 @@
-"""`python -m dwa_core run | list | sweep | compare | figures`: every command line of the project (also
-`python -m dwa_core.figures`), a thin layer over run_experiment, the sweeps and the registries."""
+"""`python -m dwa_core run | list | sweep | compare | figures | diagnosis`: every command line of the
+project (also `python -m dwa_core.figures` and `python -m dwa_core.diagnosis`), a thin layer over
+run_experiment, the sweeps, the comparisons, the figures, the diagnosis and the registries."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from dwa_core.config import ConfigError, ExperimentConfig
+from dwa_core.errors import message
 from dwa_core.files import check_output_dir, check_output_file, load_config_file, set_dotted
+from dwa_core.observers import Observer
 from dwa_core.runs import run_dir as run_dir_of
 
 SHORTCUTS = {  # flag -> dotted config field
@@ -60,30 +63,38 @@ def _literal(text: str):
         return {"True": True, "False": False, "None": None}.get(text, text)
 
 
-def cmd_run(args) -> int:
-    from tqdm.auto import tqdm
+class ProgressBar(Observer):
+    """A tqdm bar per task, one step per epoch, with the epoch's validation accuracy and lr."""
 
+    def __init__(self, epochs: int):
+        self.epochs, self.bar = epochs, None
+
+    def before_task(self, t, task):
+        from tqdm.auto import tqdm
+
+        self.close()
+        self.bar = tqdm(total=self.epochs, desc=f"task {t}", leave=False)
+
+    def after_epoch(self, t, row):
+        self.bar.update(1)
+        self.bar.set_postfix(valid_acc=f"{row['valid_acc']:.3f}", lr=f"{row['lr']:.2g}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_run(args) -> int:
     from dwa_core.experiment import run_experiment, validate
 
     cfg = config_from_args(args)
     validate(cfg)
     check_output_dir(cfg.output_dir, "output_dir (--output-dir)")
-    bar = None
-
-    def on_epoch(t, epoch, row):
-        nonlocal bar
-        if bar is None or bar.desc != f"task {t}":
-            if bar is not None:
-                bar.close()
-            bar = tqdm(total=cfg.train.epochs, desc=f"task {t}", leave=False)
-        bar.update(1)
-        bar.set_postfix(valid_acc=f"{row['valid_acc']:.3f}", lr=f"{row['lr']:.2g}")
-
+    bar = ProgressBar(cfg.train.epochs)
     try:
-        results = run_experiment(cfg, resume=not args.restart, on_epoch=on_epoch)
+        results = run_experiment(cfg, resume=not args.restart, observer=bar)
     finally:  # an error (disk full, ...) is then printed on a line of its own, not on the bar's
-        if bar is not None:
-            bar.close()
+        bar.close()
     run_dir = run_dir_of(cfg)
     print(f"{cfg.approach} on {cfg.benchmark} (seed {cfg.seed}): accuracy acc[t, u] after task t on task u")
     print(format_matrix(results.acc_matrix(), results.task_names))
@@ -256,12 +267,30 @@ def cmd_figures(args) -> int:
     return 0
 
 
-def _os_error(err: OSError) -> str:
-    """One line: what failed, on which path, and why (the OS's reason)."""
-    text = err.strerror or str(err)
-    if err.filename is not None and str(err.filename) not in text:
-        text = f"{err.filename}: {text}"
-    return text
+def cmd_diagnosis(args) -> int:
+    """Why DWA forgets (dwa_core.diagnosis): measure runs into a data file, or print the table of
+    one (--from-data). Exit code 2 on any error (bad run folder, data file or output)."""
+    from dwa_core import diagnosis
+
+    try:
+        if args.from_data:
+            print(diagnosis.summary_markdown(diagnosis.load_diagnosis(args.from_data)))
+            return 0
+        if not args.run_dirs or not args.output:
+            raise ValueError("give RUN_DIRs and --output, or --from-data FILE")
+        if args.label and len(args.label) != len(args.run_dirs):
+            raise ValueError(f"--label: give one per RUN_DIR ({len(args.run_dirs)}), got {len(args.label)}")
+        check_output_file(args.output, "--output")  # before any work
+        frames, embedding = diagnosis.diagnose_runs(args.run_dirs, args.label, args.samples, args.device,
+                                                    split=args.split, data_dir=args.data_dir)
+        diagnosis.save_diagnosis(args.output, frames, "python -m dwa_core.diagnosis " + " ".join(args.argv),
+                                 embedding)
+    except (ValueError, OSError) as err:  # DiagnosisError, ResultsError, ConfigError, missing data
+        print(f"error: {message(err)}", file=sys.stderr)
+        return 2
+    print(diagnosis.summarise(frames).round(3).to_string())
+    print(f"written to {args.output}")
+    return 0
 
 
 def add_run_command(sub) -> None:
@@ -308,7 +337,7 @@ def add_compare_command(sub) -> None:
 
 
 def add_figures_command(sub) -> None:
-    from dwa_core.figures import PROFILES
+    from dwa_core.profiles import PROFILES
 
     p = sub.add_parser("figures", help="regenerate the committed figures (python -m dwa_core.figures)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
@@ -317,6 +346,22 @@ def add_figures_command(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_figures)
+
+
+def add_diagnosis_command(sub) -> None:
+    p = sub.add_parser("diagnosis", help="why DWA forgets: measures from task snapshots "
+                       "(python -m dwa_core.diagnosis)")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders made with task_snapshots=True")
+    p.add_argument("--from-data", default=None, metavar="FILE",
+                   help="print the ablation table (Markdown) of a data file; nothing is computed")
+    p.add_argument("--label", action="append", help="one per RUN_DIR (a repeated label pools runs, e.g. "
+                   "seeds); default: the parameters in which the runs differ (ablation_labels)")
+    p.add_argument("--output", default=None, help="the JSON data file to write (needed with RUN_DIRs)")
+    p.add_argument("--samples", type=int, default=200, help="samples per task (default 200)")
+    p.add_argument("--split", choices=("test", "valid"), default="test")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data-dir", default=None, help="where the datasets are (default: the runs' own)")
+    p.set_defaults(func=cmd_diagnosis)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_command(sub)
     add_compare_command(sub)
     add_figures_command(sub)
+    add_diagnosis_command(sub)
     return parser
 
 
@@ -338,18 +384,11 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except FileNotFoundError as err:  # a missing dataset or file: spelled for the command line
-        message = err.message("cli") if hasattr(err, "message") else _os_error(err)
-        print(f"error: {message}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as err:  # a missing dataset or file, ConfigError, bad names
+        print(f"error: {message(err)}", file=sys.stderr)
         return 2
-    except ValueError as err:  # ConfigError, unknown names, bad files
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # unwritable output, unreadable data, disk full: one line with the path
-        print(f"error: {_os_error(err)}", file=sys.stderr)
-        return 1
-    except RuntimeError as err:  # DivergedError and friends: one line, results so far are kept
-        print(f"error: {err}", file=sys.stderr)
+    except (OSError, RuntimeError) as err:  # unwritable output, disk full; DivergedError (results kept)
+        print(f"error: {message(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume after the last completed task",

@@ -6,7 +6,6 @@ import contextlib
 import io
 import logging
 import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ import torch
 
 from dwa_core import approaches, data, models, runs
 from dwa_core.config import ConfigError, ExperimentConfig, build_params
+from dwa_core.loop import empty_results, record_scores, train_tasks  # noqa: F401 (record_scores: API)
+from dwa_core.observers import Callbacks, Observer, Observers
 from dwa_core.results import Results, ResultsError, WriteError, atomic_write, remove_stale_temporaries
 
 try:
@@ -118,9 +119,13 @@ def build_approach(cfg: ExperimentConfig, plan: Plan, bench, device):
 
 
 def run_experiment(cfg: ExperimentConfig, *, resume: bool = True, save: bool = True,
-                   on_epoch: Callable | None = None, on_task: Callable | None = None) -> Results:
+                   on_epoch: Callable | None = None, on_task: Callable | None = None,
+                   observer: Observer | None = None) -> Results:
     """Train cfg.approach on every task of cfg.benchmark in order; acc[t][u] for u <= t.
 
+    The tasks are trained by the one task loop (`loop.train_tasks`); `observer` (observers.py) and
+    the plain callbacks on_epoch(t, epoch, row) and on_task(t, results) hear its events, after the
+    checkpoint of each task is written. An observer that stops the run leaves the finished tasks.
     With `save`, results and a checkpoint are written to output_dir/run_name after every task,
     and a rerun of the same config resumes after the last completed task (rewriting results.json
     from the checkpoint, so a damaged one is repaired). The run folder is created and locked
@@ -128,33 +133,35 @@ def run_experiment(cfg: ExperimentConfig, *, resume: bool = True, save: bool = T
     another run a RunDirInUseError, a checkpoint of other settings a CheckpointError."""
     plan = validate(cfg)
     run_dir = runs.run_dir(cfg)
+    observers = Observers(observer, Callbacks(on_epoch, on_task))
     with _locked(run_dir) if save else contextlib.nullcontext():
-        return _run(cfg, plan, run_dir, resume=resume, save=save, on_epoch=on_epoch, on_task=on_task)
+        return _run(cfg, plan, run_dir, resume=resume, save=save, observer=observers)
 
 
-def _run(cfg, plan, run_dir, *, resume, save, on_epoch, on_task) -> Results:
+class _Checkpoints(Observer):
+    """Writes results, checkpoint and (with cfg.task_snapshots) the task's weights after each task."""
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: Path, approach):
+        self.cfg, self.run_dir, self.approach = cfg, run_dir, approach
+
+    def after_task(self, t, results):
+        _checkpoint(self.run_dir, self.approach, results)
+        if self.cfg.task_snapshots:
+            save_snapshot(self.run_dir, t, self.approach.model)
+
+
+def _run(cfg, plan, run_dir, *, resume, save, observer) -> Results:
     device = resolve_device(cfg.device)
     bench = data.load_benchmark(cfg, device)
     approach = build_approach(cfg, plan, bench, device)
-    approach.on_epoch = on_epoch
-    results = Results.empty(cfg.to_dict(), [t.name for t in bench.tasks], bench.task_classes, str(device))
+    results = empty_results(bench.tasks, cfg.to_dict(), str(device))
     if save and resume and (run_dir / CHECKPOINT).exists():
         results = _restore(run_dir, approach, results)
         results.save(run_dir / RESULTS)  # rebuilt from the checkpoint: repairs a damaged file
         log.info("resuming %s after task %d", run_dir, results.completed_tasks - 1)
-    for t in range(results.completed_tasks, len(bench.tasks)):
-        start = time.perf_counter()
-        history = approach.fit(t, bench.tasks[t], bench.tasks[:t])
-        record_scores(approach, bench.tasks, t, results)
-        results.history.append(history)
-        results.task_seconds.append(time.perf_counter() - start)
-        results.completed_tasks = t + 1
-        if save:
-            _checkpoint(run_dir, approach, results)
-            if cfg.task_snapshots:
-                save_snapshot(run_dir, t, approach.model)
-        if on_task is not None:
-            on_task(t, results)
+    if save:
+        observer = Observers(_Checkpoints(cfg, run_dir, approach), observer)
+    train_tasks(approach, bench.tasks, results, observer, start=results.completed_tasks)
     if save:
         results.save_text(run_dir / "acc.txt")
     return results
@@ -170,22 +177,6 @@ def save_snapshot(run_dir: Path, t: int, model) -> Path:
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
     return atomic_write(snapshot_path(run_dir, t), buffer.getvalue())
-
-
-def record_scores(approach, tasks, t: int, results: Results) -> None:
-    """After task t: test loss and accuracy (row t of `loss`, `acc`), validation accuracy (row t
-    of `valid_acc`) and the task-agnostic test accuracy and task inference (rows t of
-    `agnostic_acc`, `task_inference_acc`) on every task u <= t."""
-    for u in range(t + 1):
-        results.loss[t][u], results.acc[t][u] = approach.test(u, tasks[u])
-    for u in range(t + 1):
-        results.valid_acc[t][u] = approach.test(u, tasks[u], "valid")[1]
-    if not results.agnostic_acc:  # resumed from a checkpoint written before they were recorded
-        nan = float("nan")
-        results.agnostic_acc = [[nan] * results.n_tasks for _ in range(results.n_tasks)]
-        results.task_inference_acc = [[nan] * results.n_tasks for _ in range(results.n_tasks)]
-    for u in range(t + 1):
-        results.agnostic_acc[t][u], results.task_inference_acc[t][u] = approach.task_agnostic(u, tasks[u], t + 1)
 
 
 @contextlib.contextmanager

@@ -29,14 +29,14 @@ import sys
 from pathlib import Path
 
 VERSION = 2
-SOURCE_DIGEST = "51d02fafbbd5fffbc2c134aa1678d5cf6a1e1e7e2290fbb0f5beaae6b55a9693"
+SOURCE_DIGEST = "844470da3d1a1e81a1d296ed619a811015b2e3887a3b6088ccb5721afe6e6243"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the
-# data, the curriculum, the task loop, the metrics, and the config and its field declarations and
-# typing (defaults and coercion change numbers).
-SOURCES = ("approaches", "functional", "models", "data", "curriculum.py", "experiment.py", "metrics.py",
-           "config.py", "coerce.py", "fields.py")
+# data, the curriculum, the task loop (loop.py, experiment.py), the metrics, and the config and its
+# field declarations and typing (defaults and coercion change numbers).
+SOURCES = ("approaches", "functional", "models", "data", "curriculum.py", "experiment.py", "loop.py",
+           "metrics.py", "config.py", "coerce.py", "fields.py")
 TEXT_SUFFIXES = (".c", ".h", ".cpp", ".cu")
 
 

@@ -16,6 +16,8 @@ from dwa_core.approaches.base import Batch
 from dwa_core.curriculum import SCHEDULES, Curriculum
 from dwa_core.data.types import Split
 from dwa_core.functional.hat import anneal_s, compensate_embedding_grad, gate, mask_regularizer
+from dwa_core.loop import empty_results, train_tasks
+from dwa_core.observers import NO_OBSERVER, Observer
 
 BLOCKED = 0.01  # a gradient entry is "blocked" when conditioning keeps at most 1 % of it
 
@@ -35,13 +37,13 @@ def accuracy_row(approach, bench, t: int) -> list[float]:
     return [approach.test(u, bench.tasks[u])[1] for u in range(t + 1)]
 
 
-def fit_tasks(approach, bench, n_tasks: int) -> list[list[float]]:
-    """Fit the first n_tasks tasks in order (as run_experiment); the accuracy rows after each."""
-    rows = []
-    for t in range(n_tasks):
-        approach.fit(t, bench.tasks[t], bench.tasks[:t])
-        rows.append(accuracy_row(approach, bench, t))
-    return rows
+def fit_tasks(approach, bench, n_tasks: int, observer: Observer = NO_OBSERVER) -> list[list[float]]:
+    """Fit the first n_tasks tasks in order through the task loop of run_experiment
+    (`loop.train_tasks`, which `observer` hears); the test accuracy rows after each task."""
+    tasks = bench.tasks[:n_tasks]
+    results = empty_results(tasks)
+    train_tasks(approach, tasks, results, observer)
+    return [results.acc[t][:t + 1] for t in range(results.completed_tasks)]
 
 
 # ---- HAT --------------------------------------------------------------------------------------
@@ -79,11 +81,12 @@ def gradient_conditioning(approach, x: torch.Tensor, y: torch.Tensor, t: int, pr
     batch = Batch(Split(x, y), torch.arange(len(y)), epoch=0, progress=progress)
     model.zero_grad(set_to_none=True)
     with torch.random.fork_rng(devices=[]):  # dropout draws here leave the training run unchanged
-        approach.loss(approach.forward(x, t, batch), y, t, batch).backward()
+        outputs = approach.forward(x, t, batch)
+        approach.loss(outputs, y, t, batch).backward()
     names = [f"layers.{k}.weight" for k in model.layers]
     params = dict(model.named_parameters())
     raw = {n: params[n].grad.detach().clone() for n in names}
-    approach.after_backward(t)
+    approach.after_backward(t, outputs)
     out, blocked, total = {}, 0, 0
     for n in names:
         g, h = raw[n], params[n].grad
@@ -96,7 +99,7 @@ def gradient_conditioning(approach, x: torch.Tensor, y: torch.Tensor, t: int, pr
     model.train(was_training)
     multipliers = [approach.multipliers[n].expand_as(params[n]) for n in names if n in approach.multipliers]
     stopped_all = sum(int((m <= BLOCKED).sum()) for m in multipliers)
-    return {"layers": out, "blocked": blocked / max(total, 1), "s": approach.s,
+    return {"layers": out, "blocked": blocked / max(total, 1), "s": outputs.s,
             "blocked_all": stopped_all / sum(params[n].numel() for n in names)}
 
 
@@ -112,33 +115,45 @@ def predicted_blocked(cumulative: dict, layers: dict, threshold: float = 1 - BLO
     return blocked / total
 
 
-def fit_hat(approach, bench, batch: int = 64) -> list[dict]:
-    """Fit HAT (MLP) on every task in order. Before task t >= 1: the conditioning of its first
-    training batch and its prediction from the cumulative mask; after task t: its masks at s_max,
-    the cumulative mask, the units used, R of its masks against a^{<t} (Eq. 5) and 'acc', the row
-    of the accuracy matrix. One dict per task (numpy arrays)."""
-    records = []
-    s_max = approach.params.s_max
-    for t, task in enumerate(bench.tasks):
-        rec = {"task": task.name}
+class HATRecords(Observer):
+    """What `fit_hat` records around each task (see there); `records`: one dict per task."""
+
+    def __init__(self, approach, batch: int = 64):
+        self.approach, self.batch, self.records = approach, batch, []
+        self.previous = None  # a^{<t} before the task being trained
+
+    def before_task(self, t, task):
+        approach, rec = self.approach, {"task": task.name}
         if t:
-            x, y = task.train.x[:batch], task.train.y[:batch]
+            x, y = task.train.x[:self.batch], task.train.y[:self.batch]
             rec["conditioning"] = gradient_conditioning(approach, x, y, t)
             widths = {k: layer.weight.shape[1] for k, layer in approach.model.layers.items()}
             rec["predicted_blocked"] = predicted_blocked(approach.cumulative, widths)
-        previous = approach.cumulative  # a^{<t}; after_task builds a new dict
-        approach.fit(t, task, bench.tasks[:t])
+        self.previous = approach.cumulative  # after_task builds a new dict
+        self.records.append(rec)
+
+    def after_task(self, t, results):
+        approach, rec, previous = self.approach, self.records[t], self.previous
         with torch.no_grad():
-            masks = approach.model.masks(t, s_max)
+            masks = approach.model.masks(t, approach.params.s_max)
             rec["regularizer"] = float(mask_regularizer(
                 masks.values(), None if previous is None else [previous[k] for k in masks]))
         rec["masks"] = {k: m.cpu().numpy() for k, m in masks.items()}
         rec["cumulative"] = {k: m.cpu().numpy() for k, m in approach.cumulative.items()}
         rec["used"] = unit_usage(rec["masks"])
         rec["cumulative_used"] = unit_usage(rec["cumulative"])
-        rec["acc"] = accuracy_row(approach, bench, t)
-        records.append(rec)
-    return records
+        rec["acc"] = results.acc[t][:t + 1]
+
+
+def fit_hat(approach, bench, batch: int = 64) -> list[dict]:
+    """Fit HAT (MLP) on every task in order, through the task loop (`loop.train_tasks`). Before
+    task t >= 1: the conditioning of its first training batch and its prediction from the
+    cumulative mask; after task t: its masks at s_max, the cumulative mask, the units used, R of its
+    masks against a^{<t} (Eq. 5) and 'acc', the row of the accuracy matrix. One dict per task
+    (numpy arrays)."""
+    records = HATRecords(approach, batch)
+    train_tasks(approach, bench.tasks, empty_results(bench.tasks), records)
+    return records.records
 
 
 # ---- DWA --------------------------------------------------------------------------------------
@@ -223,7 +238,7 @@ def check_parameters(profile, seeds, device="cpu", data_dir=None, results_dir=No
     """Validate the parameters cell of a notebook (also after `papermill -p NAME VALUE`); returns
     (profile, seeds as a list of ints). A bad value raises ParameterError, one line that says
     what is allowed. Also checks that dwa_core is imported from this notebook's own checkout."""
-    from dwa_core.figures import PROFILES
+    from dwa_core.profiles import PROFILES
 
     if profile not in PROFILES:
         allowed = ", ".join(map(repr, sorted(PROFILES)))

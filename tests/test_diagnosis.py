@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dwa_core import diagnosis, plots
+from dwa_core import cli, diagnosis, plots
 from dwa_core.config import ConfigError, ExperimentConfig, TrainConfig
 from dwa_core.experiment import run_experiment, snapshot_path
 from dwa_core.functional.drift import (
@@ -259,11 +259,11 @@ def test_ablation_table_from_a_data_file(tmp_path, capsys):
     frames = {"default": _frame("r0", [0.1, 0.3, 0.2], [0.0, 0.6, 0.3]),
               "other": _frame("r1", [0.0] * 3, [0.1] * 3)}
     path = diagnosis.save_diagnosis(tmp_path / "d.json", frames)
-    assert diagnosis.main(["--from-data", str(path)]) == 0
+    assert cli.main(["diagnosis", "--from-data", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| label | final_accuracy | learning_accuracy | forgetting | mask_drift")
     assert lines[2].startswith("| default | 0.800 | 0.900 | 0.250 | 0.300 |")  # forgetting (0.3 + 0.2) / 2
-    assert diagnosis.main([]) == 2 and "RUN_DIRs" in capsys.readouterr().err
+    assert cli.main(["diagnosis"]) == 2 and "RUN_DIRs" in capsys.readouterr().err
 
 
 def test_ablation_configs(tmp_path):
@@ -302,17 +302,17 @@ def test_missing_folder_and_snapshots(tmp_path, copy_of):
 
 def test_cli_writes_the_data_file_and_reports_bad_paths(tmp_path, tiny_run, capsys):
     out = tmp_path / "d.json"
-    assert diagnosis.main([str(tiny_run), str(tiny_run), "--label", "a", "--label", "a", "--output", str(out),
-                           "--samples", "10"]) == 0
+    assert cli.main(["diagnosis", str(tiny_run), str(tiny_run), "--label", "a", "--label", "a",
+                     "--output", str(out), "--samples", "10"]) == 0
     frames = diagnosis.load_diagnosis(out)
     assert list(frames) == ["a"] and len(frames["a"]) == 2 * 9  # two runs pooled under one label
     assert "written to" in capsys.readouterr().out
-    assert diagnosis.main([str(tiny_run), "--output", str(out), "--samples", "5"]) == 0
+    assert cli.main(["diagnosis", str(tiny_run), "--output", str(out), "--samples", "5"]) == 0
     assert list(diagnosis.load_diagnosis(out)) == ["default"]  # labels from the runs' parameters
-    assert diagnosis.main([str(tmp_path / "nope"), "--output", str(out)]) == 2
+    assert cli.main(["diagnosis", str(tmp_path / "nope"), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {tmp_path / 'nope'}: no such run folder\n"
-    assert diagnosis.main([str(tiny_run), "--label", "a", "--label", "b", "--output", str(out)]) == 2
+    assert cli.main(["diagnosis", str(tiny_run), "--label", "a", "--label", "b", "--output", str(out)]) == 2
     assert "one per RUN_DIR" in capsys.readouterr().err
 
 
@@ -337,5 +337,5 @@ def test_a_run_that_is_not_dwa(tmp_path, capsys):
     message = f"{run}: a 'sgd' run; the diagnosis needs a DWA network"
     with pytest.raises(diagnosis.DiagnosisError, match=message):
         diagnosis.diagnose_run(run)
-    assert diagnosis.main([str(run), "--output", str(tmp_path / "d.json")]) == 2
+    assert cli.main(["diagnosis", str(run), "--output", str(tmp_path / "d.json")]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"

@@ -78,9 +78,9 @@ def test_conditioned_gradients_zero_where_cumulative_mask_is_one():
         for layer in net.layers.values():
             layer.bias.fill_(1.0)
     net.train()
-    loss = approach.loss(approach.forward(torch.randn(5, 1, 8, 8), 1), torch.tensor([0, 1, 2, 0, 1]), 1)
-    loss.backward()
-    approach.after_backward(1)
+    outputs = approach.forward(torch.randn(5, 1, 8, 8), 1)
+    approach.loss(outputs, torch.tensor([0, 1, 2, 0, 1]), 1).backward()
+    approach.after_backward(1, outputs)
     assert net.layers.fc1.weight.grad[:3].eq(0).all() and net.layers.fc1.bias.grad[:3].eq(0).all()
     # fc2: zero only where both the post unit (row 0) and the pre unit (fc1 units 0-2) are used
     assert net.layers.fc2.weight.grad[0, :3].eq(0).all() and net.layers.fc2.bias.grad[0] == 0

@@ -277,7 +277,7 @@ def test_compare_from_a_data_file_of_the_wrong_shape(tmp_path, capsys):
 
 
 def test_diagnosis_from_an_incomplete_data_file_names_the_file_and_the_column(tmp_path, capsys):
-    from dwa_core import diagnosis
+    from dwa_core import cli
     from dwa_core.compare import TABLES_DIR
 
     data = json.loads((TABLES_DIR / "dwa-diagnosis-split-fmnist.json").read_text())
@@ -286,7 +286,7 @@ def test_diagnosis_from_an_incomplete_data_file_names_the_file_and_the_column(tm
     for rows, problem in ((data["rows"], "rows[3]: missing mask_drift"),
                           ([], "rows: must be a non-empty list"), ([1], "rows[0]: must be a table")):
         path.write_text(json.dumps({"rows": rows}))
-        assert diagnosis.main(["--from-data", str(path)]) == 2
+        assert cli.main(["diagnosis", "--from-data", str(path)]) == 2
         assert capsys.readouterr().err.strip() == f"error: {path}: not a diagnosis data file ({problem})"
 
 
@@ -336,9 +336,9 @@ def test_python_entry_points_check_their_outputs_before_training(a_file, no_trai
 
 
 def test_diagnosis_checks_its_output_before_reading_any_run(tmp_path, capsys):
-    from dwa_core import diagnosis
+    from dwa_core import cli
 
-    assert diagnosis.main([str(tmp_path / "no-run"), "--output", str(tmp_path)]) == 2
+    assert cli.main(["diagnosis", str(tmp_path / "no-run"), "--output", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"error: --output: {tmp_path} is a folder, not a file"
 
 

@@ -13,6 +13,7 @@ from dwa_core.approaches import register
 from dwa_core.approaches.sgd import SGD
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.experiment import run_experiment
+from dwa_core.observers import NO_OBSERVER
 from dwa_core.results import Results
 
 BASE = ExperimentConfig(benchmark="split-digits", max_tasks=3, benchmark_params={"per_class": 20},
@@ -195,10 +196,10 @@ def test_failed_run_in_pool_is_recorded(local_sweep):
 class Boom(SGD):
     """Trains task 0, raises inside training on task 1."""
 
-    def fit(self, t, task, earlier=()):
+    def fit(self, t, task, earlier=(), observer=NO_OBSERVER):
         if t == 1:
             raise RuntimeError("boom on task 1")
-        return super().fit(t, task, earlier)
+        return super().fit(t, task, earlier, observer)
 
 
 def test_failure_inside_training_is_isolated(tmp_path):

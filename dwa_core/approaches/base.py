@@ -11,9 +11,10 @@ these hooks. Each receives what it needs as arguments; the loop sets no attribut
     before_epoch(t, epoch, train)      each epoch, before its batches (DWA's anchor search)
     epoch_indices(t, epoch, train)     each epoch: the training rows to use (curriculum); None = all
     curriculum_done(epoch)             each epoch: may the lr schedule act yet
-    forward(x, t, batch)               every batch, training and evaluation (masked forward)
+    forward(x, t, batch) -> Outputs    every batch, training and evaluation (masked forward): the
+                                       logits and what `loss` needs from this pass (Outputs)
     loss(outputs, y, t, batch)         every batch, training and evaluation (CE + penalty)
-    after_backward(t)                  every training batch, before the clip and the step (gradient
+    after_backward(t, outputs)         every training batch, before the clip and the step (gradient
                                        masking / compensation)
     after_step(t)                      every training batch, after the step (clamps)
     after_task(t, task)                once, after the best weights are restored (Fisher, masks,
@@ -45,14 +46,25 @@ from torch import nn
 from dwa_core.approaches.schedule import lr_after_epoch, lr_at_start
 from dwa_core.config import NoParams, TrainConfig
 from dwa_core.data.types import Split, Task
+from dwa_core.observers import NO_OBSERVER, Observer, Stopped
 
 log = logging.getLogger(__name__)
 
 
-def task_cross_entropy(outputs: torch.Tensor, y: torch.Tensor, t=None, batch: Batch | None = None
+def task_cross_entropy(outputs: Outputs, y: torch.Tensor, t=None, batch: Batch | None = None
                        ) -> torch.Tensor:
-    """Mean cross-entropy of (B, C) logits against (B,) labels: the recorded loss of a task."""
-    return F.cross_entropy(outputs, y)
+    """Mean cross-entropy of the (B, C) logits against (B,) labels: the recorded loss of a task."""
+    return F.cross_entropy(outputs.logits, y)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What `forward` returns and `loss` (and `after_backward`) receive: the (B, n_classes of the
+    head) logits, and, in an approach's subclass, whatever else its loss needs from the same
+    forward pass (HAT's masks and gate scale, LwF's features, DWA's masks and embeddings), so
+    nothing travels between hooks on `self`."""
+
+    logits: torch.Tensor
 
 
 class DivergedError(RuntimeError):
@@ -86,7 +98,6 @@ class Approach:
         self.train_cfg = train
         self.params = params if params is not None else self.Params()  # hyper-parameters (Params)
         self.generator = torch.Generator().manual_seed(seed)  # shuffles; saved in checkpoints
-        self.on_epoch: Callable[[int, int, dict], None] | None = None  # progress callback
 
     # ---- hooks -------------------------------------------------------------------------------
     def before_task(self, t: int, task: Task) -> None:
@@ -109,25 +120,26 @@ class Approach:
         """False while a curriculum still grows the training set (the lr schedule waits)."""
         return True
 
-    def forward(self, x: torch.Tensor, t, batch: Batch | None = None) -> torch.Tensor:
-        """(B, n_classes of t) logits of head t (t: an int or a (B,) tensor of task ids)."""
-        return self.model(x, t)
+    def forward(self, x: torch.Tensor, t, batch: Batch | None = None) -> Outputs:
+        """Outputs of head t: (B, n_classes of t) logits (t: an int or a (B,) tensor of task ids)."""
+        return Outputs(self.model(x, t))
 
-    def loss(self, outputs: torch.Tensor, y: torch.Tensor, t, batch: Batch | None = None) -> torch.Tensor:
-        """Scalar training criterion of a batch (also the evaluation loss)."""
-        return F.cross_entropy(outputs, y)
+    def loss(self, outputs: Outputs, y: torch.Tensor, t, batch: Batch | None = None) -> torch.Tensor:
+        """Scalar training criterion of a batch from its `forward` outputs (also the evaluation loss)."""
+        return F.cross_entropy(outputs.logits, y)
 
-    def validation_loss(self, outputs: torch.Tensor, y: torch.Tensor, t, batch: Batch | None = None
+    def validation_loss(self, outputs: Outputs, y: torch.Tensor, t, batch: Batch | None = None
                         ) -> torch.Tensor:
         """The criterion on validation data that decays the lr and picks the weights kept after a
         task, one rule for every approach: the task's cross-entropy (train.valid_loss="ce"), or the
         training criterion `loss` ("total", the original code's)."""
         if self.train_cfg.valid_loss == "ce":
-            return F.cross_entropy(outputs, y)
+            return F.cross_entropy(outputs.logits, y)
         return self.loss(outputs, y, t, batch)
 
-    def after_backward(self, t: int) -> None:
-        """Every training batch: gradients are in `.grad`, not yet clipped or applied."""
+    def after_backward(self, t: int, outputs: Outputs) -> None:
+        """Every training batch: gradients are in `.grad`, not yet clipped or applied; `outputs`:
+        the batch's `forward` outputs."""
 
     def after_step(self, t: int) -> None:
         """Every training batch, after the optimiser step."""
@@ -159,22 +171,26 @@ class Approach:
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.trainable_parameters(), lr=lr)
 
-    def fit(self, t: int, task: Task, earlier: Sequence[Task] = ()) -> list[dict]:
+    def fit(self, t: int, task: Task, earlier: Sequence[Task] = (), observer: Observer = NO_OBSERVER
+            ) -> list[dict]:
         """Train task t with the paper's protocol; returns the per-epoch history. `earlier`: the
-        benchmark's tasks before t (only `training_data` looks at them)."""
+        benchmark's tasks before t (only `training_data` looks at them); `observer` hears every
+        epoch and may stop after any batch (raises observers.Stopped; see observers.py)."""
         self.before_task(t, task)
         (train, head), (valid, valid_head) = self.training_data(t, task, earlier)
         history: list[dict] = []
         self.train_epochs(t, train, head, valid, valid_head, self.train_cfg.epochs, history,
-                          label=task.name)
+                          label=task.name, observer=observer)
         self.after_task(t, task)
         return history
 
     def train_epochs(self, t, train: Split, head, valid: Split, valid_head, epochs: int,
-                     history: list[dict], tag: dict | None = None, label: str = ""):
-        """Up to `epochs` epochs with a fresh lr schedule; appends a row per epoch to `history`,
-        restores the best-validation weights and returns (best validation loss, those weights).
-        `fit` runs it once per task; PathNet once per path of its tournament."""
+                     history: list[dict], tag: dict | None = None, label: str = "",
+                     observer: Observer = NO_OBSERVER):
+        """Up to `epochs` epochs with a fresh lr schedule; appends a row per epoch to `history`
+        (and tells `observer.after_epoch`), restores the best-validation weights and returns (best
+        validation loss, those weights). `fit` runs it once per task; PathNet once per path of its
+        tournament."""
         cfg, tag = self.train_cfg, tag or {}
         state = lr_at_start(cfg.lr, cfg.warmup_epochs, cfg.warmup_divisor, cfg.lr_patience)
         optimizer = self.make_optimizer(state.lr)
@@ -182,7 +198,7 @@ class Approach:
         for epoch in range(epochs):
             start = time.perf_counter()
             self.before_epoch(t, epoch, train)
-            self.train_epoch(t, epoch, train, head, optimizer)
+            self.train_epoch(t, epoch, train, head, optimizer, observer)
             train_loss, train_acc = self.evaluate(train, head, epoch)
             valid_loss, valid_acc = self.evaluate(valid, valid_head, epoch)
             if not math.isfinite(train_loss):
@@ -202,15 +218,16 @@ class Approach:
             row.update(best=improved, seconds=time.perf_counter() - start)
             history.append(row)
             log.debug("task %d epoch %d %s", t, row["epoch"], row)
-            if self.on_epoch is not None:
-                self.on_epoch(t, row["epoch"], row)
+            observer.after_epoch(t, row)
             if state.stop:
                 break
         self.model.load_state_dict(best)
         return state.best_loss, best
 
-    def train_epoch(self, t, epoch, train: Split, head, optimizer) -> None:
-        """One pass over this epoch's rows of `train` in a seeded random order."""
+    def train_epoch(self, t, epoch, train: Split, head, optimizer, observer: Observer = NO_OBSERVER
+                    ) -> None:
+        """One pass over this epoch's rows of `train` in a seeded random order; raises Stopped
+        after the batch at which `observer.stop_requested()` turns True."""
         self.model.train()
         rows = self.epoch_indices(t, epoch, train)
         n = len(train) if rows is None else len(rows)
@@ -225,13 +242,16 @@ class Approach:
             batch = Batch(train, index, epoch, start / n)
             x, y = train.x[index], train.y[index]
             hb = head[index] if torch.is_tensor(head) else head
-            loss = self.loss(self.forward(x, hb, batch), y, hb, batch)
+            outputs = self.forward(x, hb, batch)
+            loss = self.loss(outputs, y, hb, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.after_backward(t)
+            self.after_backward(t, outputs)
             torch.nn.utils.clip_grad_norm_(weights, clip)
             optimizer.step()
             self.after_step(t)
+            if observer.stop_requested():
+                raise Stopped(f"task {t}, epoch {epoch}")
 
     @torch.no_grad()
     def evaluate(self, split: Split, head, epoch: int = 0, criterion: Callable | None = None
@@ -250,7 +270,7 @@ class Approach:
             hb = head[start:start + bs] if torch.is_tensor(head) else head
             out = self.forward(x, hb, batch)
             total_loss += criterion(out, y, hb, batch) * len(y)
-            correct += (out.argmax(1) == y).sum()
+            correct += (out.logits.argmax(1) == y).sum()
         n = max(len(split), 1)
         return total_loss.item() / n, correct.item() / n
 
@@ -276,7 +296,7 @@ class Approach:
             batch = Batch(split_data, index, 0, 1.0)
             confidence, prediction = [], []
             for h in range(seen):
-                probs = F.softmax(self.forward(x, h, batch), dim=1)
+                probs = F.softmax(self.forward(x, h, batch).logits, dim=1)
                 best, label = probs.max(1)
                 confidence.append(best)
                 prediction.append(label)

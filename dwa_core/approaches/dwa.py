@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from dwa_core.anchors import AnchorRanking, anchor_rows, anchor_search, positive_anchor
 from dwa_core.approaches import register
-from dwa_core.approaches.base import Approach
+from dwa_core.approaches.base import Approach, Outputs
 from dwa_core.approaches.shared import fisher_combine_param, fisher_form_param, fisher_mode_param
 from dwa_core.fields import Bounds, param, validate
 from dwa_core.curriculum import ComplexityCache, Curriculum, select
@@ -116,6 +116,14 @@ class DWAParams:
         validate(self, "approach_params.")
 
 
+@dataclass(frozen=True)
+class DWAOutputs(Outputs):
+    """DWA's forward: the logits and the pass's DWAState (embeddings E (B, d) and the masks H_b of
+    every masked layer, models/dwa.py), from which `loss` computes Eq. 7's terms."""
+
+    state: object
+
+
 @register("dwa")
 class DWA(Approach):
     """CE + σλ1 L_emb + σλ2 L_plasticity + σλ3 R (Eq. 7); task 0: CE + λ3 R unless use_anchor_first."""
@@ -128,7 +136,7 @@ class DWA(Approach):
         self.fisher: dict | None = None
         self.anchors: list[torch.Tensor] = []  # positive anchor of each finished task
         self.current: dict | None = None  # this epoch's anchors {positive, negative, previous}
-        self.epoch = 0  # the epoch being trained (σ of the Fisher pass after the last one)
+        self.last_epoch = 0  # the latest epoch begun (before_epoch's argument): σ of the Fisher pass
         self.zeta = ComplexityCache(self.params.curriculum is not None)  # ζ per split (paper §3.3)
 
     # ---- hooks ---------------------------------------------------------------------------------
@@ -137,7 +145,7 @@ class DWA(Approach):
 
     def before_epoch(self, t, epoch, train):
         """The anchor search of this epoch (paper §3.3) on the n simplest training samples."""
-        p, self.epoch = self.params, epoch
+        p, self.last_epoch = self.params, epoch
         if t >= 1 or p.use_anchor_first:
             rows = anchor_rows(self.zeta(train.x), p.anchor_samples, p.anchor_threshold)
             self.current = anchor_search(
@@ -151,12 +159,17 @@ class DWA(Approach):
     def curriculum_done(self, epoch):
         return self.params.curriculum is None or self.params.curriculum.done(epoch)
 
-    def loss_terms(self, outputs, y, t, batch=None) -> dict:
+    def forward(self, x, t, batch=None):
+        logits = self.model(x, t)
+        return DWAOutputs(logits, self.model.state)  # the state of this very pass
+
+    def loss_terms(self, outputs: DWAOutputs, y, t, batch=None) -> dict:
         """Each term of Eq. 7 on this batch: ce, embedding, plasticity, sparsity (None where inactive),
-        σ and mean ζ. Without a batch (the Fisher pass after a task) ζ := 1: no embedding term."""
-        p, state = self.params, self.model.state
+        σ and mean ζ. Without a batch (the Fisher pass after a task) ζ := 1: no embedding term, and
+        σ is that of the last epoch trained."""
+        p, state = self.params, outputs.state
         zeta = torch.ones(len(y), device=y.device) if batch is None else self.zeta(batch.split.x)[batch.rows]
-        terms = {"ce": F.cross_entropy(outputs, y), "embedding": None, "plasticity": None}
+        terms = {"ce": F.cross_entropy(outputs.logits, y), "embedding": None, "plasticity": None}
         if self.current is not None and batch is not None:
             d = state.embedding.shape[1]
             code = ideal_code(t, self.model.n_tasks, d, zeta) if p.use_task_loss else None
@@ -166,7 +179,7 @@ class DWA(Approach):
             scale = layer_scales(len(state.masks)) if p.scale_att_loss else None
             terms["plasticity"] = plasticity_loss(state, self.fisher, p.plasticity_form, p.eta, scale)
         terms["sparsity"] = sparsity_loss(state, p.sparsity_mu, p.sparsity_form)
-        epoch = self.epoch if batch is None else batch.epoch
+        epoch = self.last_epoch if batch is None else batch.epoch
         sigma = stiffness(epoch, p.stiff, p.stiff_uncapped) if self.model.training else 1.0
         terms["sigma"] = 1.0 if t == 0 and not p.use_anchor_first else sigma  # task 0: CE + λ3 R
         terms["zeta_mean"] = zeta.mean()

@@ -66,7 +66,7 @@ class EWC(Approach):
         return self.penalty_of(dict(self.model.named_parameters()))
 
     def loss(self, outputs, y, t, batch=None):
-        ce = F.cross_entropy(outputs, y)
+        ce = F.cross_entropy(outputs.logits, y)
         penalty = self.penalty()
         return ce if penalty is None else ce + penalty
 

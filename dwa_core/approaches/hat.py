@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dwa_core.approaches import register
-from dwa_core.approaches.base import Approach
+from dwa_core.approaches.base import Approach, Outputs
 from dwa_core.fields import Bounds, param, validate
 from dwa_core.functional.hat import (
     anneal_s,
@@ -23,6 +23,7 @@ from dwa_core.functional.hat import (
     gradient_multiplier,
     mask_regularizer,
 )
+from dwa_core.observers import NO_OBSERVER
 
 
 @contextmanager
@@ -54,6 +55,15 @@ class HATParams:
         validate(self, "approach_params.")
 
 
+@dataclass(frozen=True)
+class HATOutputs(Outputs):
+    """HAT's forward: the logits, the gate scale s it used and its unit masks {layer: (units,)},
+    which the regulariser (loss, Eq. 5) and the compensation (after_backward, Eq. 4) read."""
+
+    s: float
+    masks: dict
+
+
 @register("hat")
 class HAT(Approach):
     """Task-conditioned unit masks protect the units used by earlier tasks."""
@@ -66,12 +76,10 @@ class HAT(Approach):
         super().__init__(model, train, params, seed=seed)
         self.cumulative: dict | None = None  # layer -> a^{<t}, max over the masks of earlier tasks
         self.multipliers: dict = {}  # parameter name -> 1 - view(a^{<t})
-        self.masks: dict = {}  # masks of the last forward pass (for the regulariser)
-        self.s = self.params.s_max
 
-    def fit(self, t, task, earlier=()):
+    def fit(self, t, task, earlier=(), observer=NO_OBSERVER):
         with flush_denormals():
-            return super().fit(t, task, earlier)
+            return super().fit(t, task, earlier, observer)
 
     def test(self, u, task, split="test"):
         with flush_denormals():
@@ -88,19 +96,20 @@ class HAT(Approach):
         return self.params.s_max
 
     def forward(self, x, t, batch=None):
-        self.s = self.gate_scale(batch)
-        out, self.masks = self.model(x, t, s=self.s, return_masks=True)
-        return out
+        s = self.gate_scale(batch)
+        logits, masks = self.model(x, t, s=s, return_masks=True)
+        return HATOutputs(logits, s, masks)
 
-    def regularizer(self):
-        previous = None if self.cumulative is None else [self.cumulative[k] for k in self.masks]
-        return mask_regularizer(self.masks.values(), previous)
+    def regularizer(self, masks: dict):
+        """R of this pass's unit masks against a^{<t} (Eq. 5)."""
+        previous = None if self.cumulative is None else [self.cumulative[k] for k in masks]
+        return mask_regularizer(masks.values(), previous)
 
     def loss(self, outputs, y, t, batch=None):
-        return F.cross_entropy(outputs, y) + self.params.c * self.regularizer()
+        return F.cross_entropy(outputs.logits, y) + self.params.c * self.regularizer(outputs.masks)
 
     @torch.no_grad()
-    def after_backward(self, t):
+    def after_backward(self, t, outputs):
         p = self.params
         embeddings = {id(e) for e in self.model.emb.parameters()}  # the task embeddings e_t
         for name, param in self.model.named_parameters():
@@ -109,7 +118,7 @@ class HAT(Approach):
             if name in self.multipliers:  # empty before the first task is done
                 param.grad.mul_(self.multipliers[name])
             elif id(param) in embeddings:
-                param.grad.copy_(compensate_embedding_grad(param.grad, param, self.s, p.s_max,
+                param.grad.copy_(compensate_embedding_grad(param.grad, param, outputs.s, p.s_max,
                                                            p.thres_cosh))
 
     @torch.no_grad()

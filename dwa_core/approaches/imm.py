@@ -91,7 +91,7 @@ class _L2Transfer(Approach):
         return self.penalty_weight() * l2_transfer(params.items(), self.old_params)
 
     def loss(self, outputs, y, t, batch=None):
-        ce = F.cross_entropy(outputs, y)
+        ce = F.cross_entropy(outputs.logits, y)
         penalty = self.penalty_of(dict(self.model.named_parameters()))
         return ce if penalty is None else ce + penalty
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwa_core.approaches import register
-from dwa_core.approaches.shared import DistillsFromOldModel
+from dwa_core.approaches.shared import DistillsFromOldModel, FeatureOutputs
 from dwa_core.fields import Bounds, param, validate
 from dwa_core.functional.regularizers import feature_penalty
 
@@ -82,24 +82,23 @@ class LFL(DistillsFromOldModel):
     def __init__(self, model, train, params=None, *, seed=0):
         super().__init__(model, train, params, seed=seed)
         self.old: nn.Module | None = None
-        self._x = self._h = None
 
     def forward(self, x, t, batch=None):
-        self._x = x
-        self._h = penultimate(self.model, x, self.params.dropout_after_penultimate)  # (B, units)
-        return self.model.last(self._h, t)
+        h = penultimate(self.model, x, self.params.dropout_after_penultimate)  # (B, units)
+        return FeatureOutputs(self.model.last(h, t), x, h)
 
-    def penalty(self) -> torch.Tensor | None:
+    def penalty(self, outputs: FeatureOutputs) -> torch.Tensor | None:
+        """1/2 ||h_old - h||^2 of the batch of `outputs` (reduced as `reduction`); None on task 0."""
         if self.old is None:
             return None
         with torch.no_grad():
-            h_old = penultimate(self.old, self._x)  # eval mode: no dropout
-        h = self._h
+            h_old = penultimate(self.old, outputs.x)  # eval mode: no dropout
+        h = outputs.features
         if self.model.training and not self.params.seed_dropout_mismatch:
-            h = clean_penultimate(self.model, self._x)  # a second pass, dropout-free like h_old
+            h = clean_penultimate(self.model, outputs.x)  # a second pass, dropout-free like h_old
         return feature_penalty(h, h_old, self.params.reduction)
 
     def loss(self, outputs, y, t, batch=None):
-        ce = F.cross_entropy(outputs, y)
-        penalty = self.penalty()
+        ce = F.cross_entropy(outputs.logits, y)
+        penalty = self.penalty(outputs)
         return ce if penalty is None else ce + self.params.lamb * penalty

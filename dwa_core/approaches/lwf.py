@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dwa_core.approaches import register
-from dwa_core.approaches.shared import DistillsFromOldModel
+from dwa_core.approaches.shared import DistillsFromOldModel, FeatureOutputs
 from dwa_core.fields import Bounds, param, validate
 from dwa_core.functional.regularizers import distillation_ce
 
@@ -40,23 +40,22 @@ class LwF(DistillsFromOldModel):
     def __init__(self, model, train, params=None, *, seed=0):
         super().__init__(model, train, params, seed=seed)
         self.old: nn.Module | None = None  # the model after the previous task
-        self._x = self._h = None
 
     def forward(self, x, t, batch=None):
-        self._x, self._h = x, self.model.features(x)  # kept for the old heads in loss()
-        return self.model.last(self._h, t)
+        h = self.model.features(x)  # (B, units): the old heads are distilled from it in loss()
+        return FeatureOutputs(self.model.last(h, t), x, h)
 
-    def distillation(self, t: int) -> torch.Tensor | None:
-        """Sum over the previous tasks' heads of the distillation-CE on the current batch."""
+    def distillation(self, outputs: FeatureOutputs, t: int) -> torch.Tensor | None:
+        """Sum over the previous tasks' heads of the distillation-CE on the batch of `outputs`."""
         if self.old is None or t == 0:
             return None
         with torch.no_grad():
-            h_old = self.old.features(self._x)
+            h_old = self.old.features(outputs.x)
         p = self.params
-        return sum(distillation_ce(self.model.last(self._h, u), self.old.last(h_old, u),
+        return sum(distillation_ce(self.model.last(outputs.features, u), self.old.last(h_old, u),
                                    p.temperature, p.eps) for u in range(t))
 
     def loss(self, outputs, y, t, batch=None):
-        ce = F.cross_entropy(outputs, y)
-        dist = self.distillation(t)
+        ce = F.cross_entropy(outputs.logits, y)
+        dist = self.distillation(outputs, t)
         return ce if dist is None else ce + self.params.lamb * dist

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import torch
 
 from dwa_core.approaches import register
-from dwa_core.approaches.base import Approach
+from dwa_core.approaches.base import Approach, Outputs
 from dwa_core.fields import Bounds, param, validate
+from dwa_core.observers import NO_OBSERVER
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class PathNet(Approach):
             head.requires_grad_(u == t)
 
     def forward(self, x, t, batch=None):
-        return self.model(x, t, path=self.path)
+        return Outputs(self.model(x, t, path=self.path))
 
-    def fit(self, t, task, earlier=()):
+    def fit(self, t, task, earlier=(), observer=NO_OBSERVER):
         p, model = self.params, self.model
         self.before_task(t, task)
         (train, head), (valid, valid_head) = self.training_data(t, task, earlier)
@@ -96,7 +97,7 @@ class PathNet(Approach):
             for k, path in enumerate(paths):
                 self.path = as_tuple(path)
                 loss, weights = self.train_epochs(t, train, head, valid, valid_head, epochs, rows,
-                                                  {"generation": g, "path": k}, task.name)
+                                                  {"generation": g, "path": k}, task.name, observer)
                 losses.append(loss)
                 if loss < best[0]:
                     best = (loss, path.clone(), weights)

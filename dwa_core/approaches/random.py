@@ -31,7 +31,7 @@ class Random(Approach):
     Params = RandomParams
     agnostic = False  # a label-shuffling reference, without heads to choose between
 
-    def fit(self, t, task, earlier=()):
+    def fit(self, t, task, earlier=(), observer=None):
         self.labels = getattr(self, "labels", {})
         self.labels[t] = task.train.y.clone()
         self.latest = t

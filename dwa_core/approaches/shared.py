@@ -5,10 +5,12 @@ frozen copy of the model that LwF and LFL distil from."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
+import torch
 from torch import nn
 
-from dwa_core.approaches.base import Approach
+from dwa_core.approaches.base import Approach, Outputs
 from dwa_core.fields import param
 
 
@@ -36,6 +38,15 @@ def fisher_combine_param(source: str = "", what: str = ""):
                       "penalty shrinks as 1/(t+1)",
                  doc="'sum': Σ_k F_k, one penalty per task (Kirkpatrick et al. 2017); 'mean': the original "
                      "code's running mean (F_t + t·F)/(t + 1), each old task weighted 1/(t+1)")
+
+
+@dataclass(frozen=True)
+class FeatureOutputs(Outputs):
+    """LwF's and LFL's forward: the logits, the batch's inputs x and the features h the heads read
+    (B, units), from which `loss` compares the frozen old model's heads or features."""
+
+    x: torch.Tensor
+    features: torch.Tensor
 
 
 def frozen_copy(model: nn.Module) -> nn.Module:

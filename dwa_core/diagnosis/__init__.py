@@ -5,14 +5,13 @@ embeddings E moved; next to u's accuracy drop acc[u][u] - acc[t][u].
 
 Reads a run made with `task_snapshots=True` (the model's state_dict after every task, task-<t>.pt)
 and its results.json. `python -m dwa_core.diagnosis RUN_DIR ... --label NAME ... --output FILE.json`
-writes the measures of several runs as one data file (`save_diagnosis` / `load_diagnosis`)."""
+(the `diagnosis` command of cli.py) writes the measures of several runs as one data file
+(`save_diagnosis` / `load_diagnosis`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections import defaultdict
 from copy import deepcopy
 from pathlib import Path
@@ -395,23 +394,7 @@ def load_diagnosis(path, part: str = "rows") -> dict:
             for label, f in frame.groupby("label", sort=False)}
 
 
-# ---- command line -------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dwa_core.diagnosis", description=__doc__.split("\n\n")[0])
-    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders made with task_snapshots=True")
-    p.add_argument("--from-data", default=None, metavar="FILE",
-                   help="print the ablation table (Markdown) of a data file; nothing is computed")
-    p.add_argument("--label", action="append", help="one per RUN_DIR (a repeated label pools runs, e.g. "
-                   "seeds); default: the parameters in which the runs differ (ablation_labels)")
-    p.add_argument("--output", default=None, help="the JSON data file to write (needed with RUN_DIRs)")
-    p.add_argument("--samples", type=int, default=200, help="samples per task (default 200)")
-    p.add_argument("--split", choices=("test", "valid"), default="test")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--data-dir", default=None, help="where the datasets are (default: the runs' own)")
-    return p
-
-
-def _checked_config(run_dir) -> dict:
+def checked_config(run_dir) -> dict:
     """The config of a DWA run with task snapshots; DiagnosisError naming the path otherwise."""
     snapshot_files(run_dir)
     config = load_run(run_dir).config
@@ -421,58 +404,20 @@ def _checked_config(run_dir) -> dict:
     return config
 
 
-def _one_line(err: Exception) -> str:
-    """As the project's CLI reports errors: a missing dataset spelled for the command line, an OS
-    error with its path and reason, anything else as its message."""
-    if hasattr(err, "message"):
-        return err.message("cli")
-    if isinstance(err, OSError) and err.strerror:
-        named = err.filename is None or str(err.filename) in err.strerror
-        return err.strerror if named else f"{err.filename}: {err.strerror}"
-    return str(err)
-
-
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.from_data:
-        try:
-            print(summary_markdown(load_diagnosis(args.from_data)))
-        except DiagnosisError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        return 0
-    if not args.run_dirs or not args.output:
-        print("error: give RUN_DIRs and --output, or --from-data FILE", file=sys.stderr)
-        return 2
-    if args.label and len(args.label) != len(args.run_dirs):
-        print(f"error: --label: give one per RUN_DIR ({len(args.run_dirs)}), got {len(args.label)}",
-              file=sys.stderr)
-        return 2
+def diagnose_runs(run_dirs, labels=None, samples_per_task: int = 200, device="cpu", *,
+                  split: Split = "test", data_dir=None) -> dict:
+    """({label: diagnose_run frame}, {label: its runs' embedding frames}) of several runs, every run
+    checked (checked_config) before any is measured; a label given to several runs pools their rows
+    (e.g. seeds). labels: one per run, default ablation_labels of the runs' parameters."""
     import pandas as pd
 
-    from dwa_core.files import check_output_file
-
-    try:
-        check_output_file(args.output, "--output")  # before any work
-        configs = [_checked_config(d) for d in args.run_dirs]  # every run checked before any work
-        labels = args.label or ablation_labels([c.get("approach_params", {}) for c in configs])
-        frames: dict = {}
-        embedding: dict = {}
-        for label, run_dir in zip(labels, args.run_dirs):
-            frame, emb = diagnose_run(run_dir, args.samples, args.device, split=args.split,
-                                      data_dir=args.data_dir, with_embedding=True)
-            frames[label] = pd.concat([frames.get(label), frame], ignore_index=True)
-            embedding[label] = pd.concat([embedding.get(label), emb], ignore_index=True)
-        command = "python -m dwa_core.diagnosis " + " ".join(sys.argv[1:] if argv is None else argv)
-        save_diagnosis(args.output, frames, command, embedding)
-    except (ValueError, OSError) as err:  # DiagnosisError, ResultsError, ConfigError, missing data
-        print(f"error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    print(summarise(frames).round(3).to_string())
-    print(f"written to {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    configs = [checked_config(d) for d in run_dirs]
+    labels = labels or ablation_labels([c.get("approach_params", {}) for c in configs])
+    frames: dict = {}
+    embedding: dict = {}
+    for label, run_dir in zip(labels, run_dirs):
+        frame, emb = diagnose_run(run_dir, samples_per_task, device, split=split, data_dir=data_dir,
+                                  with_embedding=True)
+        frames[label] = pd.concat([frames.get(label), frame], ignore_index=True)
+        embedding[label] = pd.concat([embedding.get(label), emb], ignore_index=True)
+    return frames, embedding

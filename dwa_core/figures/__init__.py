@@ -1,4 +1,5 @@
-"""Regenerate every committed figure: `python -m dwa_core.figures --profile smoke|paper`.
+"""Regenerate every committed figure: `python -m dwa_core.figures --profile smoke|paper` (the
+`figures` command of cli.py; the profiles are in profiles.py).
 
 smoke: split-digits (offline data), 100 samples per class, 2 seeds, small networks trained long
 enough at a constant lr to forget (SGD clearly forgets, HAT does not; a few minutes on 2 CPU cores).
@@ -8,56 +9,11 @@ The notebooks call the same functions (`profile_config`, `run_suite`, `make_figu
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import replace
 from pathlib import Path
 
-from dwa_core import aggregate, approaches, metrics, plots
-from dwa_core.config import ExperimentConfig, TrainConfig
+from dwa_core import aggregate, metrics, plots
 from dwa_core.experiment import run_experiment
-
-PAPER_APPROACHES = ("dwa", "ewc", "sgd", "hat")  # Fig. 5 / Fig. 6 panels, in the paper's order
-
-# "train": TrainConfig fields, the one protocol of every approach of a profile; "network_params": per
-# network family; "overrides": per approach, {"approach_params": ..., "network_params": ...} on top
-# of the rest (never "train": the panels of one figure compare approaches under one protocol).
-PROFILES = {
-    # A forgetting-prone smoke setting: one protocol for every approach, 30 epochs of plain SGD at a
-    # constant lr 0.1 (no decay, no early stop) on 3x50 networks (the plain MLP without dropout);
-    # split-digits with 30 samples per class and 3 epochs hardly forgot at all. Every approach keeps
-    # its papers' hyper-parameters; DWA's curriculum spans the first half of the epochs, as the paper's
-    # 100 of 200.
-    "smoke": {"benchmark": "split-digits", "benchmark_params": {"per_class": 100}, "seeds": [0, 1],
-              "train": {"epochs": 30, "lr": 0.1, "lr_schedule": "original-code"},
-              "network_params": {"plain": {"hidden": 50, "layers": 3, "dropout": 0.0},
-                                 "hat": {"hidden": 50, "layers": 3}, "dwa": {"hidden": 50, "layers": 3}},
-              "overrides": {"dwa": {"approach_params": {"curriculum": "linear:15:0.2"}}}},
-    "paper": {"benchmark": "mixture", "benchmark_params": {}, "train": {"epochs": 200},
-              "seeds": list(range(10))},
-}
-
-
-def profile_config(profile: str, approach: str, seed: int = 0, device: str = "cpu", data_dir=None,
-                   output_dir: str = "results", **approach_params) -> ExperimentConfig:
-    """The ExperimentConfig of one run of `profile` (see PROFILES); approach_params given here
-    override the profile's."""
-    p = PROFILES[profile]
-    over = p.get("overrides", {}).get(approach, {})
-    family = approaches.get(approach).family if approach in approaches.names() else None
-    network = {**p.get("network_params", {}).get(family, {}), **over.get("network_params", {})}
-    kwargs = {"data_dir": data_dir} if data_dir else {}
-    return ExperimentConfig(benchmark=p["benchmark"], approach=approach, seed=seed, device=device,
-                            benchmark_params=dict(p["benchmark_params"]),
-                            approach_params={**over.get("approach_params", {}), **approach_params},
-                            network_params=network,
-                            train=replace(TrainConfig(), **p.get("train", {})),
-                            output_dir=output_dir, **kwargs)
-
-
-def available(names) -> list[str]:
-    """The approaches of `names` that are registered (helpers are still adding some)."""
-    have = set(approaches.names())
-    return [n for n in names if n in have]
+from dwa_core.profiles import PAPER_APPROACHES, PROFILES, available, profile_config  # noqa: F401 (API)
 
 
 def run_suite(profile: str, names, seeds=None, results_dir=None, device: str = "cpu", data_dir=None,
@@ -81,13 +37,13 @@ def dwa_introspection(profile: str, seed: int = 0, device: str = "cpu", data_dir
     from dwa_core import data
     from dwa_core.experiment import build_approach, resolve_device, validate
     from dwa_core.introspection import introspect
+    from dwa_core.loop import empty_results, train_tasks
 
     cfg = profile_config(profile, "dwa", seed, device, data_dir)
     dev = resolve_device(cfg.device)
     bench = data.load_benchmark(cfg, dev)
     approach = build_approach(cfg, validate(cfg), bench, dev)
-    for t, task in enumerate(bench.tasks):
-        approach.fit(t, task, bench.tasks[:t])
+    train_tasks(approach, bench.tasks, empty_results(bench.tasks, cfg.to_dict(), str(dev)))
     return introspect(approach, bench, n_per_task=n_per_task, seed=seed), cfg.benchmark
 
 
@@ -163,14 +119,3 @@ def diagnosis_figures(out_dir="figures", command: str = "") -> list[Path]:
             written += plots.save_figure(plots.plot_embedding_by_task(by_task(embedding), title),
                                          Path(out_dir) / f"dwa_embedding_{name}", cfg, command)[:1]
     return written
-
-
-def main(argv=None) -> int:
-    """`python -m dwa_core.figures ARGS` is `python -m dwa_core figures ARGS` (cli.py parses them)."""
-    from dwa_core.cli import main as cli_main
-
-    return cli_main(["figures", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

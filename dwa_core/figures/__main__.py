@@ -1,0 +1,8 @@
+"""`python -m dwa_core.figures ARGS` is `python -m dwa_core figures ARGS` (cli.py parses them)."""
+
+import sys
+
+from dwa_core.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["figures", *sys.argv[1:]]))

@@ -1,0 +1,133 @@
+"""The explorer's controls, generated from dataclasses: one control per init field, a dropdown for a
+`typing.Literal` field or a str field that is a fidelity switch (dwa_core.fidelity), a checkbox,
+a number box or a text box otherwise; the tooltip is the field's documentation (`field_docs`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io
+import tokenize
+import types
+import typing
+
+import ipywidgets as W
+
+from dwa_core import fidelity, models
+from dwa_core.config import build_params
+
+FIELD_STYLE = {"description_width": "130px"}  # the tabs' controls: aligned in a 3-column grid
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """{field: its documentation} as declared with the field (dwa_core.fields.docs), the tooltips."""
+    from dwa_core.fields import docs
+
+    return docs(cls)
+
+
+def choices(owner: str, name: str, hint) -> tuple | None:
+    """The fixed values a field takes: its Literal arguments, else (for a str field) the two values
+    of its fidelity switch, else None (a free value)."""
+    hint = _strip_optional(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if hint is str:
+        for switch in fidelity.SWITCHES:
+            if (switch.owner, switch.field) == (owner, name):
+                return tuple(dict.fromkeys(v for v in (switch.default, switch.original) if v is not None))
+    return None
+
+
+def _strip_optional(hint):
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0] if len(rest) == 1 else hint
+    return hint
+
+
+def _optional(hint) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def control(name: str, hint, default, doc: str = "", options: tuple | None = None) -> W.Widget:
+    """One control: dropdown (fixed values), checkbox (bool), int/float box, or text (str, and
+    optional values where an empty box means None)."""
+    kw = dict(description=name, style=FIELD_STYLE, description_allow_html=False,
+              tooltip=doc or name, layout=W.Layout(width="auto"))
+    base = _strip_optional(hint)
+    if options:
+        opts = list(options) + ([default] if default not in options else [])
+        return W.Dropdown(options=opts, value=default, **kw)
+    if base is bool and not _optional(hint):
+        return W.Checkbox(value=bool(default), indent=False, **kw)
+    if base is int and not _optional(hint):
+        return W.IntText(value=int(default), **kw)
+    if base is float and not _optional(hint):
+        return W.FloatText(value=float(default), **kw)
+    return W.Text(value="" if default is None else str(default),
+                  placeholder="None" if _optional(hint) else "",
+                  continuous_update=False, **kw)
+
+
+class Form:
+    """Controls for the init fields of a dataclass `cls`, with defaults `defaults` (field -> value)."""
+
+    def __init__(self, cls: type, owner: str, defaults: dict | None = None, switch_owner: str | None = None):
+        self.cls, self.owner = cls, owner
+        hints = typing.get_type_hints(cls)
+        docs = field_docs(cls)
+        self.defaults = {f.name: f.default if f.default is not dataclasses.MISSING else None
+                         for f in dataclasses.fields(cls) if f.init}
+        self.defaults.update({k: v for k, v in (defaults or {}).items() if k in self.defaults})
+        self.controls = {name: control(name, hints[name], value, docs.get(name, ""),
+                                       choices(switch_owner or owner, name, hints[name]))
+                         for name, value in self.defaults.items()}
+
+    def values(self) -> dict:
+        """Every field's value as typed: text boxes give strings ('' = None), coerced by build_params."""
+        out = {}
+        for name, w in self.controls.items():
+            value = w.value
+            if isinstance(w, W.Text) and not isinstance(w, W.Dropdown):
+                value = None if value.strip() in ("", "None") else value.strip()
+            out[name] = value
+        return out
+
+    def typed(self) -> dict:
+        """values() coerced and validated by the dataclass (a bad value raises ConfigError)."""
+        instance = build_params(self.cls, self.values(), self.owner)
+        return {k: getattr(instance, k) for k in self.controls}
+
+    def changed(self) -> dict:
+        """The typed fields whose value differs from the dataclass's own defaults."""
+        return {k: v for k, v in self.typed().items() if not same_value(v, _default_of(self.cls, k))}
+
+
+def same_value(a, b) -> bool:
+    """Equal, or equal as text (a control's '0.1' and the field's 0.1)."""
+    return a == b or (a is not None and b is not None and str(a) == str(b))
+
+
+def network_options(arch: str, family: str) -> dict:
+    """{option: default} of the int/float keyword options of the network class (its size)."""
+    cls = models.NETWORKS.get(models.network_name(arch, family))
+    out = {}
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if isinstance(p.default, (int, float)) and not isinstance(p.default, bool):
+            out[p.name] = p.default
+    return out
+
+
+def _default_of(cls: type, name: str):
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return f.default if f.default is not dataclasses.MISSING else None
+
+
+def network_form(arch: str, family: str, defaults: dict) -> Form:
+    """Controls for the size options of network `arch` of `family` (network_options), as a Form."""
+    options = network_options(arch, family)
+    fields = [(k, type(v), dataclasses.field(default=v)) for k, v in options.items()]
+    cls = dataclasses.make_dataclass(f"{arch}_{family}", fields, frozen=True)
+    return Form(cls, "network", defaults)
