@@ -12,6 +12,7 @@ import typing
 import ipywidgets as W
 import pytest
 
+from dwa_core.fields import param
 from dwa_core import approaches, metrics, widgets
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -96,14 +97,14 @@ def test_controls_come_from_the_dataclasses():
     assert set(train["lr_schedule"].options) == {"paper", "original-code"}
     assert "per_class" in ex.forms["benchmark"].controls
     assert {"hidden", "layers"} <= set(ex.forms["network"].controls)  # the network's size
-    assert "λ1" in ex.params["lamb_triplet"].tooltip  # the field's own comment
+    assert "λ1" in ex.params["lamb_triplet"].tooltip  # the field's declared documentation
     assert ex.params["lamb_sparsity"].value == 500.0  # the paper's λ3: the smoke profile keeps it
 
 
 def test_literal_fields_become_dropdowns():
     @dataclasses.dataclass(frozen=True)
     class P:
-        form: typing.Literal["a", "b", "c"] = "b"  # which form
+        form: typing.Literal["a", "b", "c"] = param("b", doc="which form")
         size: int = 3
         limit: float | None = None
 
@@ -130,7 +131,7 @@ def test_bad_value_is_one_line_in_the_widget():
     ex = widgets.Explorer(approach="hat")
     ex.forms["train"].controls["lr"].value = -1.0
     assert ex.run() is None
-    assert "error: train.lr: must be &gt; 0, got -1.0" in ex.status.value
+    assert "error: train.lr: must be a number &gt; 0, got -1.0" in ex.status.value
     assert "Traceback" not in ex.status.value and "\n" not in ex.status.value
     assert not ex.run_button.disabled and ex.stop_button.disabled
     ex.forms["train"].controls["lr"].value = 0.1
