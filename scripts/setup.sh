@@ -61,6 +61,29 @@ if [ "$got" != "$here" ]; then
   exit 1
 fi
 
+# The commands of the environment in .venv/bin (`source .venv/bin/activate && jupyter lab`): the
+# cached environment's Python scripts (jupyter, papermill, pytest, ...) re-pointed at .venv's python,
+# so that they import this checkout; its other programs (ruff) linked; and this project's own
+# commands, from pyproject.toml's [project.scripts] (dwa-core).
+for script in "$venv"/bin/*; do
+  name=$(basename "$script")
+  case $name in python*|pip*|activate*|Activate*) continue ;; esac
+  [ -f "$script" ] && [ -x "$script" ] || continue
+  rm -f ".venv/bin/$name"
+  if head -n1 "$script" | grep -qx "#!$venv/bin/python[0-9.]*"; then
+    { echo "#!$here/.venv/bin/python"; tail -n +2 "$script"; } > ".venv/bin/$name"
+    chmod +x ".venv/bin/$name"
+  elif ! head -c2 "$script" | grep -q '#!'; then
+    ln -s "$script" ".venv/bin/$name"  # a compiled program
+  fi
+done
+sed -n '/^\[project.scripts\]/,/^\[/p' pyproject.toml | sed -n 's/^\([A-Za-z0-9_.-]*\) *= *"\([A-Za-z0-9_.]*\):\([A-Za-z0-9_]*\)"$/\1 \2 \3/p' |
+while read -r name module function; do
+  printf '#!%s\nimport sys\nfrom %s import %s\nsys.exit(%s())\n' "$here/.venv/bin/python" "$module" "$function" \
+    "$function" > ".venv/bin/$name"
+  chmod +x ".venv/bin/$name"
+done
+
 # Notebooks are committed without outputs: git runs nbstripout on them (.gitattributes).
 if git rev-parse --git-dir >/dev/null 2>&1; then
   git config filter.nbstripout.clean ".venv/bin/python -m nbstripout"  # relative: each worktree its own
