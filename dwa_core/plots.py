@@ -220,10 +220,16 @@ def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
     gives the Spearman rank correlation over every point."""
     rows = frame[frame["layer"] == "all"]
     groups = list(rows.groupby("label", sort=False)) if "label" in rows else [("", rows)]
+    twins = _identical_groups(groups, [*DIAGNOSIS_MEASURES, "acc_drop"])
     fig, axes = _subplots(2, 3, figsize=(10, 5.6), sharey=True)
     for ax, (column, name) in zip(axes.flat, DIAGNOSIS_MEASURES.items()):
         for i, (label, group) in enumerate(groups):
-            ax.scatter(group[column], group["acc_drop"], s=14, color=f"C{i % 10}", label=label or None)
+            # a run identical to an earlier one would hide under it: a ring around its points instead
+            nth = sum(twins.get(other) == twins.get(label) for other, _ in groups[:i])  # rings nest
+            ring = {"s": 45 * (1 + nth), "facecolors": "none", "edgecolors": f"C{i % 10}", "linewidths": 1.2}
+            style = ring if label in twins else {"s": 14, "color": f"C{i % 10}"}
+            text = f"{label} (identical to {twins[label]})" if label in twins else label
+            ax.scatter(group[column], group["acc_drop"], label=text or None, **style)
         rho = rows[column].corr(rows["acc_drop"], method="spearman")
         ax.set_title(f"{name}\nSpearman ρ = {rho:.2f}", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -231,11 +237,25 @@ def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy drop of u", fontsize=8)
     if len(groups) > 1:
-        fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=7,
+        fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7,
                    frameon=False)
     fig.suptitle(title or "Why DWA forgets: each pair (t, u), u < t", fontsize=9)
     fig.tight_layout(rect=(0, 0.08 if len(groups) > 1 else 0, 1, 1))
     return fig
+
+
+def _identical_groups(groups, columns) -> dict:
+    """{label: the earlier label} for each (label, frame) group whose `columns` equal an earlier
+    group's value for value (the same points, which would be drawn on top of each other)."""
+    twins = {}
+    for i, (label, group) in enumerate(groups):
+        values = group[columns].to_numpy(dtype=float)
+        for other, earlier in groups[:i]:
+            if other not in twins and earlier[columns].to_numpy(dtype=float).shape == values.shape \
+                    and np.array_equal(earlier[columns].to_numpy(dtype=float), values, equal_nan=True):
+                twins[label] = other
+                break
+    return twins
 
 
 ABLATION_COLUMNS = {"final_accuracy": "final accuracy", "learning_accuracy": "accuracy when learned",
