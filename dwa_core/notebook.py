@@ -101,6 +101,12 @@ def setup(name: str, profile, seeds, device="cpu", data_dir=None, results_dir=No
                     record={"profile": profile, "seeds": list(seeds)})
 
 
+def readable(frame, digits: int = 3):
+    """`frame` rounded, its column names with spaces for underscores: the browser can wrap a long
+    header over two lines, so a wide table fits the notebook's width instead of being cut."""
+    return frame.round(digits).rename(columns=lambda name: str(name).replace("_", " "))
+
+
 def _show_warnings() -> None:
     """dwa_core's warnings as one line each in the cell's output (once per kernel)."""
     log = logging.getLogger("dwa_core")

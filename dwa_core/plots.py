@@ -213,6 +213,9 @@ DIAGNOSIS_MEASURES = {"mask_drift": "mask drift, mean |ΔH|", "mask_cross": "mas
                       "effective_change": "change of W ⊙ H", "embedding_drift": "embedding drift"}
 
 
+MARKERS = "os^Dv<>PX*"
+
+
 def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
     """Why DWA forgets: one panel per measure of `diagnosis.diagnose_run` (x) against u's accuracy
     drop acc[u][u] - acc[t][u] (y), one point per pair (t, u) of the "all"-layer rows; one colour
@@ -227,7 +230,9 @@ def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
             # a run identical to an earlier one would hide under it: a ring around its points instead
             nth = sum(twins.get(other) == twins.get(label) for other, _ in groups[:i])  # rings nest
             ring = {"s": 45 * (1 + nth), "facecolors": "none", "edgecolors": f"C{i % 10}", "linewidths": 1.2}
-            style = ring if label in twins else {"s": 14, "color": f"C{i % 10}"}
+            # nearly equal runs overlap too: one marker shape per run, half transparent
+            dot = {"s": 18, "color": f"C{i % 10}", "marker": MARKERS[i % len(MARKERS)], "alpha": 0.75}
+            style = ring if label in twins else dot
             text = f"{label} (identical to {twins[label]})" if label in twins else label
             ax.scatter(group[column], group["acc_drop"], label=text or None, **style)
         rho = rows[column].corr(rows["acc_drop"], method="spearman")

@@ -357,3 +357,13 @@ def test_summary_is_short_and_rounded():
     assert len(values) == 11 and "more in the metrics file" in values[-1]
     assert table.loc["metrics.sgd.forgetting", "value"] == 0.123 and table.loc["n", "value"] == 3
     assert "acc_matrix" not in table.index
+
+
+def test_readable_tables_round_and_wrap_headers():
+    import pandas as pd
+
+    from dwa_core.notebook import readable
+
+    table = readable(pd.DataFrame({"weight_change_unweighted": [0.123456], "task_name": ["a"]}))
+    assert list(table.columns) == ["weight change unweighted", "task name"]  # a browser can wrap these
+    assert table.iloc[0, 0] == 0.123
