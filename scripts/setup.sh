@@ -85,13 +85,14 @@ while read -r name module function; do
 done
 
 # Notebooks are committed without outputs: git runs nbstripout on them (.gitattributes). It also drops
-# the kernel's language_info, which JupyterLab adds on every save; the committed kernelspec is the one
-# ipykernel installs (python3, "Python 3 (ipykernel)"), so an open-and-save leaves `git status` clean.
+# the kernel's language_info, which JupyterLab adds on every save (nbstripout's extrakeys); the committed
+# kernelspec is the one ipykernel installs (python3, "Python 3 (ipykernel)"), so an open-and-save
+# leaves `git status` clean.
 if git rev-parse --git-dir >/dev/null 2>&1; then
-  strip=".venv/bin/python -m nbstripout --extra-keys metadata.language_info"  # relative: each worktree its own
-  git config filter.nbstripout.clean "$strip"
+  git config filter.nbstripout.clean ".venv/bin/python -m nbstripout"  # relative: each worktree its own
   git config filter.nbstripout.smudge cat
   git config filter.nbstripout.required true
-  git config diff.ipynb.textconv "$strip -t"
+  git config filter.nbstripout.extrakeys metadata.language_info
+  git config diff.ipynb.textconv ".venv/bin/python -m nbstripout -t"
 fi
 echo "setup: ready (.venv of $PWD, over $venv)"
