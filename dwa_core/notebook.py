@@ -107,6 +107,14 @@ def readable(frame, digits: int = 3):
     return frame.round(digits).rename(columns=lambda name: str(name).replace("_", " "))
 
 
+def normalise_on_save(model, **_) -> None:
+    """Jupyter server's pre-save hook (scripts/setup.sh configures it): drop the kernel's
+    language_info, which JupyterLab adds to every notebook it saves and git's nbstripout filter
+    strips, so that opening and saving a notebook writes the committed file byte for byte."""
+    if model.get("type") == "notebook" and isinstance(model.get("content"), dict):
+        model["content"].get("metadata", {}).pop("language_info", None)
+
+
 def _show_warnings() -> None:
     """dwa_core's warnings as one line each in the cell's output (once per kernel)."""
     log = logging.getLogger("dwa_core")

@@ -51,9 +51,16 @@ if [ -L .venv ] || { [ -e .venv ] && [ ! -f .venv/pyvenv.cfg ]; }; then rm -rf .
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$PWD" > "$site/00_dwa_core_checkout.pth"
 echo "import site; site.addsitedir('$base_site')" > "$site/zz_dwa_core_base.pth"
-for dir in share etc; do  # JupyterLab's extensions (ipywidgets) and server config live there
-  if [ -d "$venv/$dir" ]; then rm -rf ".venv/$dir"; ln -s "$venv/$dir" ".venv/$dir"; fi
-done
+# JupyterLab's extensions (ipywidgets) live in share/, its server configuration in etc/: etc/ is this
+# checkout's own (links to the cached files) plus one file, the pre-save hook that drops language_info
+# (dwa_core/notebook.py), so that opening and saving a notebook writes back the committed bytes.
+rm -rf .venv/share .venv/etc
+ln -s "$venv/share" .venv/share
+cp -rs "$venv/etc" .venv/etc
+mkdir -p .venv/etc/jupyter
+rm -f .venv/etc/jupyter/jupyter_server_config.json  # the cached environment has none; this one is ours
+echo '{"ContentsManager": {"pre_save_hook": "dwa_core.notebook.normalise_on_save"}}' \
+  > .venv/etc/jupyter/jupyter_server_config.json
 here=$(pwd -P)
 got=$(cd / && "$here/.venv/bin/python" -c 'import dwa_core, pathlib; print(pathlib.Path(dwa_core.__file__).resolve().parents[1])')
 if [ "$got" != "$here" ]; then

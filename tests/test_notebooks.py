@@ -367,3 +367,16 @@ def test_readable_tables_round_and_wrap_headers():
     table = readable(pd.DataFrame({"weight_change_unweighted": [0.123456], "task_name": ["a"]}))
     assert list(table.columns) == ["weight change unweighted", "task name"]  # a browser can wrap these
     assert table.iloc[0, 0] == 0.123
+
+
+def test_pre_save_hook_drops_language_info_only():
+    """scripts/setup.sh's Jupyter pre-save hook: a saved notebook keeps everything but language_info."""
+    from dwa_core.notebook import normalise_on_save
+
+    model = {"type": "notebook", "content": {"metadata": {"kernelspec": KERNELSPEC, "language_info": {}},
+                                             "cells": []}}
+    normalise_on_save(model, path="x.ipynb", contents_manager=None)
+    assert model["content"] == {"metadata": {"kernelspec": KERNELSPEC}, "cells": []}
+    text = {"type": "file", "content": "language_info"}
+    normalise_on_save(text)
+    assert text["content"] == "language_info"
