@@ -216,33 +216,63 @@ DIAGNOSIS_MEASURES = {"mask_drift": "mask drift, mean |ΔH|", "mask_cross": "mas
                       "task_separability": "task read from E (nearest centroid)"}
 
 
+MARKERS = "os^Dv<>PX*"
+
+
 def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
     """Why DWA forgets: one panel per measure of `diagnosis.diagnose_run` (x) against u's accuracy
     drop acc[u][u] - acc[t][u] (y), one point per pair (t, u) of the "all"-layer rows; one colour
     per `label` when the frame has that column (several runs or ablations). Each panel's title
-    gives the Spearman rank correlation over every point. Measures the frame lacks (files written
-    before the embedding measures) leave their panel empty."""
+    gives the Spearman rank correlation over the distinct points (a run identical to an earlier one
+    is drawn as rings and counted once). Measures the frame lacks (files written before the
+    embedding measures) leave their panel empty."""
     rows = frame[frame["layer"] == "all"]
     groups = list(rows.groupby("label", sort=False)) if "label" in rows else [("", rows)]
+    present = [c for c in (*DIAGNOSIS_MEASURES, "acc_drop") if c in rows]
+    twins = _identical_groups(groups, present)
+    # each distinct pair counts once in the correlations (identical runs repeat their pairs)
+    distinct = rows.drop_duplicates(subset=[c for c in ("seed", "t", "u", "acc_before", "acc_after", *present)
+                                            if c in rows])
     fig, axes = _subplots(3, 3, figsize=(10, 8.4), sharey=True)
     for ax, (column, name) in zip(axes.flat, DIAGNOSIS_MEASURES.items()):
         if column not in rows:
             ax.set_visible(False)
             continue
         for i, (label, group) in enumerate(groups):
-            ax.scatter(group[column], group["acc_drop"], s=14, color=f"C{i % 10}", label=label or None)
-        rho = rows[column].corr(rows["acc_drop"], method="spearman")
+            # a run identical to an earlier one would hide under it: a ring around its points instead
+            nth = sum(twins.get(other) == twins.get(label) for other, _ in groups[:i])  # rings nest
+            ring = {"s": 45 * (1 + nth), "facecolors": "none", "edgecolors": f"C{i % 10}", "linewidths": 1.2}
+            # nearly equal runs overlap too: one marker shape per run, half transparent
+            dot = {"s": 18, "color": f"C{i % 10}", "marker": MARKERS[i % len(MARKERS)], "alpha": 0.75}
+            style = ring if label in twins else dot
+            text = f"{label} (identical to {twins[label]})" if label in twins else label
+            ax.scatter(group[column], group["acc_drop"], label=text or None, **style)
+        rho = distinct[column].corr(distinct["acc_drop"], method="spearman")
         ax.set_title(f"{name}\nSpearman ρ = {rho:.2f}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.axhline(0, color="grey", lw=0.5, ls="--")
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy drop of u", fontsize=8)
     if len(groups) > 1:
-        fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=7,
+        fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7,
                    frameon=False)
     fig.suptitle(title or "Why DWA forgets: each pair (t, u), u < t", fontsize=9)
     fig.tight_layout(rect=(0, 0.08 if len(groups) > 1 else 0, 1, 1))
     return fig
+
+
+def _identical_groups(groups, columns) -> dict:
+    """{label: the earlier label} for each (label, frame) group whose `columns` equal an earlier
+    group's value for value (the same points, which would be drawn on top of each other)."""
+    twins = {}
+    for i, (label, group) in enumerate(groups):
+        values = group[columns].to_numpy(dtype=float)
+        for other, earlier in groups[:i]:
+            if other not in twins and earlier[columns].to_numpy(dtype=float).shape == values.shape \
+                    and np.array_equal(earlier[columns].to_numpy(dtype=float), values, equal_nan=True):
+                twins[label] = other
+                break
+    return twins
 
 
 ABLATION_COLUMNS = {"final_accuracy": "final accuracy", "learning_accuracy": "accuracy when learned",

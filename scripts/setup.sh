@@ -51,9 +51,16 @@ if [ -L .venv ] || { [ -e .venv ] && [ ! -f .venv/pyvenv.cfg ]; }; then rm -rf .
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$PWD" > "$site/00_dwa_core_checkout.pth"
 echo "import site; site.addsitedir('$base_site')" > "$site/zz_dwa_core_base.pth"
-for dir in share etc; do  # JupyterLab's extensions (ipywidgets) and server config live there
-  if [ -d "$venv/$dir" ]; then rm -rf ".venv/$dir"; ln -s "$venv/$dir" ".venv/$dir"; fi
-done
+# JupyterLab's extensions (ipywidgets) live in share/, its server configuration in etc/: etc/ is this
+# checkout's own (links to the cached files) plus one file, the pre-save hook that drops language_info
+# (dwa_core/notebook.py), so that opening and saving a notebook writes back the committed bytes.
+rm -rf .venv/share .venv/etc
+ln -s "$venv/share" .venv/share
+cp -rs "$venv/etc" .venv/etc
+mkdir -p .venv/etc/jupyter
+rm -f .venv/etc/jupyter/jupyter_server_config.json  # the cached environment has none; this one is ours
+echo '{"ContentsManager": {"pre_save_hook": "dwa_core.notebook.normalise_on_save"}}' \
+  > .venv/etc/jupyter/jupyter_server_config.json
 here=$(pwd -P)
 got=$(cd / && "$here/.venv/bin/python" -c 'import dwa_core, pathlib; print(pathlib.Path(dwa_core.__file__).resolve().parents[1])')
 if [ "$got" != "$here" ]; then
@@ -61,11 +68,38 @@ if [ "$got" != "$here" ]; then
   exit 1
 fi
 
-# Notebooks are committed without outputs: git runs nbstripout on them (.gitattributes).
+# The commands of the environment in .venv/bin (`source .venv/bin/activate && jupyter lab`): the
+# cached environment's Python scripts (jupyter, papermill, pytest, ...) re-pointed at .venv's python,
+# so that they import this checkout; its other programs (ruff) linked; and this project's own
+# commands, from pyproject.toml's [project.scripts] (dwa-core).
+for script in "$venv"/bin/*; do
+  name=$(basename "$script")
+  case $name in python*|pip*|activate*|Activate*) continue ;; esac
+  [ -f "$script" ] && [ -x "$script" ] || continue
+  rm -f ".venv/bin/$name"
+  if head -n1 "$script" | grep -qx "#!$venv/bin/python[0-9.]*"; then
+    { echo "#!$here/.venv/bin/python"; tail -n +2 "$script"; } > ".venv/bin/$name"
+    chmod +x ".venv/bin/$name"
+  elif ! head -c2 "$script" | grep -q '#!'; then
+    ln -s "$script" ".venv/bin/$name"  # a compiled program
+  fi
+done
+sed -n '/^\[project.scripts\]/,/^\[/p' pyproject.toml | sed -n 's/^\([A-Za-z0-9_.-]*\) *= *"\([A-Za-z0-9_.]*\):\([A-Za-z0-9_]*\)"$/\1 \2 \3/p' |
+while read -r name module function; do
+  printf '#!%s\nimport sys\nfrom %s import %s\nsys.exit(%s())\n' "$here/.venv/bin/python" "$module" "$function" \
+    "$function" > ".venv/bin/$name"
+  chmod +x ".venv/bin/$name"
+done
+
+# Notebooks are committed without outputs: git runs nbstripout on them (.gitattributes). It also drops
+# the kernel's language_info, which JupyterLab adds on every save (nbstripout's extrakeys); the committed
+# kernelspec is the one ipykernel installs (python3, "Python 3 (ipykernel)"), so an open-and-save
+# leaves `git status` clean.
 if git rev-parse --git-dir >/dev/null 2>&1; then
   git config filter.nbstripout.clean ".venv/bin/python -m nbstripout"  # relative: each worktree its own
   git config filter.nbstripout.smudge cat
   git config filter.nbstripout.required true
+  git config filter.nbstripout.extrakeys metadata.language_info
   git config diff.ipynb.textconv ".venv/bin/python -m nbstripout -t"
 fi
 echo "setup: ready (.venv of $PWD, over $venv)"

@@ -324,6 +324,9 @@ def test_plots_draw_every_measure(tiny_run, tmp_path):
     assert len(panels) == len(plots.DIAGNOSIS_MEASURES)
     assert all(len(ax.collections) == 2 for ax in panels)  # one scatter per label
     assert all(len(c.get_offsets()) == 3 for c in panels[0].collections)  # the 3 pairs
+    # the second run is the first one again: its points would hide, the legend says so
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["default", "other (identical to default)"]
     bars = plots.plot_ablation_bars(diagnosis.summarise(frames))
     assert len([ax for ax in bars.axes if ax.patches]) == len(plots.ABLATION_COLUMNS)
     plots.save_figure(fig, tmp_path / "f", {}, "test")

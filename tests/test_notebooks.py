@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from ipykernel.kernelspec import get_kernel_dict
 
 import dwa_core
 from dwa_core import fidelity, figures
@@ -19,6 +20,8 @@ from dwa_core import fidelity, figures
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "dwa-core-test"
+# the kernelspec JupyterLab writes into a notebook it saves (ipykernel's own)
+KERNELSPEC = {"display_name": get_kernel_dict()["display_name"], "language": "python", "name": "python3"}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -39,7 +42,9 @@ def test_committed_without_outputs(path):
     assert all(c.outputs == [] and c.execution_count is None for c in code)
     assert {"profile", "seeds", "device", "data_dir", "metrics_path"} <= {
         line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}
-    assert "check_parameters(" in code[1].source  # the parameters are checked right after
+    assert "notebook.setup(" in code[1].source  # the parameters are checked right after
+    # what JupyterLab writes on save: the kernelspec ipykernel installs; language_info is stripped
+    assert nb.metadata == {"kernelspec": KERNELSPEC}
     text = "\n".join(c.source for c in code)
     # figures through the normal inline display; outputs outside the sources
     assert "display_formatter" not in text and "matplotlib.use" not in text and "sys.path" not in text
@@ -93,26 +98,40 @@ def test_bad_parameter_stops_in_one_line(kernel, tmp_path, name, value, message)
     ran = nbformat.read(out, as_version=4)
     failed = [c for c in ran.cells if c.cell_type == "code"
               and any(o.output_type == "error" for o in c.outputs)]
-    assert len(failed) == 1 and "check_parameters(" in failed[0].source  # the cell after the parameters
+    assert len(failed) == 1 and "notebook.setup(" in failed[0].source  # the cell after the parameters
     (error,) = [o for o in failed[0].outputs if o.output_type == "error"]
     assert len(error.traceback) == 1 and error.traceback[0].startswith(message)
+
+
+# The notebooks run in two lanes at once (each notebook a papermill process; a lane runs its
+# notebooks in order). The first lane's notebooks share one run cache (results_dir): a run of the
+# smoke profile made by one is replayed by the next; the second lane's make their own runs.
+LANES = (["01_quickstart", "02_catastrophic_forgetting", "03_hat_step_by_step", "04_regularisers",
+          "05_dwa_step_by_step", "06_paper_fig5_fig6", "09_related_work_table", "11_explorer"],
+         ["10_paper_vs_original_code", "12_why_dwa_forgets", "07_paper_fig7_masks_pca", "08_hat_compression"])
+
+
+def papermill(path: Path, out: Path, kernel: str, cwd: Path, **parameters) -> subprocess.CompletedProcess:
+    """`python -m papermill path out -p NAME VALUE ...` started in `cwd`."""
+    args = [a for name, value in parameters.items() for a in ("-p", name, str(value))]
+    return subprocess.run([sys.executable, "-m", "papermill", str(path), str(out), "-k", kernel,
+                           "--no-progress-bar", *args], cwd=cwd, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
 def run_notebook(tmp_path_factory, kernel):
     """run(path) -> metrics: the notebook run once, as committed (only its output locations moved to
-    a temporary folder), and remembered, so that a test of one notebook (-k) runs only that one."""
-    import papermill as pm
-
+    a temporary folder, its runs cached in a shared one), started outside notebooks/, and remembered,
+    so that a test of one notebook (-k) runs only that one."""
     tmp = tmp_path_factory.mktemp("nb")
     done = {}
 
     def run(path: Path) -> dict:
         if path.stem not in done:
             metrics = tmp / f"{path.stem}.json"
-            outputs = {"metrics_path": str(metrics), "figures_dir": str(tmp / "figures")}
-            pm.execute_notebook(str(path), str(tmp / path.name), kernel_name=kernel,
-                                cwd=str(ROOT / "notebooks"), parameters=outputs, progress_bar=False)
+            got = papermill(path, tmp / path.name, kernel, tmp, metrics_path=metrics,
+                            figures_dir=tmp / "figures", results_dir=tmp / "runs")
+            assert got.returncode == 0, f"{path.stem}: {got.stderr[-3000:]}"
             done[path.stem] = json.loads(metrics.read_text())
             ran = nbformat.read(tmp / path.name, as_version=4)
             pngs = [o["data"]["image/png"] for c in ran.cells if c.cell_type == "code" for o in c.outputs
@@ -127,8 +146,39 @@ def run_notebook(tmp_path_factory, kernel):
 
 @pytest.fixture(scope="module")
 def executed(run_notebook):
-    """Every notebook run once; {stem: metrics}."""
+    """Every notebook run once, two lanes at a time; {stem: metrics}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    by_stem = {path.stem: path for path in NOTEBOOKS}
+    lanes = [[by_stem.pop(stem) for stem in lane if stem in by_stem] for lane in LANES]
+    lanes[0] += by_stem.values()  # a notebook not placed yet runs in the first lane
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        list(pool.map(lambda paths: [run_notebook(p) for p in paths], lanes))  # re-raises a failure
     return {path.stem: run_notebook(path) for path in NOTEBOOKS}
+
+
+def test_outputs_land_in_notebooks_out_wherever_papermill_starts(kernel, tmp_path):
+    """`papermill notebooks/11_explorer.ipynb out.ipynb` started outside notebooks/ (here: an empty
+    folder) writes into the checkout's notebooks/_out/, not into the folder it was started in."""
+    metrics = ROOT / "notebooks" / "_out" / "11_explorer.json"
+    before = metrics.stat().st_mtime_ns if metrics.exists() else 0
+    got = papermill(ROOT / "notebooks" / "11_explorer.ipynb", tmp_path / "out.ipynb", kernel, tmp_path)
+    assert got.returncode == 0, got.stderr[-3000:]
+    assert metrics.stat().st_mtime_ns > before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.ipynb"]
+
+
+def test_relative_paths_start_from_notebooks(tmp_path, monkeypatch):
+    """From the notebook's folder in JupyterLab (a folder named notebooks/), from the checkout's
+    notebooks/ anywhere else; absolute paths stay."""
+    from dwa_core import notebook
+
+    monkeypatch.chdir(tmp_path)
+    assert notebook.resolve("_out/x.json") == ROOT / "notebooks" / "_out" / "x.json"
+    assert notebook.resolve(tmp_path / "y") == tmp_path / "y" and notebook.resolve(None) is None
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert notebook.resolve("_out/x.json") == tmp_path / "notebooks" / "_out" / "x.json"
 
 
 def test_every_notebook_records_metrics(executed):
@@ -307,3 +357,26 @@ def test_summary_is_short_and_rounded():
     assert len(values) == 11 and "more in the metrics file" in values[-1]
     assert table.loc["metrics.sgd.forgetting", "value"] == 0.123 and table.loc["n", "value"] == 3
     assert "acc_matrix" not in table.index
+
+
+def test_readable_tables_round_and_wrap_headers():
+    import pandas as pd
+
+    from dwa_core.notebook import readable
+
+    table = readable(pd.DataFrame({"weight_change_unweighted": [0.123456], "task_name": ["a"]}))
+    assert list(table.columns) == ["weight change unweighted", "task name"]  # a browser can wrap these
+    assert table.iloc[0, 0] == 0.123
+
+
+def test_pre_save_hook_drops_language_info_only():
+    """scripts/setup.sh's Jupyter pre-save hook: a saved notebook keeps everything but language_info."""
+    from dwa_core.notebook import normalise_on_save
+
+    model = {"type": "notebook", "content": {"metadata": {"kernelspec": KERNELSPEC, "language_info": {}},
+                                             "cells": []}}
+    normalise_on_save(model, path="x.ipynb", contents_manager=None)
+    assert model["content"] == {"metadata": {"kernelspec": KERNELSPEC}, "cells": []}
+    text = {"type": "file", "content": "language_info"}
+    normalise_on_save(text)
+    assert text["content"] == "language_info"

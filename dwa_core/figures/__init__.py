@@ -95,8 +95,8 @@ def make_figures(profile: str, out_dir="figures", results_dir=None, command: str
 
 def diagnosis_figures(out_dir="figures", command: str = "") -> list[Path]:
     """The figures of the committed DWA diagnoses (tables/dwa-diagnosis-<benchmark>.json, written by
-    `python -m dwa_core.diagnosis` from full runs): the measures against the accuracy drop (each
-    distinct pair once), the ablations' bars (95 % intervals over seeds) and, when the file has them,
+    `python -m dwa_core.diagnosis` from full runs): the measures against the accuracy drop (ρ over
+    distinct pairs), the ablations' bars (95 % intervals over seeds) and, when the file has them,
     the embedding measures after each task. Nothing is trained; returns the PNG paths."""
     from dwa_core import diagnosis
     from dwa_core.compare import TABLES_DIR
@@ -107,8 +107,8 @@ def diagnosis_figures(out_dir="figures", command: str = "") -> list[Path]:
         frames = diagnosis.load_diagnosis(path)
         name = path.stem.removeprefix("dwa-diagnosis-")
         cfg = {"data": f"tables/{path.name}", "labels": list(frames)}
-        frame = diagnosis.distinct_pairs(frames)
-        title = f"Why DWA forgets - {name} (full runs, offline data; identical runs' pairs counted once)"
+        frame = diagnosis.all_layers(frames)
+        title = f"Why DWA forgets - {name} (full runs, offline data; ρ over distinct pairs)"
         written += plots.save_figure(plots.plot_dwa_diagnosis(frame, title), Path(out_dir) / f"dwa_diagnosis_{name}",
                                      cfg, command)[:1]
         written += plots.save_figure(plots.plot_ablation_bars(diagnosis.summarise(frames, intervals=True)),

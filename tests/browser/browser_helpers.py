@@ -9,19 +9,19 @@ ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "tests" / "_out" / "screenshots"
 
 
-def open_notebook(browser, lab, name: str, height: int = 1000):
-    """A new page with notebooks/<name>.ipynb open alone (a fresh workspace), its kernel idle."""
+def open_notebook(browser, lab, name: str, height: int = 1000, folder: str = "notebooks"):
+    """A new page with <folder>/<name>.ipynb open alone (a fresh workspace), its kernel idle."""
     page = browser.new_page(viewport={"width": 1400, "height": height})
     page.set_default_timeout(120_000)
     workspace = f"test-{secrets.token_hex(4)}"
-    page.goto(f"{lab['url']}/lab/workspaces/{workspace}/tree/notebooks/{name}.ipynb"
+    page.goto(f"{lab['url']}/lab/workspaces/{workspace}/tree/{folder}/{name}.ipynb"
               f"?reset&token={lab['token']}")
     try:
         page.wait_for_function("""(path) => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
             const session = w && w.context && w.context.path === path && w.sessionContext.session;
             return !!(session && session.kernel && session.kernel.status === 'idle');
-        }""", arg=f"notebooks/{name}.ipynb", timeout=180_000, polling=500)
+        }""", arg=f"{folder}/{name}.ipynb", timeout=180_000, polling=500)
     except Exception:
         screenshot(page, f"debug_open_{name}")
         raise
