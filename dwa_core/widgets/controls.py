@@ -163,7 +163,14 @@ def _default_of(cls: type, name: str):
 
 def network_form(arch: str, family: str, defaults: dict) -> Form:
     """Controls for the size options of network `arch` of `family` (network_options), as a Form."""
+    from dwa_core.fields import Spec, spec_of
+
     options = network_options(arch, family)
-    fields = [(k, type(v), dataclasses.field(default=v)) for k, v in options.items()]
+    cls = models.NETWORKS.get(models.network_name(arch, family))
+    annotations = models.constructor_parameters(cls)
+    docs = {k: getattr(spec_of(annotations.get(k, (None,))[0]), "doc", "") or
+            f"keyword option {k} of {cls.__name__} (default {v})" for k, v in options.items()}
+    fields = [(k, type(v), dataclasses.field(default=v, metadata={"spec": Spec(doc=docs[k])}))
+              for k, v in options.items()]
     cls = dataclasses.make_dataclass(f"{arch}_{family}", fields, frozen=True)
     return Form(cls, "network", defaults)

@@ -86,7 +86,7 @@ def test_bad_value_shows_its_error(explorer):
     page = explorer
     set_value(page, "train", "lr", -1)
     text = run(page, "error", 120)
-    assert "train.lr: must be > 0, got -1.0" in text and "\n" not in text.strip()
+    assert "train.lr: must be a number > 0, got -1.0" in text and "\n" not in text.strip()
     set_value(page, "train", "lr", 0.1)
 
 
