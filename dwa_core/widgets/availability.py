@@ -34,7 +34,7 @@ def dropdown_options(names: list[str], data_dir=None) -> list[tuple[str, str]]:
 def where_to_put(data_dir=None) -> str:
     """One sentence: where the files go and how to point the explorer elsewhere."""
     root = data_dir or sources.default_data_dir()
-    return (f"put the files under {root} (the folders listed above), or set data_dir "
+    return (f"put the files under {root}, or set data_dir "
             f"(the notebook's data_dir parameter, Explorer(data_dir=...)) to where they are")
 
 
