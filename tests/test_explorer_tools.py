@@ -66,7 +66,8 @@ def test_profile_paper_falls_back_to_smoke_without_its_data(tmp_path, monkeypatc
     assert "profile 'paper' needs the mixture data" in html.unescape(ex.status.value)
     monkeypatch.setattr(availability, "missing", lambda *a, **k: [])  # as if the data were there
     cfg = widgets.Explorer(profile="paper", approach="hat").config()
-    assert (cfg.benchmark, cfg.network, cfg.train.epochs, cfg.train.batch_size) == ("mixture", "alexnet", 200, 64)
+    got = (cfg.benchmark, cfg.network, cfg.train.epochs, cfg.train.batch_size)
+    assert got == ("mixture", "alexnet", 200, 64)
     with pytest.raises(ValueError, match="profile: must be one of"):
         widgets.Explorer(profile="fast")
 

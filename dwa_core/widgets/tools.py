@@ -53,7 +53,7 @@ class Tools:
         button = lambda text, icon, action: self._button(text, icon, action)  # noqa: E731
         self.path = W.Text(value=str(ex.out_dir / CONFIG_FILE), description="config file",
                            style={"description_width": "initial"}, layout=W.Layout(width="360px"))
-        self.cli = W.Textarea(value="", rows=3, layout=W.Layout(width="98%"),
+        self.cli = W.Textarea(value="", rows=4, layout=W.Layout(width="98%"),
                               placeholder="the equivalent python -m dwa_core run ... command")
         self.cli.add_class("dwa-cli")
         self.widget = W.VBox([
