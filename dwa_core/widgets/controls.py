@@ -1,20 +1,23 @@
 """The explorer's controls, generated from dataclasses: one control per init field, a dropdown for a
-`typing.Literal` field or a str field that is a fidelity switch (dwa_core.fidelity), a checkbox,
-a number box or a text box otherwise; the tooltip is the field's documentation (`field_docs`)."""
+`typing.Literal` field, a bool or a str field that is a fidelity switch (dwa_core.fidelity), a
+number box or a text box otherwise; the tooltip is the field's documentation (`field_docs`).
+
+Where the tooltip lands in the page: ipywidgets 8 puts `tooltip` into the DOM as a `title` only on
+some views (a text box or a dropdown with a description drops it, a checkbox shows its own name), so
+every control's description is its name inside `<span title="documentation">` (`labelled`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import inspect
-import io
-import tokenize
 import types
 import typing
 
 import ipywidgets as W
 
 from dwa_core import fidelity, models
-from dwa_core.config import build_params
+from dwa_core.config import ConfigError, build_params
 
 FIELD_STYLE = {"description_width": "130px"}  # the tabs' controls: aligned in a 3-column grid
 
@@ -51,23 +54,44 @@ def _optional(hint) -> bool:
     return type(None) in typing.get_args(hint)
 
 
+def labelled(name: str, doc: str) -> dict:
+    """The description keywords of a control named `name`: its name, with `doc` as the hover text
+    that reaches the page whatever the widget's view (see the module docstring)."""
+    text = html.escape(doc or name, quote=True)
+    return dict(description=f'<span title="{text}">{html.escape(name)}</span>', description_allow_html=True,
+                tooltip=doc or name)
+
+
+def shown(value) -> str:
+    """A value as the controls show it (text boxes, the runs' labels): None as '', a float by %g
+    where that is exact, a curriculum as 'kind:E:start' (':power' when not 2)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    if type(value).__name__ == "Curriculum":
+        power = "" if value.power == 2.0 else f":{value.power:g}"
+        return f"{value.kind}:{value.epochs}:{value.start:g}{power}"
+    return str(value)
+
+
 def control(name: str, hint, default, doc: str = "", options: tuple | None = None) -> W.Widget:
-    """One control: dropdown (fixed values), checkbox (bool), int/float box, or text (str, and
-    optional values where an empty box means None)."""
-    kw = dict(description=name, style=FIELD_STYLE, description_allow_html=False,
-              tooltip=doc or name, layout=W.Layout(width="auto"))
+    """One control: dropdown (fixed values, bool), int/float box, or text (str, and optional values
+    where an empty box means None)."""
+    kw = dict(style=FIELD_STYLE, layout=W.Layout(width="auto"), **labelled(name, doc))
     base = _strip_optional(hint)
+    if base is bool and not _optional(hint):
+        options = (True, False)
     if options:
         opts = list(options) + ([default] if default not in options else [])
+        if not all(isinstance(o, str) for o in opts):  # True/False, None: shown as text
+            opts = [(shown(o) or "None", o) for o in opts]
         return W.Dropdown(options=opts, value=default, **kw)
-    if base is bool and not _optional(hint):
-        return W.Checkbox(value=bool(default), indent=False, **kw)
     if base is int and not _optional(hint):
         return W.IntText(value=int(default), **kw)
     if base is float and not _optional(hint):
         return W.FloatText(value=float(default), **kw)
-    return W.Text(value="" if default is None else str(default),
-                  placeholder="None" if _optional(hint) else "",
+    return W.Text(value=shown(default), placeholder="None" if _optional(hint) else "",
                   continuous_update=False, **kw)
 
 
@@ -100,6 +124,18 @@ class Form:
         instance = build_params(self.cls, self.values(), self.owner)
         return {k: getattr(instance, k) for k in self.controls}
 
+    def load(self, values: dict) -> None:
+        """Set every control to `values` (field -> value, any form the dataclass coerces), fields
+        left out to the dataclass's default; an unknown field or a bad value raises ConfigError."""
+        unknown = sorted(set(values) - set(self.controls))
+        if unknown:
+            raise ConfigError(f"{self.owner}: unknown field(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(self.controls)}")
+        instance = build_params(self.cls, values, self.owner)
+        for name, w in self.controls.items():
+            value = getattr(instance, name)
+            w.value = shown(value) if type(w) is W.Text else value
+
     def changed(self) -> dict:
         """The typed fields whose value differs from the dataclass's own defaults."""
         return {k: v for k, v in self.typed().items() if not same_value(v, _default_of(self.cls, k))}
@@ -127,7 +163,14 @@ def _default_of(cls: type, name: str):
 
 def network_form(arch: str, family: str, defaults: dict) -> Form:
     """Controls for the size options of network `arch` of `family` (network_options), as a Form."""
+    from dwa_core.fields import Spec, spec_of
+
     options = network_options(arch, family)
-    fields = [(k, type(v), dataclasses.field(default=v)) for k, v in options.items()]
+    cls = models.NETWORKS.get(models.network_name(arch, family))
+    annotations = models.constructor_parameters(cls)
+    docs = {k: getattr(spec_of(annotations.get(k, (None,))[0]), "doc", "") or
+            f"keyword option {k} of {cls.__name__} (default {v})" for k, v in options.items()}
+    fields = [(k, type(v), dataclasses.field(default=v, metadata={"spec": Spec(doc=docs[k])}))
+              for k, v in options.items()]
     cls = dataclasses.make_dataclass(f"{arch}_{family}", fields, frozen=True)
     return Form(cls, "network", defaults)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
+from pathlib import Path
 
 import ipywidgets as W
 import numpy as np
@@ -27,6 +29,39 @@ def show_figure(output: W.Output, fig, alt: str = "figure") -> None:
     """Replace what `output` shows by `fig` (works with or without a kernel)."""
     output.outputs = ({"output_type": "display_data", "metadata": {},
                        "data": {"image/png": png_base64(fig), "text/plain": f"<{alt}>"}},)
+
+
+class Figures:
+    """The figures shown now, by name, each with the function that draws it: `show` draws into an
+    Output widget, `export` draws them again as PNG and SVG files."""
+
+    def __init__(self):
+        self.makers: dict[str, Callable] = {}
+
+    def show(self, name: str, output: W.Output, make: Callable) -> W.Output:
+        """Draw `make()` into `output` and keep `make` under `name`; returns `output`."""
+        self.makers[name] = make
+        show_figure(output, make(), name)
+        return output
+
+    def drop(self, *names: str) -> None:
+        """Forget the figures `names` (no longer shown)."""
+        for name in names:
+            self.makers.pop(name, None)
+
+    def export(self, folder: Path) -> list[Path]:
+        """Write each figure as folder/explorer_<name>.png and .svg; returns the paths."""
+        import matplotlib.pyplot as plt
+
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, make in self.makers.items():
+            fig = make()
+            for suffix in ("png", "svg"):
+                paths.append(folder / f"explorer_{name}.{suffix}")
+                fig.savefig(paths[-1], dpi=fig.dpi, bbox_inches="tight")
+            plt.close(fig)
+        return paths
 
 
 def plot_history(history: list[dict]):

@@ -14,7 +14,7 @@ from dwa_core import aggregate, metrics, numerics
 from dwa_core.config import ExperimentConfig
 from dwa_core.results import Results
 from dwa_core.runs import RESULTS
-from dwa_core.widgets.controls import same_value
+from dwa_core.widgets.labels import differences
 
 COLUMNS = ["run", "approach", "differs from run 1", "final avg acc", "BWT", "forgetting", "rho", "seconds"]
 
@@ -64,19 +64,18 @@ class Session:
         return True
 
     def table(self):
-        """The runs as a DataFrame (COLUMNS): what differs from run 1, final average accuracy, BWT,
-        forgetting, HAT's rho (mean over tasks; NaN unless the session holds the run's random and
-        joint references, see the module docstring) and wall time (s)."""
+        """The runs as a DataFrame (COLUMNS): what differs from run 1 (labels.differences), final
+        average accuracy, BWT, forgetting, HAT's rho (mean over tasks; NaN unless the session holds
+        the run's random and joint references, see the module docstring) and training time (s)."""
         import pandas as pd
 
-        first = flat_config(self.runs[0].config) if self.runs else {}
         index = aggregate.reference_index([r.results for r in self.runs])
         rows = []
         for i, run in enumerate(self.runs):
             acc = run.results.acc_matrix()
-            diff = {k: v for k, v in flat_config(run.config).items() if not same_value(v, first.get(k))}
+            diff = differences(run.config, self.runs[0].config)
             rows.append({"run": i + 1, "approach": run.config.approach,
-                         "differs from run 1": ", ".join(f"{k}={v}" for k, v in diff.items()) or "-",
+                         "differs from run 1": ", ".join(diff) or "-",
                          "final avg acc": metrics.average_accuracy(acc),
                          "BWT": metrics.backward_transfer(acc), "forgetting": metrics.forgetting(acc),
                          "rho": rho(run.results, index), "seconds": round(run.seconds, 1)})
@@ -97,12 +96,3 @@ def rho(results: Results, index: dict) -> float:
         return float("nan")
     return float(np.mean(metrics.forgetting_ratio(results.acc_matrix(), random, joint)))
 
-
-def flat_config(cfg: ExperimentConfig) -> dict:
-    """The fields of a config that change the numbers, flattened to 'section.field'."""
-    d = cfg.to_dict()
-    out = {k: d[k] for k in ("benchmark", "approach", "network", "seed")}
-    for section in ("train", "approach_params", "benchmark_params", "network_params"):
-        for k, v in (d[section] or {}).items():
-            out[f"{section.split('_')[0]}.{k}"] = v
-    return out

@@ -6,6 +6,10 @@ runs are kept small (10 images per class, 1 epoch). Screenshots: tests/_out/scre
 from __future__ import annotations
 
 import pytest
+from dwa_core import approaches, data
+from dwa_core.config import TrainConfig
+from dwa_core.fields import docs
+from dwa_core.widgets import availability
 from browser_helpers import error_outputs, images, open_notebook, run_all, screenshot, screenshot_images
 
 EX = ".dwa-explorer"
@@ -27,8 +31,15 @@ def tab(page, name: str) -> None:
 
 def field(page, label: str):
     """The input of the explorer's control labelled `label` (visible tab or top row)."""
-    box = page.locator(f"{EX} .widget-inline-hbox:visible", has=page.locator(f"label:text-is('{label}')"))
+    name = page.locator(f"label > span:text-is('{label}')")
+    box = page.locator(f"{EX} .widget-inline-hbox:visible", has=name)
     return box.locator("input, select").first
+
+
+def title(page, label: str) -> str | None:
+    """The hover text of the control labelled `label` in the visible tab (its label's title)."""
+    span = page.locator(f"{EX} .widget-inline-hbox:visible label span[title]", has_text=label)
+    return span.first.get_attribute("title") if span.count() else None
 
 
 def set_value(page, section: str, label: str, value) -> None:
@@ -82,6 +93,26 @@ def test_explorer_renders_controls(explorer):
     assert "ready" in status(page)
 
 
+def test_controls_show_their_documentation_on_hover(explorer):
+    page = explorer
+    expected = {"benchmark": ("per_class", docs(data.get_spec("split-digits").Params)),
+                "train": ("clip_grad", docs(TrainConfig)),
+                "approach": ("s_max", docs(approaches.get("hat").Params))}
+    for section, (label, declared) in expected.items():
+        tab(page, section)
+        assert title(page, label) == declared[label], (section, label)
+    tab(page, "train")
+    assert title(page, "lr_schedule") == docs(TrainConfig)["lr_schedule"]  # a dropdown
+    tab(page, "network")
+    assert title(page, "hidden")  # every network option has a hover text
+    options = page.locator(f"{EX} .widget-dropdown", has=page.locator("label > span:text-is('benchmark')")) \
+        .locator("option").all_inner_texts()
+    options = [o.replace("\xa0", " ") for o in options]  # ipywidgets shows spaces as no-break spaces
+    for name in ("mixture", "split-digits"):
+        label = f"{name} (data missing)" if availability.missing(name) else name
+        assert label in options, options
+
+
 def test_bad_value_shows_its_error(explorer):
     page = explorer
     set_value(page, "train", "lr", -1)
@@ -106,10 +137,23 @@ def test_two_runs_in_the_comparison_table(explorer):
     run(page, "done", 600)
     rows = page.locator(f"{EX} .dwa-runs tbody tr")
     assert rows.count() == 2
-    assert "train.lr=0.05" in rows.nth(1).inner_text()
+    assert "lr 0.05" in rows.nth(1).inner_text() and "train.lr" not in rows.nth(1).inner_text()
     page.wait_for_function(f"() => Array.from(document.querySelectorAll('{EX} img'))"
                            ".every(i => i.complete && i.naturalWidth > 0)")
     screenshot(page, "explorer_two_runs", scroll_to=EX)
+
+
+def test_hat_mask_panel_and_command_line(explorer):
+    page = explorer
+    panel = page.locator(f"{EX} .dwa-panel img")
+    assert panel.count() == 1  # HAT's unit masks after the last task
+    page.wait_for_function(f"() => Array.from(document.querySelectorAll('{EX} .dwa-panel img'))"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    assert "epoch 1/1" in page.locator(f"{EX} .dwa-eta").first.inner_text()
+    command = page.locator(f"{EX} .dwa-cli textarea").first.input_value()
+    assert command.startswith("python -m dwa_core run --benchmark split-digits --approach hat")
+    assert "--set train.epochs=1" in command and "--benchmark-param per_class=10" in command
+    screenshot(page, "explorer_hat_masks", scroll_to=f"{EX} .dwa-panel")
 
 
 def test_stop_stops(explorer):
@@ -127,14 +171,30 @@ def test_stop_stops(explorer):
 
 def test_switching_approach_rebuilds_controls(explorer):
     page = explorer
-    page.locator(f"{EX} .widget-dropdown", has=page.locator("label:text-is('approach')")) \
+    page.locator(f"{EX} .widget-dropdown", has=page.locator("label > span:text-is('approach')")) \
         .locator("select").select_option("dwa")
     wait_status(page, "ready: dwa", 60)
     tab(page, "approach")
     assert field(page, "lamb_triplet").count() == 1 and field(page, "c").count() == 0
-    assert page.locator(f"{EX} .widget-dropdown:visible", has=page.locator("label:text-is('triplet_form')")) \
-        .count() == 1  # a fixed-value field is a dropdown
+    triplet = page.locator("label > span:text-is('triplet_form')")
+    assert page.locator(f"{EX} .widget-dropdown:visible", has=triplet).count() == 1  # fixed values
+    tab(page, "approach")
+    assert title(page, "curriculum") == docs(approaches.get("dwa").Params)["curriculum"]
     screenshot(page, "explorer_dwa_controls", scroll_to=EX)
+
+
+def test_dwa_run_shows_masks_and_embedding(explorer):
+    page = explorer
+    small(page)
+    run(page, "done", 600)
+    page.wait_for_function(f"() => document.querySelectorAll('{EX} .dwa-panel img').length == 2"
+                           f" && Array.from(document.querySelectorAll('{EX} .dwa-panel img'))"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    rows = page.locator(f"{EX} .dwa-runs tbody tr")
+    assert "approach dwa" in rows.nth(rows.count() - 1).inner_text()
+    assert "use_stem" not in rows.nth(rows.count() - 1).inner_text()
+    screenshot(page, "explorer_dwa_masks", scroll_to=f"{EX} .dwa-panel")
+    screenshot(page, "explorer_dwa_overlay", scroll_to=f"{EX} .dwa-runs")
 
 
 @pytest.mark.parametrize("name, min_images", [("03_hat_step_by_step", 7), ("05_dwa_step_by_step", 5)])
