@@ -274,7 +274,7 @@ def cmd_diagnosis(args) -> int:
 
     try:
         if args.from_data:
-            print(diagnosis.summary_markdown(diagnosis.load_diagnosis(args.from_data)))
+            print(diagnosis.report_markdown(args.from_data))
             return 0
         if not args.run_dirs or not args.output:
             raise ValueError("give RUN_DIRs and --output, or --from-data FILE")

@@ -63,3 +63,47 @@ def by_task(frames: dict):
 
     frame = pd.concat([f.assign(label=label) for label, f in frames.items()], ignore_index=True)
     return frame.groupby(["label", "k"], sort=False)[list(COLUMNS)].mean().reset_index()
+
+
+# the cells of embedding_summary: (column, after which task: 0, 1 or -1 for the run's last)
+SUMMARY_CELLS = {"saturation after task 0": ("saturation", 0), "saturation after task 1": ("saturation", 1),
+                 "saturation at the end": ("saturation", -1), "spread after task 0": ("spread", 0),
+                 "spread at the end": ("spread", -1), "task separability after task 1": ("task_separability", 1),
+                 "task separability at the end": ("task_separability", -1)}
+
+
+def per_run(frames: dict):
+    """{label: concatenated embedding_frames} -> one row per (label, run) with SUMMARY_CELLS: the
+    run's mean over tasks u <= k of the column after task k (k = -1: the run's last task)."""
+    import pandas as pd
+
+    rows = []
+    for label, frame in frames.items():
+        for run, group in frame.groupby("run", sort=False):
+            last = int(group["k"].max())
+            row = {"label": label, "run": run}
+            for name, (column, k) in SUMMARY_CELLS.items():
+                row[name] = float(group[group["k"] == (last if k < 0 else k)][column].mean())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_markdown(frames: dict, digits: int = 3) -> str:
+    """per_run(frames) as a Markdown table, one row per label: each cell "mean ± half-width" of the
+    95 % Student-t interval over the label's runs (metrics.mean_ci; the mean alone for one run, or
+    where the half-width rounds to 0)."""
+    from dwa_core.aggregate import to_markdown
+    from dwa_core.metrics import mean_ci
+
+    runs = per_run(frames)
+    out = []
+    for label, group in runs.groupby("label", sort=False):
+        row = {"label": label}
+        for name in SUMMARY_CELLS:
+            mean, half = mean_ci(group[name])
+            row[name] = f"{mean:.{digits}f}" if round(half, digits) == 0 else f"{mean:.{digits}f} ± {half:.{digits}f}"
+        row["runs"] = len(group)
+        out.append(row)
+    import pandas as pd
+
+    return to_markdown(pd.DataFrame(out))

@@ -3,6 +3,8 @@ small tensors, the collapse they are meant to find, and on a tiny real run's sna
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -91,3 +93,26 @@ def test_embedding_figure_has_a_line_per_ablation(tiny_run, tmp_path):
     lines = [line.get_label() for line in fig.axes[0].lines]
     assert lines == ["default", "other"] and [ln.get_label() for ln in fig.axes[2].lines][-1] == "chance"
     assert list(fig.axes[0].lines[1].get_ydata()) == [0.5, 0.5, 0.5]
+
+
+def test_embedding_summary_by_hand():
+    import pandas as pd
+
+    from dwa_core import diagnosis_embedding
+
+    def run(name, sat):  # a 3-task run: saturation of E_u^(k) for (k, u) in order
+        pairs = [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]
+        return pd.DataFrame({"run": name, "k": [k for k, _ in pairs], "u": [u for _, u in pairs],
+                             "saturation": sat, "spread": 0.1, "task_spread": 0.2,
+                             "task_separability": [float("nan"), 0.5, 0.5, 0.4, 0.4, 0.4]})
+
+    frames = {"a": pd.concat([run("r0", [0.0, 1.0, 0.5, 1.0, 1.0, 1.0]), run("r1", [0.2, 0.0, 0.5, 0.5, 0.5, 0.5])])}
+    runs = diagnosis_embedding.per_run(frames)
+    assert runs["saturation after task 1"].tolist() == [0.75, 0.25]  # mean over u <= 1 after task 1
+    assert runs["saturation at the end"].tolist() == [1.0, 0.5]
+    assert runs["task separability at the end"].tolist() == pytest.approx([0.4, 0.4])
+    table = diagnosis_embedding.summary_markdown(frames).splitlines()
+    half = 12.7062047 * np.std([0.75, 0.25], ddof=1) / np.sqrt(2)
+    assert table[2].startswith(f"| a | 0.100 ± {12.7062047 * np.std([0.0, 0.2], ddof=1) / np.sqrt(2):.3f} | "
+                               f"0.500 ± {half:.3f} |")
+    assert table[2].endswith("| 0.400 | 2 |")  # the same in both runs: no interval

@@ -310,13 +310,27 @@ def summary_markdown(frames: dict, digits: int = 3) -> str:
     from dwa_core.aggregate import to_markdown
 
     table = summarise(frames, intervals=True)
-    cell = lambda m, h: f"{m:.{digits}f}" if h != h or h == 0 else f"{m:.{digits}f} ± {h:.{digits}f}"  # noqa: E731
+    plain = lambda h: h != h or round(h, digits) == 0  # noqa: E731  (NaN, or no visible spread)
+    cell = lambda m, h: f"{m:.{digits}f}" if plain(h) else f"{m:.{digits}f} ± {h:.{digits}f}"  # noqa: E731
     out = table[[]].copy()
     for c in TABLE_COLUMNS:
         if c in table:
             out[c] = [cell(m, h) for m, h in zip(table[c], table[f"{c}_ci"])]
     out["runs"] = table["runs"]
     return to_markdown(out.reset_index())
+
+
+def report_markdown(path) -> str:
+    """The tables of a diagnosis data file, in Markdown, as the README shows them: the ablation
+    table (summary_markdown) and, when the file has the embedding frames, the embedding table
+    (diagnosis_embedding.summary_markdown), separated by a blank line."""
+    from dwa_core import diagnosis_embedding
+
+    tables = [summary_markdown(load_diagnosis(path))]
+    embedding = load_diagnosis(path, "embedding")
+    if embedding:
+        tables.append(diagnosis_embedding.summary_markdown(embedding))
+    return "\n\n".join(tables)
 
 
 def distinct_pairs(frames: dict):
