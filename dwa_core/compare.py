@@ -362,6 +362,14 @@ def _overlap_text(selection: dict) -> str:
     return " (disjoint from the reported seeds)"
 
 
+# The MLP families do not share a dropout rule (each keeps its paper's / the original code's); the
+# tables say so rather than hide it. The MLPs of dwa_core.models: plain (sgd, ewc, lwf, lfl, imm-*,
+# joint, random), progressive and PathNet columns, HAT's, DWA's (use_dropout=False by default).
+DROPOUT_BY_FAMILY = ("Dropout differs by network family, as each family's original network has it: 0.5 after "
+                     "each hidden layer in the plain MLP, the progressive and the PathNet columns; 0.2 on the "
+                     "input and 0.5 after each hidden layer in HAT's; none in DWA's.")
+
+
 def markdown(data: dict) -> str:
     """The README block of one comparison: protocol, rule, then one table row per approach (grid,
     chosen point, test metrics over the final seeds) and the CPU time."""
@@ -376,7 +384,7 @@ def markdown(data: dict) -> str:
         f"seeds {data['rows'][0]['seeds']} and reported on the test sets (mean ± 95 % Student-t half-width). "
         f"Task-agnostic accuracy: no task id at test time, each test sample goes to the head of the seen "
         f"tasks with the most confident softmax (task inference: the fraction given to its own task's head; "
-        f"chance 1/T). Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
+        f"chance 1/T). {DROPOUT_BY_FAMILY} Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
         "",
         "| approach | candidates (validation score) | chosen | final avg accuracy | BWT | forgetting | rho "
         "| task-agnostic accuracy | task inference |",
