@@ -282,7 +282,8 @@ def cmd_diagnosis(args) -> int:
             raise ValueError(f"--label: give one per RUN_DIR ({len(args.run_dirs)}), got {len(args.label)}")
         check_output_file(args.output, "--output")  # before any work
         frames, embedding = diagnosis.diagnose_runs(args.run_dirs, args.label, args.samples, args.device,
-                                                    split=args.split, data_dir=args.data_dir)
+                                                    split=args.split, data_dir=args.data_dir,
+                                                    workers=args.workers)
         diagnosis.save_diagnosis(args.output, frames, "python -m dwa_core.diagnosis " + " ".join(args.argv),
                                  embedding)
     except (ValueError, OSError) as err:  # DiagnosisError, ResultsError, ConfigError, missing data
@@ -361,6 +362,7 @@ def add_diagnosis_command(sub) -> None:
     p.add_argument("--split", choices=("test", "valid"), default="test")
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", default=None, help="where the datasets are (default: the runs' own)")
+    p.add_argument("--workers", type=int, default=1, help="runs measured at once, one process each (default 1)")
     p.set_defaults(func=cmd_diagnosis)
 
 

@@ -116,3 +116,14 @@ def test_embedding_summary_by_hand():
     assert table[2].startswith(f"| a | 0.100 ± {12.7062047 * np.std([0.0, 0.2], ddof=1) / np.sqrt(2):.3f} | "
                                f"0.500 ± {half:.3f} |")
     assert table[2].endswith("| 0.400 | 2 |")  # the same in both runs: no interval
+
+
+def test_diagnosing_runs_in_worker_processes_gives_the_same_data(tiny_run):
+    import pandas as pd
+
+    one = diagnosis.diagnose_runs([tiny_run, tiny_run], ["a", "b"], samples_per_task=8)
+    two = diagnosis.diagnose_runs([tiny_run, tiny_run], ["a", "b"], samples_per_task=8, workers=2)
+    for part in (0, 1):
+        assert list(one[part]) == list(two[part]) == ["a", "b"]
+        for label in ("a", "b"):
+            pd.testing.assert_frame_equal(one[part][label], two[part][label])

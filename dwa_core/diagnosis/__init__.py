@@ -418,20 +418,38 @@ def checked_config(run_dir) -> dict:
     return config
 
 
+def _diagnose_one(args: tuple):
+    """diagnose_run(run_dir, samples, device, split=, data_dir=, with_embedding=True) on one torch
+    thread: what a worker process of diagnose_runs computes."""
+    run_dir, samples_per_task, device, split, data_dir, threads = args
+    if threads:
+        torch.set_num_threads(threads)
+    return diagnose_run(run_dir, samples_per_task, device, split=split, data_dir=data_dir, with_embedding=True)
+
+
 def diagnose_runs(run_dirs, labels=None, samples_per_task: int = 200, device="cpu", *,
-                  split: Split = "test", data_dir=None) -> dict:
+                  split: Split = "test", data_dir=None, workers: int = 1) -> tuple[dict, dict]:
     """({label: diagnose_run frame}, {label: its runs' embedding frames}) of several runs, every run
     checked (checked_config) before any is measured; a label given to several runs pools their rows
-    (e.g. seeds). labels: one per run, default ablation_labels of the runs' parameters."""
+    (e.g. seeds). labels: one per run, default ablation_labels of the runs' parameters. workers > 1
+    measures that many runs at once in worker processes (one torch thread each); the result is the
+    same as with one."""
     import pandas as pd
 
     configs = [checked_config(d) for d in run_dirs]
     labels = labels or ablation_labels([c.get("approach_params", {}) for c in configs])
+    check(workers >= 1, "workers", "an integer >= 1", workers)
+    jobs = [(d, samples_per_task, device, split, data_dir, 1 if workers > 1 else None) for d in run_dirs]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            measured = list(pool.map(_diagnose_one, jobs))
+    else:
+        measured = [_diagnose_one(job) for job in jobs]
     frames: dict = {}
     embedding: dict = {}
-    for label, run_dir in zip(labels, run_dirs):
-        frame, emb = diagnose_run(run_dir, samples_per_task, device, split=split, data_dir=data_dir,
-                                  with_embedding=True)
+    for label, (frame, emb) in zip(labels, measured):
         frames[label] = pd.concat([frames.get(label), frame], ignore_index=True)
         embedding[label] = pd.concat([embedding.get(label), emb], ignore_index=True)
     return frames, embedding
