@@ -35,7 +35,8 @@ from dwa_core.sweep.define import (check_configs, check_definition, find_definit
                                    with_references)
 
 SELECT_KEYS = ("final_seeds", "allow_overlap")
-SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
+SCORE = ("final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection "
+         "seeds)")
 REPORTED = ("avg_acc", "bwt", "forgetting", "rho", "agnostic_acc", "task_inference")
 TABLES_DIR = Path(__file__).resolve().parent.parent / "tables"
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def load_comparison(name_or_path) -> Comparison:
         raise ConfigError(f"{path}: a comparison needs a [select] table with final_seeds")
     unknown = sorted(set(select) - set(SELECT_KEYS))
     if unknown:
-        raise ConfigError(f"{path} [select]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(SELECT_KEYS)}")
+        raise ConfigError(f"{path} [select]: unknown key(s) {', '.join(unknown)}; "
+                          f"valid: {', '.join(SELECT_KEYS)}")
     final_seeds = [int(s) for s in select["final_seeds"]]
     if len(final_seeds) < 2:
         raise ConfigError(f"{path} [select] final_seeds: at least 2 seeds for an interval, got {final_seeds}")
@@ -165,8 +167,8 @@ def select(row: Row, runs: dict) -> tuple[ExperimentConfig, list[dict]]:
     changes = {k: _changes(firsts[k], row.candidates[0]) for k in scores}
     shared = {name for name, value in next(iter(changes.values())).items()
               if all(c.get(name, object()) == value for c in changes.values())} if len(changes) > 1 else set()
-    table = [{"params": {n: v for n, v in changes[k].items() if n not in shared}, "valid_score": float(np.mean(v))}
-             for k, v in scores.items()]  # params: what tells the candidates apart
+    table = [{"params": {n: v for n, v in changes[k].items() if n not in shared},  # what tells them apart
+              "valid_score": float(np.mean(v))} for k, v in scores.items()]
     best = max(range(len(table)), key=lambda i: (table[i]["valid_score"], -i))
     for i, entry in enumerate(table):
         entry["chosen"] = i == best
@@ -181,7 +183,8 @@ def agnostic_metrics(results) -> dict:
     agnostic, inference = results.agnostic_acc_matrix(), results.task_inference_matrix()
     if agnostic is None or np.isnan(agnostic[-1]).all():
         return {"agnostic_acc": float("nan"), "task_inference": float("nan")}
-    return {"agnostic_acc": float(np.nanmean(agnostic[-1])), "task_inference": float(np.nanmean(inference[-1]))}
+    return {"agnostic_acc": float(np.nanmean(agnostic[-1])),
+            "task_inference": float(np.nanmean(inference[-1]))}
 
 
 def _per_seed(results, index) -> dict:
@@ -228,7 +231,8 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     final_runs = _load(finals, output_dir)
     missing = [c.run_name() for c in finals if c.key() not in final_runs or not final_runs[c.key()].finished]
     if missing:
-        raise ValueError(f"{len(missing)} final run(s) not finished in {output_dir}: {', '.join(missing[:3])}")
+        raise ValueError(f"{len(missing)} final run(s) not finished in {output_dir}: "
+                         f"{', '.join(missing[:3])}")
     index = reference_index(list(final_runs.values()))
     rows = []
     for row in comp.rows:
@@ -243,7 +247,8 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     references = [r for r in final_runs.values() if r.config["approach"] in REFERENCES]
     reference_rows = {}
     for name in REFERENCES:
-        runs_of = [r for r in references if r.config["approach"] == name and r.config["seed"] in comp.final_seeds]
+        runs_of = [r for r in references
+                   if r.config["approach"] == name and r.config["seed"] in comp.final_seeds]
         per_seed = [_per_seed(r, index) for r in runs_of]
         reference_rows[name] = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
     return {
@@ -373,7 +378,8 @@ def markdown(data: dict) -> str:
         f"validation improvement), gradient-norm clip {train['clip_grad']}, init `{p['weight_init']}`. "
         f"Selection: each row's candidate with the highest {data['selection']['rule']}, on seeds "
         f"{data['selection']['seeds']}{_overlap_text(data['selection'])}; the chosen point is then run on "
-        f"seeds {data['rows'][0]['seeds']} and reported on the test sets (mean ± 95 % Student-t half-width). "
+        f"seeds {data['rows'][0]['seeds']} and reported on the test sets "
+        f"(mean ± 95 % Student-t half-width). "
         f"Task-agnostic accuracy: no task id at test time, each test sample goes to the head of the seen "
         f"tasks with the most confident softmax (task inference: the fraction given to its own task's head; "
         f"chance 1/T). Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
@@ -383,8 +389,8 @@ def markdown(data: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in data["rows"]:
-        grid = "; ".join(f"{_params_text(c['params']) if c['params'] else 'as the row'}: {c['valid_score']:.3f}"
-                         for c in row["candidates"])
+        grid = "; ".join(f"{_params_text(c['params']) if c['params'] else 'as the row'}: "
+                         f"{c['valid_score']:.3f}" for c in row["candidates"])
         if len(row["candidates"]) == 1:
             grid = f"one: {row['candidates'][0]['valid_score']:.3f}"
         t = row["test"]

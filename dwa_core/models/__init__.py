@@ -1,8 +1,8 @@
 """Networks: every network maps (x, t) -> logits of task t and has one head per task.
 
 `build(arch, family, ...)`: arch is "mlp" or "alexnet"; family is the approach's network family
-("plain", "hat", "dwa", "progressive", "pathnet"; LwF and LFL use "plain"). Variants register as "arch" (plain) or
-"arch-family"."""
+("plain", "hat", "dwa", "progressive", "pathnet"; LwF and LFL use "plain"). Variants register as "arch"
+(plain) or "arch-family"."""
 
 from __future__ import annotations
 
