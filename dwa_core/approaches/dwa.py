@@ -142,7 +142,12 @@ class DWA(Approach):
         self.fisher: dict | None = None
         self.anchors: list[torch.Tensor] = []  # positive anchor of each finished task
         self.current: dict | None = None  # this epoch's anchors {positive, negative, previous}
-        self.last_epoch = 0  # the latest epoch begun (before_epoch's argument): σ of the Fisher pass
+        # The latest epoch begun (before_epoch's argument): σ of the Fisher pass in after_task, which
+        # has no Batch to read the epoch from (only fisher_mode="train" uses it; eval mode has σ = 1).
+        # It stays on self on purpose: handing it over as an argument would change `after_task`'s
+        # signature in the base, in all six approaches that override it and in PathNet's `fit`, for
+        # DWA's need alone; like `current` (this epoch's anchors), it is DWA's per-task state.
+        self.last_epoch = 0
         self.zeta = ComplexityCache(self.params.curriculum is not None)  # ζ per split (paper §3.3)
 
     # ---- hooks ---------------------------------------------------------------------------------
