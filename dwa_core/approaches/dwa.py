@@ -145,8 +145,9 @@ class DWA(Approach):
         # The latest epoch begun (before_epoch's argument): σ of the Fisher pass in after_task, which
         # has no Batch to read the epoch from (only fisher_mode="train" uses it; eval mode has σ = 1).
         # It stays on self on purpose: handing it over as an argument would change `after_task`'s
-        # signature in the base, in all six approaches that override it and in PathNet's `fit`, for
-        # DWA's need alone; like `current` (this epoch's anchors), it is DWA's per-task state.
+        # signature in the base, in every approach that overrides it (EWC, IMM, LwF/LFL, SGD-restart,
+        # HAT), in PathNet's `fit` and in the tests that call it, for DWA's need alone; like `current`
+        # (this epoch's anchors), it is DWA's own per-task state.
         self.last_epoch = 0
         self.zeta = ComplexityCache(self.params.curriculum is not None)  # ζ per split (paper §3.3)
 
