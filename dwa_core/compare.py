@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from dwa_core import metrics, numerics
-from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, valid_average
+from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, validation_score
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import load_config_file
-from dwa_core.results import Results, atomic_write
+from dwa_core.results import atomic_write
 from dwa_core.sweep.define import (check_configs, check_definition, find_definition, variant_configs,
                                    with_references)
 
@@ -110,16 +110,6 @@ def _keys(variant: dict):
     for point in variant.get("points", []):
         yield from point
     yield from variant.get("grid", {})
-
-
-def validation_score(results: Results) -> float:
-    """The selection score of one finished run: mean over tasks u of valid_acc[T-1][u]. Raises
-    ValueError for a run recorded before validation accuracy was (no valid_acc)."""
-    score = valid_average(results)
-    if np.isnan(score):
-        raise ValueError(f"{results.config.get('approach')} (seed {results.config.get('seed')}): no "
-                         f"final validation accuracies to select on")
-    return score
 
 
 def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:

@@ -3,7 +3,7 @@ a digest of the numerically relevant source files.
 
 Every run records `identity()` (results.json `numerics`), `ExperimentConfig.key()` includes
 `VERSION` (so a run of other numerics lives in another folder), a finished run or a checkpoint of
-other numerics is never reused (`runs.is_finished`, `experiment._restore`), aggregation skips such
+other numerics is never reused (`runs.is_finished`, `experiment.restore_checkpoint`), aggregation skips such
 runs with a warning, and the comparison data files (tables/*.json) record the version they were
 computed with (`compare --from-data` warns when it is not the code's).
 

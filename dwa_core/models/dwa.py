@@ -27,10 +27,10 @@ from torch import nn
 from dwa_core.coerce import Bounds, ConfigError, Size
 from dwa_core.fields import Spec
 from dwa_core.functional.gates import GATES, Gate, gate_fn
-from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.masked import IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask
 from dwa_core.models.plain import alexnet_kernel_sizes
+from dwa_core.models.registry import NETWORKS
 
 
 @dataclass
