@@ -33,6 +33,7 @@ from dwa_core.files import load_config_file
 from dwa_core.results import atomic_write
 from dwa_core.sweep.define import (check_configs, check_definition, find_definition, variant_configs,
                                    with_references)
+from dwa_core.sweep.execute import run_sweep
 
 SELECT_KEYS = ("final_seeds", "allow_overlap")
 SCORE = ("final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection "
@@ -68,7 +69,16 @@ def load_comparison(name_or_path) -> Comparison:
     path = find_definition(name_or_path)
     raw = load_config_file(path)
     check_definition(raw, path)
-    select = raw.get("select")
+    meta = raw.get("sweep", {})
+    seeds, final_seeds, allow_overlap = _select_seeds(raw.get("select"), meta, path)
+    base = ExperimentConfig.from_dict(raw.get("base", {}))
+    rows = _rows(raw.get("variants", []), base, seeds, path)
+    return Comparison(meta.get("name", path.stem), path, base, rows, seeds, final_seeds, allow_overlap)
+
+
+def _select_seeds(select, meta: dict, path) -> tuple[list, list, bool]:
+    """(selection seeds, final seeds, allow_overlap) of a definition's [select] table and its [sweep]
+    table (`meta`), checked as `load_comparison` says."""
     if not isinstance(select, dict) or "final_seeds" not in select:
         raise ConfigError(f"{path}: a comparison needs a [select] table with final_seeds")
     unknown = sorted(set(select) - set(SELECT_KEYS))
@@ -78,7 +88,6 @@ def load_comparison(name_or_path) -> Comparison:
     final_seeds = [int(s) for s in select["final_seeds"]]
     if len(final_seeds) < 2:
         raise ConfigError(f"{path} [select] final_seeds: at least 2 seeds for an interval, got {final_seeds}")
-    meta = raw.get("sweep", {})
     seeds = [int(s) for s in meta.get("seeds", [0])]
     allow_overlap = select.get("allow_overlap", False)
     if not isinstance(allow_overlap, bool):
@@ -88,9 +97,14 @@ def load_comparison(name_or_path) -> Comparison:
         raise ConfigError(f"{path}: selection seeds ([sweep] seeds {seeds}) and reported seeds ([select] "
                           f"final_seeds {final_seeds}) share {shared}; use disjoint seeds (e.g. "
                           f"seeds = [100]) or set [select] allow_overlap = true")
-    base = ExperimentConfig.from_dict(raw.get("base", {}))
+    return seeds, final_seeds, allow_overlap
+
+
+def _rows(variants: list, base: ExperimentConfig, seeds: list, path) -> list[Row]:
+    """One Row per [[variants]] entry (its candidates on the selection seeds, each checked before
+    anything trains); ConfigError for a row that changes `train` or a label used twice."""
     rows: dict[str, Row] = {}
-    for variant in raw.get("variants", []):
+    for variant in variants:
         if "train" in variant or any(str(k).startswith("train.") for k in _keys(variant)):
             raise ConfigError(f"{path}: row {variant.get('approach')!r} changes `train`; one protocol for "
                               f"every row: set it in [base]")
@@ -101,8 +115,7 @@ def load_comparison(name_or_path) -> Comparison:
         cfgs = variant_configs(base, variant, None, seeds)
         check_configs(cfgs, path)  # every candidate, before anything trains
         rows[label] = Row(label, cfgs[0].approach, cfgs)
-    return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds,
-                      allow_overlap)
+    return list(rows.values())
 
 
 def _keys(variant: dict):
@@ -193,6 +206,30 @@ def _cpu_seconds(results) -> float:
     return float(sum(sum(r.task_seconds) for r in results))
 
 
+def _trained(configs, output_dir, train: bool, workers: int, threads: int, stage_seconds: dict,
+             stage: str) -> dict:
+    """{key: Results} of the readable runs of `configs` in output_dir, after training the missing
+    ones when `train` (its wall seconds then go to stage_seconds[stage])."""
+    if train:
+        start = time.perf_counter()
+        run_sweep(configs, output_dir, workers=workers, threads=threads)
+        stage_seconds[stage] = time.perf_counter() - start
+    return _load(configs, output_dir)
+
+
+def _final_row(comp: Comparison, row: Row, chosen: tuple, runs: dict, final_runs: dict, index) -> dict:
+    """One row of the comparison's data: its candidates' scores, the chosen point (`chosen`: select's
+    (config, table)), its test metrics over the final seeds and the CPU seconds of both stages."""
+    cfg, table = chosen
+    results = [final_runs[cfg.replace(seed=s).key()] for s in comp.final_seeds]
+    per_seed = [_per_seed(r, index) for r in results]
+    summary = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
+    candidates_cpu = _cpu_seconds(runs[c.key()] for c in row.candidates)
+    return {"label": row.label, "approach": row.approach, "candidates": table,
+            "chosen": _changes(cfg, comp.base), "seeds": comp.final_seeds, "test": summary,
+            "cpu_seconds": {"selection": candidates_cpu, "final": _cpu_seconds(results)}}
+
+
 def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int = 1, train: bool = True,
                    command: str = "") -> dict:
     """Train the candidates (selection seeds) and the chosen points (final seeds, with the random
@@ -200,40 +237,19 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     protocol, selection rule, per row its candidates' scores, chosen point and test metrics (mean
     and 95 % t-interval half-width over final seeds), and the CPU seconds of every stage. With
     train=False nothing is trained (a missing run is then an error naming it)."""
-    from dwa_core.sweep.execute import run_sweep
-
     comp = load_comparison(name_or_path)
-    stage_seconds = {}
+    stage_seconds: dict = {}
     grid = with_references([c for row in comp.rows for c in row.candidates])
-    if train:
-        start = time.perf_counter()
-        run_sweep(grid, output_dir, workers=workers, threads=threads)
-        stage_seconds["selection_wall"] = time.perf_counter() - start
-    runs = _load(grid, output_dir)
-    chosen = {}
-    for row in comp.rows:
-        chosen[row.label] = select(row, runs)
+    runs = _trained(grid, output_dir, train, workers, threads, stage_seconds, "selection_wall")
+    chosen = {row.label: select(row, runs) for row in comp.rows}
     finals = with_references([cfg.replace(seed=s) for cfg, _ in chosen.values() for s in comp.final_seeds])
-    if train:
-        start = time.perf_counter()
-        run_sweep(finals, output_dir, workers=workers, threads=threads)
-        stage_seconds["final_wall"] = time.perf_counter() - start
-    final_runs = _load(finals, output_dir)
+    final_runs = _trained(finals, output_dir, train, workers, threads, stage_seconds, "final_wall")
     missing = [c.run_name() for c in finals if c.key() not in final_runs or not final_runs[c.key()].finished]
     if missing:
         raise ValueError(f"{len(missing)} final run(s) not finished in {output_dir}: "
                          f"{', '.join(missing[:3])}")
     index = reference_index(list(final_runs.values()))
-    rows = []
-    for row in comp.rows:
-        cfg, table = chosen[row.label]
-        results = [final_runs[cfg.replace(seed=s).key()] for s in comp.final_seeds]
-        per_seed = [_per_seed(r, index) for r in results]
-        summary = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
-        candidates_cpu = _cpu_seconds(runs[c.key()] for c in row.candidates)
-        rows.append({"label": row.label, "approach": row.approach, "candidates": table,
-                     "chosen": _changes(cfg, comp.base), "seeds": comp.final_seeds, "test": summary,
-                     "cpu_seconds": {"selection": candidates_cpu, "final": _cpu_seconds(results)}})
+    rows = [_final_row(comp, row, chosen[row.label], runs, final_runs, index) for row in comp.rows]
     references = [r for r in final_runs.values() if r.config["approach"] in REFERENCES]
     reference_rows = {}
     for name in REFERENCES:
