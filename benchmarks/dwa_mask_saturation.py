@@ -27,7 +27,8 @@ def saturation(model) -> tuple[float, float]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lamb-sparsity", type=float, nargs="+", default=[500.0, 10.0])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--lr", type=float, default=0.1)
@@ -63,7 +64,8 @@ def main(argv=None) -> None:
             frac, mean = saturation(approach.model)
             if step % args.every and step != args.steps:
                 continue
-            print(f"λ3 = {lamb:g}: step {step}  loss {loss.item():.3f}  saturated {frac:.3f}  mean |H| {mean:.3f}")
+            print(f"λ3 = {lamb:g}: step {step}  loss {loss.item():.3f}  saturated {frac:.3f}  "
+                  f"mean |H| {mean:.3f}")
 
 
 if __name__ == "__main__":

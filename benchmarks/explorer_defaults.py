@@ -1,6 +1,7 @@
 """The README's explorer table: every approach trained once at the explorer's defaults.
 
-    python benchmarks/explorer_defaults.py [--seed 0] [--out tables/explorer-defaults.json] [--readme README.md]
+    python benchmarks/explorer_defaults.py [--seed 0] [--out tables/explorer-defaults.json]
+        [--readme README.md]
 
 Each approach runs the config the explorer builds for it (`widgets.Explorer(approach=NAME).config()`,
 the same numbers as clicking Run: split-digits, five two-class tasks), without saving. Writes the data

@@ -156,6 +156,17 @@ def valid_average(result) -> float:
     return float(valid[-1].mean()) if valid is not None and result.finished else float("nan")
 
 
+def validation_score(result) -> float:
+    """The selection score of one finished run (a comparison's, a Ray Tune search's): mean over
+    tasks u of valid_acc[T-1][u]. Raises ValueError for a run recorded before validation accuracy
+    was (no valid_acc)."""
+    score = valid_average(result)
+    if np.isnan(score):
+        raise ValueError(f"{result.config.get('approach')} (seed {result.config.get('seed')}): no "
+                         f"final validation accuracies to select on")
+    return score
+
+
 def run_metrics(acc: np.ndarray, random_acc=None, joint_acc=None) -> dict:
     """The final metrics of one T x T accuracy matrix: avg_acc, bwt, forgetting, and against the
     references rho (final), retention (mean over t >= 1, Fig. 6) and percent_forgotten (NaN without

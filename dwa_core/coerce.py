@@ -81,25 +81,7 @@ def coerce_value(value: Any, annotation: Any, name: str) -> Any:
                   value)
         return value
     if origin in (typing.Union, types.UnionType):
-        # A dataclass with its own `coerce` (Curriculum: a string "linear:100:0.2", a dict, "none")
-        # reads every form itself, None included.
-        own = [a for a in args if dataclasses.is_dataclass(a) and hasattr(a, "coerce")]
-        if own:
-            try:
-                return own[0].coerce(value)
-            except ConfigError as err:  # "curriculum: expected ..." -> "approach_params.curriculum: ..."
-                short = name.rsplit(".", 1)[-1]
-                text = str(err).removeprefix(f"{short}: ")
-                raise ConfigError(f"{name}: {text}") from None
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return coerce_value(value, arg, name)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{name}: invalid value {value!r}")
+        return _coerce_union(value, args, name)
     if origin is Literal:
         check(value in args, name, "one of " + ", ".join(map(repr, args)), value)
         return value
@@ -109,33 +91,8 @@ def coerce_value(value: Any, annotation: Any, name: str) -> Any:
         check(isinstance(value, (list, tuple)), name, "a list", value)
         inner = args[0] if args else Any
         return tuple(coerce_value(v, inner, name) for v in value)
-    if annotation is bool:
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-        check(isinstance(value, bool), name, "true or false", value)
-        return value
-    if annotation is int:
-        if isinstance(value, str):
-            try:
-                value = int(value)
-            except ValueError:
-                pass
-        check(isinstance(value, int) and not isinstance(value, bool), name, "an integer", value)
-        return value
-    if annotation is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        check(isinstance(value, (int, float)) and not isinstance(value, bool), name, "a number", value)
-        check(math.isfinite(value), name, "a finite number", value)
-        return float(value)
-    if annotation is str:
-        if isinstance(value, os.PathLike):  # output_dir=Path(...)
-            return os.fspath(value)
-        check(isinstance(value, str), name, "a string", value)
-        return value
+    if annotation in (bool, int, float, str):
+        return _coerce_scalar(value, annotation, name)
     if annotation is dict or origin is dict:
         check(isinstance(value, dict), name, "a table of settings (a dict)", value)
         return value
@@ -147,6 +104,56 @@ def coerce_value(value: Any, annotation: Any, name: str) -> Any:
         check(isinstance(value, dict), name, f"a table of {annotation.__name__} settings (a dict)", value)
         return build_params(annotation, value, name)
     return value
+
+
+def _coerce_union(value: Any, args: tuple, name: str) -> Any:
+    """`value` as the first member of the union `args` that accepts it (None when NoneType is one),
+    else the first member's ConfigError."""
+    # A dataclass with its own `coerce` (Curriculum: a string "linear:100:0.2", a dict, "none")
+    # reads every form itself, None included.
+    own = [a for a in args if dataclasses.is_dataclass(a) and hasattr(a, "coerce")]
+    if own:
+        try:
+            return own[0].coerce(value)
+        except ConfigError as err:  # "curriculum: expected ..." -> "approach_params.curriculum: ..."
+            short = name.rsplit(".", 1)[-1]
+            text = str(err).removeprefix(f"{short}: ")
+            raise ConfigError(f"{name}: {text}") from None
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in (a for a in args if a is not type(None)):
+        try:
+            return coerce_value(value, arg, name)
+        except ConfigError as err:
+            errors.append(str(err))
+    raise ConfigError(errors[0] if errors else f"{name}: invalid value {value!r}")
+
+
+def _coerce_scalar(value: Any, kind: type, name: str) -> Any:
+    """`value` as a bool, int, float or str (`kind`): a string that reads as one is read ("3" -> 3,
+    "yes" -> True, a path -> its string); anything else of another type is a ConfigError."""
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        check(isinstance(value, bool), name, "true or false", value)
+        return value
+    if kind is str:
+        if isinstance(value, os.PathLike):  # output_dir=Path(...)
+            return os.fspath(value)
+        check(isinstance(value, str), name, "a string", value)
+        return value
+    if isinstance(value, str):
+        try:
+            value = kind(value)
+        except ValueError:
+            pass
+    if kind is int:
+        check(isinstance(value, int) and not isinstance(value, bool), name, "an integer", value)
+        return value
+    check(isinstance(value, (int, float)) and not isinstance(value, bool), name, "a number", value)
+    check(math.isfinite(value), name, "a finite number", value)
+    return float(value)
 
 
 @functools.cache

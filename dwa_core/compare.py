@@ -27,15 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from dwa_core import metrics, numerics
-from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, valid_average
+from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, validation_score
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import load_config_file
-from dwa_core.results import Results, atomic_write
+from dwa_core.results import atomic_write
 from dwa_core.sweep.define import (check_configs, check_definition, find_definition, variant_configs,
                                    with_references)
+from dwa_core.sweep.execute import run_sweep
 
 SELECT_KEYS = ("final_seeds", "allow_overlap")
-SCORE = "final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection seeds)"
+SCORE = ("final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection "
+         "seeds)")
 REPORTED = ("avg_acc", "bwt", "forgetting", "rho", "agnostic_acc", "task_inference")
 TABLES_DIR = Path(__file__).resolve().parent.parent / "tables"
 log = logging.getLogger(__name__)
@@ -67,16 +69,25 @@ def load_comparison(name_or_path) -> Comparison:
     path = find_definition(name_or_path)
     raw = load_config_file(path)
     check_definition(raw, path)
-    select = raw.get("select")
+    meta = raw.get("sweep", {})
+    seeds, final_seeds, allow_overlap = _select_seeds(raw.get("select"), meta, path)
+    base = ExperimentConfig.from_dict(raw.get("base", {}))
+    rows = _rows(raw.get("variants", []), base, seeds, path)
+    return Comparison(meta.get("name", path.stem), path, base, rows, seeds, final_seeds, allow_overlap)
+
+
+def _select_seeds(select, meta: dict, path) -> tuple[list, list, bool]:
+    """(selection seeds, final seeds, allow_overlap) of a definition's [select] table and its [sweep]
+    table (`meta`), checked as `load_comparison` says."""
     if not isinstance(select, dict) or "final_seeds" not in select:
         raise ConfigError(f"{path}: a comparison needs a [select] table with final_seeds")
     unknown = sorted(set(select) - set(SELECT_KEYS))
     if unknown:
-        raise ConfigError(f"{path} [select]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(SELECT_KEYS)}")
+        raise ConfigError(f"{path} [select]: unknown key(s) {', '.join(unknown)}; "
+                          f"valid: {', '.join(SELECT_KEYS)}")
     final_seeds = [int(s) for s in select["final_seeds"]]
     if len(final_seeds) < 2:
         raise ConfigError(f"{path} [select] final_seeds: at least 2 seeds for an interval, got {final_seeds}")
-    meta = raw.get("sweep", {})
     seeds = [int(s) for s in meta.get("seeds", [0])]
     allow_overlap = select.get("allow_overlap", False)
     if not isinstance(allow_overlap, bool):
@@ -86,9 +97,14 @@ def load_comparison(name_or_path) -> Comparison:
         raise ConfigError(f"{path}: selection seeds ([sweep] seeds {seeds}) and reported seeds ([select] "
                           f"final_seeds {final_seeds}) share {shared}; use disjoint seeds (e.g. "
                           f"seeds = [100]) or set [select] allow_overlap = true")
-    base = ExperimentConfig.from_dict(raw.get("base", {}))
+    return seeds, final_seeds, allow_overlap
+
+
+def _rows(variants: list, base: ExperimentConfig, seeds: list, path) -> list[Row]:
+    """One Row per [[variants]] entry (its candidates on the selection seeds, each checked before
+    anything trains); ConfigError for a row that changes `train` or a label used twice."""
     rows: dict[str, Row] = {}
-    for variant in raw.get("variants", []):
+    for variant in variants:
         if "train" in variant or any(str(k).startswith("train.") for k in _keys(variant)):
             raise ConfigError(f"{path}: row {variant.get('approach')!r} changes `train`; one protocol for "
                               f"every row: set it in [base]")
@@ -99,8 +115,7 @@ def load_comparison(name_or_path) -> Comparison:
         cfgs = variant_configs(base, variant, None, seeds)
         check_configs(cfgs, path)  # every candidate, before anything trains
         rows[label] = Row(label, cfgs[0].approach, cfgs)
-    return Comparison(meta.get("name", path.stem), path, base, list(rows.values()), seeds, final_seeds,
-                      allow_overlap)
+    return list(rows.values())
 
 
 def _keys(variant: dict):
@@ -108,16 +123,6 @@ def _keys(variant: dict):
     for point in variant.get("points", []):
         yield from point
     yield from variant.get("grid", {})
-
-
-def validation_score(results: Results) -> float:
-    """The selection score of one finished run: mean over tasks u of valid_acc[T-1][u]. Raises
-    ValueError for a run recorded before validation accuracy was (no valid_acc)."""
-    score = valid_average(results)
-    if np.isnan(score):
-        raise ValueError(f"{results.config.get('approach')} (seed {results.config.get('seed')}): no "
-                         f"final validation accuracies to select on")
-    return score
 
 
 def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:
@@ -165,8 +170,8 @@ def select(row: Row, runs: dict) -> tuple[ExperimentConfig, list[dict]]:
     changes = {k: _changes(firsts[k], row.candidates[0]) for k in scores}
     shared = {name for name, value in next(iter(changes.values())).items()
               if all(c.get(name, object()) == value for c in changes.values())} if len(changes) > 1 else set()
-    table = [{"params": {n: v for n, v in changes[k].items() if n not in shared}, "valid_score": float(np.mean(v))}
-             for k, v in scores.items()]  # params: what tells the candidates apart
+    table = [{"params": {n: v for n, v in changes[k].items() if n not in shared},  # what tells them apart
+              "valid_score": float(np.mean(v))} for k, v in scores.items()]
     best = max(range(len(table)), key=lambda i: (table[i]["valid_score"], -i))
     for i, entry in enumerate(table):
         entry["chosen"] = i == best
@@ -181,7 +186,8 @@ def agnostic_metrics(results) -> dict:
     agnostic, inference = results.agnostic_acc_matrix(), results.task_inference_matrix()
     if agnostic is None or np.isnan(agnostic[-1]).all():
         return {"agnostic_acc": float("nan"), "task_inference": float("nan")}
-    return {"agnostic_acc": float(np.nanmean(agnostic[-1])), "task_inference": float(np.nanmean(inference[-1]))}
+    return {"agnostic_acc": float(np.nanmean(agnostic[-1])),
+            "task_inference": float(np.nanmean(inference[-1]))}
 
 
 def _per_seed(results, index) -> dict:
@@ -200,6 +206,30 @@ def _cpu_seconds(results) -> float:
     return float(sum(sum(r.task_seconds) for r in results))
 
 
+def _trained(configs, output_dir, train: bool, workers: int, threads: int, stage_seconds: dict,
+             stage: str) -> dict:
+    """{key: Results} of the readable runs of `configs` in output_dir, after training the missing
+    ones when `train` (its wall seconds then go to stage_seconds[stage])."""
+    if train:
+        start = time.perf_counter()
+        run_sweep(configs, output_dir, workers=workers, threads=threads)
+        stage_seconds[stage] = time.perf_counter() - start
+    return _load(configs, output_dir)
+
+
+def _final_row(comp: Comparison, row: Row, chosen: tuple, runs: dict, final_runs: dict, index) -> dict:
+    """One row of the comparison's data: its candidates' scores, the chosen point (`chosen`: select's
+    (config, table)), its test metrics over the final seeds and the CPU seconds of both stages."""
+    cfg, table = chosen
+    results = [final_runs[cfg.replace(seed=s).key()] for s in comp.final_seeds]
+    per_seed = [_per_seed(r, index) for r in results]
+    summary = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
+    candidates_cpu = _cpu_seconds(runs[c.key()] for c in row.candidates)
+    return {"label": row.label, "approach": row.approach, "candidates": table,
+            "chosen": _changes(cfg, comp.base), "seeds": comp.final_seeds, "test": summary,
+            "cpu_seconds": {"selection": candidates_cpu, "final": _cpu_seconds(results)}}
+
+
 def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int = 1, train: bool = True,
                    command: str = "") -> dict:
     """Train the candidates (selection seeds) and the chosen points (final seeds, with the random
@@ -207,43 +237,24 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     protocol, selection rule, per row its candidates' scores, chosen point and test metrics (mean
     and 95 % t-interval half-width over final seeds), and the CPU seconds of every stage. With
     train=False nothing is trained (a missing run is then an error naming it)."""
-    from dwa_core.sweep.execute import run_sweep
-
     comp = load_comparison(name_or_path)
-    stage_seconds = {}
+    stage_seconds: dict = {}
     grid = with_references([c for row in comp.rows for c in row.candidates])
-    if train:
-        start = time.perf_counter()
-        run_sweep(grid, output_dir, workers=workers, threads=threads)
-        stage_seconds["selection_wall"] = time.perf_counter() - start
-    runs = _load(grid, output_dir)
-    chosen = {}
-    for row in comp.rows:
-        chosen[row.label] = select(row, runs)
+    runs = _trained(grid, output_dir, train, workers, threads, stage_seconds, "selection_wall")
+    chosen = {row.label: select(row, runs) for row in comp.rows}
     finals = with_references([cfg.replace(seed=s) for cfg, _ in chosen.values() for s in comp.final_seeds])
-    if train:
-        start = time.perf_counter()
-        run_sweep(finals, output_dir, workers=workers, threads=threads)
-        stage_seconds["final_wall"] = time.perf_counter() - start
-    final_runs = _load(finals, output_dir)
+    final_runs = _trained(finals, output_dir, train, workers, threads, stage_seconds, "final_wall")
     missing = [c.run_name() for c in finals if c.key() not in final_runs or not final_runs[c.key()].finished]
     if missing:
-        raise ValueError(f"{len(missing)} final run(s) not finished in {output_dir}: {', '.join(missing[:3])}")
+        raise ValueError(f"{len(missing)} final run(s) not finished in {output_dir}: "
+                         f"{', '.join(missing[:3])}")
     index = reference_index(list(final_runs.values()))
-    rows = []
-    for row in comp.rows:
-        cfg, table = chosen[row.label]
-        results = [final_runs[cfg.replace(seed=s).key()] for s in comp.final_seeds]
-        per_seed = [_per_seed(r, index) for r in results]
-        summary = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
-        candidates_cpu = _cpu_seconds(runs[c.key()] for c in row.candidates)
-        rows.append({"label": row.label, "approach": row.approach, "candidates": table,
-                     "chosen": _changes(cfg, comp.base), "seeds": comp.final_seeds, "test": summary,
-                     "cpu_seconds": {"selection": candidates_cpu, "final": _cpu_seconds(results)}})
+    rows = [_final_row(comp, row, chosen[row.label], runs, final_runs, index) for row in comp.rows]
     references = [r for r in final_runs.values() if r.config["approach"] in REFERENCES]
     reference_rows = {}
     for name in REFERENCES:
-        runs_of = [r for r in references if r.config["approach"] == name and r.config["seed"] in comp.final_seeds]
+        runs_of = [r for r in references
+                   if r.config["approach"] == name and r.config["seed"] in comp.final_seeds]
         per_seed = [_per_seed(r, index) for r in runs_of]
         reference_rows[name] = {m: _stat([p[m] for p in per_seed]) for m in REPORTED}
     return {
@@ -381,7 +392,8 @@ def markdown(data: dict) -> str:
         f"validation improvement), gradient-norm clip {train['clip_grad']}, init `{p['weight_init']}`. "
         f"Selection: each row's candidate with the highest {data['selection']['rule']}, on seeds "
         f"{data['selection']['seeds']}{_overlap_text(data['selection'])}; the chosen point is then run on "
-        f"seeds {data['rows'][0]['seeds']} and reported on the test sets (mean ± 95 % Student-t half-width). "
+        f"seeds {data['rows'][0]['seeds']} and reported on the test sets "
+        f"(mean ± 95 % Student-t half-width). "
         f"Task-agnostic accuracy: no task id at test time, each test sample goes to the head of the seen "
         f"tasks with the most confident softmax (task inference: the fraction given to its own task's head; "
         f"chance 1/T). {DROPOUT_BY_FAMILY} Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
@@ -391,8 +403,8 @@ def markdown(data: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in data["rows"]:
-        grid = "; ".join(f"{_params_text(c['params']) if c['params'] else 'as the row'}: {c['valid_score']:.3f}"
-                         for c in row["candidates"])
+        grid = "; ".join(f"{_params_text(c['params']) if c['params'] else 'as the row'}: "
+                         f"{c['valid_score']:.3f}" for c in row["candidates"])
         if len(row["candidates"]) == 1:
             grid = f"one: {row['candidates'][0]['valid_score']:.3f}"
         t = row["test"]

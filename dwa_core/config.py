@@ -11,8 +11,8 @@ import hashlib
 import json
 import re
 import typing
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from dataclasses import asdict, dataclass
+from typing import ClassVar, Literal
 
 from dwa_core.coerce import (  # noqa: F401  (re-exported: the config API's errors and types)
     Bounds,
@@ -25,6 +25,7 @@ from dwa_core.coerce import (  # noqa: F401  (re-exported: the config API's erro
     check_path_component,
 )
 from dwa_core.fields import param, validate
+
 
 @dataclass(frozen=True)
 class NoParams:
@@ -73,9 +74,11 @@ class TrainConfig:
 
     epochs: int = param(200, bounds=Bounds(1), code_value=200,
                         doc="most epochs per task (early stop may end a task sooner)")
-    batch_size: int = param(64, bounds=Bounds(1), code_value=32, source="HAT paper / original BaseApproach (DWA's 32: preset 'paper')",
+    batch_size: int = param(64, bounds=Bounds(1), code_value=32,
+                            source="HAT paper / original BaseApproach (DWA's 32: preset 'paper')",
                             doc="training samples per SGD step")
-    lr: float = param(0.05, bounds=Bounds(0, low_open=True), code_value=0.05, source="HAT paper, original run.py",
+    lr: float = param(0.05, bounds=Bounds(0, low_open=True), code_value=0.05,
+                      source="HAT paper, original run.py",
                       doc="initial learning rate of plain SGD")
     lr_min: float = param(1e-4, bounds=Bounds(0), source="HAT paper",
                           doc="a task stops once the lr falls below this")
@@ -84,8 +87,10 @@ class TrainConfig:
     lr_patience: int = param(5, bounds=Bounds(1), source="HAT paper",
                              doc="epochs without a better validation loss before the lr is divided")
     clip_grad: float | None = param(None, bounds=Bounds(0, low_open=True),
-                                    doc="gradient-norm clip; None: the approach's own default (10000, 100, ...)")
-    warmup_epochs: int = param(0, bounds=Bounds(0), code_value=10, source="HAT paper (DWA's 10 epochs at lr/750: preset 'paper')",
+                                    doc="gradient-norm clip; None: the approach's own default "
+                                        "(10000, 100, ...)")
+    warmup_epochs: int = param(0, bounds=Bounds(0), code_value=10,
+                               source="HAT paper (DWA's 10 epochs at lr/750: preset 'paper')",
                                doc="first epochs at lr / warmup_divisor, without lr decay")
     warmup_divisor: float = param(1.0, bounds=Bounds(1), code_value=750,
                                   doc="the lr is divided by this during warm-up")
@@ -138,8 +143,8 @@ class ExperimentConfig:
     name: str = param("", check=check_path_component, doc="a suffix of the run's folder name")
     max_tasks: int | None = param(None, bounds=Bounds(1),
                                   doc="stop after this many tasks (the original code's test_mode)")
-    task_snapshots: bool = param(False, doc="also keep the weights after every task (run folder, task-<t>.pt), "
-                                            "which dwa_core.diagnosis reads")
+    task_snapshots: bool = param(False, doc="also keep the weights after every task (run folder, "
+                                            "task-<t>.pt), which dwa_core.diagnosis reads")
     # Where a run reads and writes, not what it computes: left out of `key()` and of the resume check.
     LOCATION_FIELDS: ClassVar[tuple[str, ...]] = ("output_dir", "device", "data_dir", "download",
                                                   "task_snapshots")

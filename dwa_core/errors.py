@@ -1,5 +1,5 @@
 """The one way an error is shown to a person, never as a traceback: `message` (what the command
-lines of cli.py print, the diagnosis command included) and `one_line`, the same joined into one
+lines of cli/ print, the diagnosis command included) and `one_line`, the same joined into one
 line (the explorer's status line)."""
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ class _Checkpoints(Observer):
         self.cfg, self.run_dir, self.approach = cfg, run_dir, approach
 
     def after_task(self, t, results):
-        _checkpoint(self.run_dir, self.approach, results)
+        write_checkpoint(self.run_dir, self.approach, results)
         if self.cfg.task_snapshots:
             save_snapshot(self.run_dir, t, self.approach.model)
 
@@ -156,7 +156,7 @@ def _run(cfg, plan, run_dir, *, resume, save, observer) -> Results:
     approach = build_approach(cfg, plan, bench, device)
     results = empty_results(bench.tasks, cfg.to_dict(), str(device))
     if save and resume and (run_dir / CHECKPOINT).exists():
-        results = _restore(run_dir, approach, results)
+        results = restore_checkpoint(run_dir, approach, results)
         results.save(run_dir / RESULTS)  # rebuilt from the checkpoint: repairs a damaged file
         log.info("resuming %s after task %d", run_dir, results.completed_tasks - 1)
     if save:
@@ -215,7 +215,9 @@ def _locked(run_dir: Path) -> Iterator[None]:
         handle.close()  # releases the lock
 
 
-def _checkpoint(run_dir: Path, approach, results: Results) -> None:
+def write_checkpoint(run_dir: Path, approach, results: Results) -> None:
+    """Write the run folder's checkpoint.pt (the approach's state, the RNG states, `results`)
+    atomically, then results.json. Raises WriteError (an OSError) when a file cannot be written."""
     state = {"approach": approach.state_dict(), "rng": _rng_state(), "results": results.to_dict()}
     buffer = io.BytesIO()  # serialise in memory: a full disk then fails in a plain write, with its reason
     torch.save(state, buffer)
@@ -280,7 +282,10 @@ def load_run(run_dir) -> Results:
         return results
 
 
-def _restore(run_dir: Path, approach, fresh: Results) -> Results:
+def restore_checkpoint(run_dir: Path, approach, fresh: Results) -> Results:
+    """Load the run folder's checkpoint into `approach` (weights, state, RNG states) and return its
+    Results with `fresh`'s config (this run's paths and device). Raises CheckpointError when it is
+    unreadable, of other numerics, or of a run with other settings than `fresh.config`."""
     path = run_dir / CHECKPOINT
     state = load_checkpoint(path)
     try:

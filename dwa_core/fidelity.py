@@ -189,8 +189,8 @@ def switch_list() -> str:
     """The README's switch list (markdown table), one row per switch, from SWITCHES."""
     rows = ["| switch | default (the papers) | original code | what the original code does |",
             "|---|---|---|---|"]
-    rows += [f"| `{s.name}` | {_cell(s.default)} | {_cell(s.original)} | {s.what.replace('|', chr(92) + '|')} |"
-             for s in SWITCHES]
+    rows += [f"| `{s.name}` | {_cell(s.default)} | {_cell(s.original)} | "
+             f"{s.what.replace('|', chr(92) + '|')} |" for s in SWITCHES]
     return "\n".join(rows)
 
 

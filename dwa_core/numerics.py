@@ -3,7 +3,7 @@ a digest of the numerically relevant source files.
 
 Every run records `identity()` (results.json `numerics`), `ExperimentConfig.key()` includes
 `VERSION` (so a run of other numerics lives in another folder), a finished run or a checkpoint of
-other numerics is never reused (`runs.is_finished`, `experiment._restore`), aggregation skips such
+other numerics is never reused (`runs.is_finished`, `experiment.restore_checkpoint`), aggregation skips such
 runs with a warning, and the comparison data files (tables/*.json) record the version they were
 computed with (`compare --from-data` warns when it is not the code's).
 
@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 VERSION = 2
-SOURCE_DIGEST = "844470da3d1a1e81a1d296ed619a811015b2e3887a3b6088ccb5721afe6e6243"
+SOURCE_DIGEST = "b3d75ee051e596229f34408475dcada8a1789cfa2a94da2d22ed806d5cae47e8"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

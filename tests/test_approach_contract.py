@@ -1,5 +1,5 @@
-"""One contract for every registered approach (docs/adding-an-approach.md, step 5): 2 tasks, 1 epoch, tiny data;
-finite losses, logits of the right shape, a usable checkpoint state, and the approach's own
+"""One contract for every registered approach (docs/adding-an-approach.md, step 5): 2 tasks, 1 epoch,
+tiny data; finite losses, logits of the right shape, a usable checkpoint state, and the approach's own
 invariant where it has one. A newly registered approach is covered without editing this file."""
 
 import math

@@ -101,7 +101,8 @@ def test_a_row_may_not_change_the_protocol(definition):
 
 def test_cli_writes_data_and_refreshes_the_readme_block(definition, tmp_path, capsys):
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- comparison:tiny-compare start -->\nold\n<!-- comparison:tiny-compare end -->\nrest\n")
+    readme.write_text("intro\n<!-- comparison:tiny-compare start -->\nold\n"
+                      "<!-- comparison:tiny-compare end -->\nrest\n")
     data_file = tmp_path / "tiny.json"
     code = main(["compare", str(definition), "--output-dir", str(tmp_path / "runs"), "--data", str(data_file),
                  "--readme", str(readme)])

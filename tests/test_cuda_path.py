@@ -44,7 +44,8 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def reference_layer(x, weight, u, v, gy, gs, gate):
-    """y, s and (dx, dW, du, dv) of L = Σ gy·y + Σ gs·s by float64 autograd through the materialised mask."""
+    """y, s and (dx, dW, du, dv) of L = Σ gy·y + Σ gs·s by float64 autograd through the materialised
+    mask."""
     xs = [t.detach().double().requires_grad_() for t in (x, weight, u, v)]
     h = RankOneMask(xs[2], xs[3], gate, tuple(weight.shape)).materialise()  # (B, O, I)
     y = torch.bmm(xs[1] * h, xs[0][:, :, None]).squeeze(-1)

@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("explorer_defaults", ROOT / "benchmarks" / "explorer_defaults.py")
+    spec = importlib.util.spec_from_file_location("explorer_defaults",
+                                                  ROOT / "benchmarks" / "explorer_defaults.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

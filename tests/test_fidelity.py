@@ -38,8 +38,8 @@ def test_each_switch_names_a_real_field_with_its_default(switch):
 def test_original_code_preset_sets_every_dwa_switch():
     preset = load_preset("original-code")
     for switch in fidelity.of("dwa"):
-        section = {"train": preset["train"], "network": preset["network_params"]}.get(switch.owner,
-                                                                                      preset["approach_params"])
+        sections = {"train": preset["train"], "network": preset["network_params"]}
+        section = sections.get(switch.owner, preset["approach_params"])
         assert section.get(switch.field) == switch.original, switch.name
 
 

@@ -90,7 +90,8 @@ def test_the_committed_original_code_preset_is_the_generated_one():
     preset = load_preset("original-code")  # a few values read from the original code by hand
     assert preset["train"]["batch_size"] == 32 and preset["train"]["lr_schedule"] == "original-code"
     assert preset["approach_params"]["lamb_triplet"] == 10 and preset["approach_params"]["alpha"] == 1.0
-    assert preset["approach_params"]["fisher_form"] == "batch" and preset["network_params"] == {"gate": "sigmoid"}
+    assert preset["approach_params"]["fisher_form"] == "batch"
+    assert preset["network_params"] == {"gate": "sigmoid"}
 
 
 def test_the_readme_switch_list_is_the_generated_one():

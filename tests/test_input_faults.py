@@ -428,7 +428,7 @@ def test_an_error_during_training_is_printed_after_the_progress_bar_closed(tmp_p
     def full(*args, **kwargs):
         raise WriteError(errno.ENOSPC, "could not write checkpoint.pt: No space left on device",
                          "checkpoint.pt")
-    monkeypatch.setattr(experiment, "_checkpoint", full)
+    monkeypatch.setattr(experiment, "write_checkpoint", full)
     events = []
     import tqdm.auto
 

@@ -25,7 +25,8 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("gate,kind", [("tanh", "abs"), ("sigmoid", "relu")])
 def test_gates_match_float64_over_their_range(gate, kind):
-    """rows[0, o] = Σ_k I[o, k] φ(gate(1 · z_k)) = φ(gate(z_o)) with an identity weight: the gate itself."""
+    """rows[0, o] = Σ_k I[o, k] φ(gate(1 · z_k)) = φ(gate(z_o)) with an identity weight: the gate
+    itself."""
     tiny = torch.tensor([0.0, 1e-8, -1e-6, 1e-4, -1e-3, 0.124, 0.126])
     z = torch.cat([torch.linspace(-30, 30, 2001), tiny])
     n = z.numel()

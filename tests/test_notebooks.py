@@ -249,7 +249,8 @@ def test_dwa_walkthrough(executed):
     m = executed["05_dwa_step_by_step"]
     assert m["embedding_shape"] == [8, 100]
     # the smoke profile's DWA network: 3 masked layers of 50 units on the 8x8 digits (64 inputs)
-    assert m["mask_shapes"] == {"fc1.weight": [8, 50, 64], "fc2.weight": [8, 50, 50], "fc3.weight": [8, 50, 50]}
+    assert m["mask_shapes"] == {"fc1.weight": [8, 50, 64], "fc2.weight": [8, 50, 50],
+                                "fc3.weight": [8, 50, 50]}
     assert min(m["zeta_sample"]) == 0.0 and max(m["zeta_sample"]) == 1.0  # min-max normalised
     for theta in m["schedules"].values():
         assert theta[0] == pytest.approx(0.2) and theta[-1] == pytest.approx(1.0) and theta == sorted(theta)

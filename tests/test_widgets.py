@@ -12,7 +12,6 @@ import typing
 import ipywidgets as W
 import pytest
 
-from dwa_core.fields import param
 from dwa_core import approaches, metrics, widgets
 
 PNG = b"\x89PNG\r\n\x1a\n"

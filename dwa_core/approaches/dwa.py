@@ -10,6 +10,7 @@ fisher_combine, stiff_uncapped, anchor_threshold
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -17,8 +18,8 @@ from dwa_core.anchors import AnchorRanking, anchor_rows, anchor_search, positive
 from dwa_core.approaches import register
 from dwa_core.approaches.base import Approach, Outputs
 from dwa_core.approaches.shared import fisher_combine_param, fisher_form_param, fisher_mode_param
-from dwa_core.fields import Bounds, param, validate
 from dwa_core.curriculum import ComplexityCache, Curriculum, select
+from dwa_core.fields import Bounds, param, validate
 from dwa_core.functional.dwa import (
     TripletForm,
     anchored_embedding_loss,
@@ -51,7 +52,8 @@ class DWAParams:
                                   "original code's default 10)", "DWA paper (λ1)")
     lamb_plasticity: float = _weight(0.1, 0.05, "λ2, weight of the plasticity loss (Eq. 5, 7; "
                                      "final-warm 0.05)", "DWA paper (λ2; the published run: 0.05)")
-    lamb_sparsity: float = _weight(500.0, 500, "λ3, weight of the sparsity loss (Eq. 6, 7)", "DWA paper (λ3)")
+    lamb_sparsity: float = _weight(500.0, 500, "λ3, weight of the sparsity loss (Eq. 6, 7)",
+                                   "DWA paper (λ3)")
     sparsity_mu: float = _weight(0.2, 0.2, "μ, the mask density the sparsity loss allows (Eq. 6)",
                                  "DWA paper (μ)")
     alpha: float = _weight(1.5, 1.0, "α, the triplet margin (Eq. 4; the original code's default 1.0)",
@@ -64,7 +66,8 @@ class DWAParams:
     anchor_threshold: float | None = param(
         None, original=0.4, code_value=0.4, source="DWA paper: the n lowest-ζ samples (switch: 0.4)",
         what="anchor samples: the first n with ζ < 0.4 instead of the n lowest-ζ samples",
-        doc="None: the anchors come from the n lowest-ζ samples (paper); a number: the first n with ζ below it")
+        doc="None: the anchors come from the n lowest-ζ samples (paper); a number: the first n with ζ "
+            "below it")
     anchor_samples: int = param(320, bounds=Bounds(1), code_value=320,
                                 doc="n, samples of the anchor search (the original code: 10 batches of 32)")
     negative_candidates: int = param(5, bounds=Bounds(1),
@@ -79,7 +82,8 @@ class DWAParams:
     fisher_batch_size: int = param(20, bounds=Bounds(1), doc="the batch-form Fisher's batches")
     fisher_form: FisherForm = fisher_form_param(
         "DWA paper (EWC's Fisher; switch: 'batch')",
-        "DWA's Fisher = |B|·(mean gradient of a batch of 20)², not the mean of per-sample squared gradients")
+        "DWA's Fisher = |B|·(mean gradient of a batch of 20)², not the mean of per-sample squared "
+        "gradients")
     freeze_context: bool = param(
         False, doc="ablation (not the paper's method): after task 0 the context processor, which computes "
                    "the embedding, no longer trains, so an earlier task's masks' inputs stay put")
@@ -87,7 +91,8 @@ class DWAParams:
         "as EWC's (switch: 'train')", "the Fisher pass runs in train mode (σ of the last epoch)")
     fisher_combine: FisherCombine = fisher_combine_param(
         "EWC's sum, which the DWA paper follows (switch: 'mean')",
-        "the tasks' Fisher diagonals are averaged, (F_t + t·F)/(t + 1): each old task's weight shrinks as 1/(t+1)")
+        "the tasks' Fisher diagonals are averaged, (F_t + t·F)/(t + 1): each old task's weight shrinks "
+        "as 1/(t+1)")
     triplet_form: TripletForm = param(
         "paper", original="original-code",
         what="triplet on Frobenius norms of the whole batch, unsquared, divided by 1 + δ, summed over it",
@@ -109,7 +114,8 @@ class DWAParams:
                                         ), source="DWA paper: the standard diagonal Fisher",
         what="the Fisher's gradients are never zeroed: each batch adds the square of a running sum",
         doc="True: the batch-form Fisher's gradients are never zeroed (the original code's bug)")
-    stiff_uncapped: bool = param(False, original=True, what="the stiffness ramp σ = e / stiff keeps growing past 1",
+    stiff_uncapped: bool = param(False, original=True,
+                                 what="the stiffness ramp σ = e / stiff keeps growing past 1",
                                  doc="True: σ keeps growing past 1 (the original code)")
 
     def __post_init__(self):
@@ -136,7 +142,13 @@ class DWA(Approach):
         self.fisher: dict | None = None
         self.anchors: list[torch.Tensor] = []  # positive anchor of each finished task
         self.current: dict | None = None  # this epoch's anchors {positive, negative, previous}
-        self.last_epoch = 0  # the latest epoch begun (before_epoch's argument): σ of the Fisher pass
+        # The latest epoch begun (before_epoch's argument): σ of the Fisher pass in after_task, which
+        # has no Batch to read the epoch from (only fisher_mode="train" uses it; eval mode has σ = 1).
+        # It stays on self on purpose: handing it over as an argument would change `after_task`'s
+        # signature in the base, in every approach that overrides it (EWC, IMM, LwF/LFL, SGD-restart,
+        # HAT), in PathNet's `fit` and in the tests that call it, for DWA's need alone; like `current`
+        # (this epoch's anchors), it is DWA's own per-task state.
+        self.last_epoch = 0
         self.zeta = ComplexityCache(self.params.curriculum is not None)  # ζ per split (paper §3.3)
 
     # ---- hooks ---------------------------------------------------------------------------------

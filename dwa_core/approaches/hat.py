@@ -43,9 +43,11 @@ class HATParams:
     """HAT's hyper-parameters (HAT paper §2-3)."""
 
     c: float = param(0.75, bounds=Bounds(0), source="HAT paper",
-                     doc="regularisation strength c of the mask penalty R (Eq. 5; `lamb` in the original code)")
+                     doc="regularisation strength c of the mask penalty R (Eq. 5; `lamb` in the original "
+                         "code)")
     s_max: float = param(400.0, bounds=Bounds(1), source="HAT paper",
-                         doc="largest gate scale s_max: s is annealed from 1/s_max to s_max within an epoch (Eq. 3)")
+                         doc="largest gate scale s_max: s is annealed from 1/s_max to s_max within an epoch "
+                             "(Eq. 3)")
     thres_cosh: float = param(50.0, bounds=Bounds(0, low_open=True), source="HAT paper / original",
                               doc="clamp of s·e inside cosh in the embedding-gradient compensation (Eq. 4)")
     thres_emb: float = param(6.0, bounds=Bounds(0, low_open=True), source="HAT paper / original",
@@ -112,14 +114,14 @@ class HAT(Approach):
     def after_backward(self, t, outputs):
         p = self.params
         embeddings = {id(e) for e in self.model.emb.parameters()}  # the task embeddings e_t
-        for name, param in self.model.named_parameters():
-            if param.grad is None:
+        for name, weight in self.model.named_parameters():
+            if weight.grad is None:
                 continue
             if name in self.multipliers:  # empty before the first task is done
-                param.grad.mul_(self.multipliers[name])
-            elif id(param) in embeddings:
-                param.grad.copy_(compensate_embedding_grad(param.grad, param, outputs.s, p.s_max,
-                                                           p.thres_cosh))
+                weight.grad.mul_(self.multipliers[name])
+            elif id(weight) in embeddings:
+                weight.grad.copy_(compensate_embedding_grad(weight.grad, weight, outputs.s, p.s_max,
+                                                            p.thres_cosh))
 
     @torch.no_grad()
     def after_step(self, t):

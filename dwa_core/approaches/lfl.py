@@ -57,7 +57,8 @@ class LFLParams:
     """LFL's hyper-parameters (Jung et al. 2016)."""
 
     lamb: float = param(0.05, bounds=Bounds(0), source="original default",
-                        doc="weight λ of the feature penalty; stable while lr·λ·||a||² < 2 (module docstring)")
+                        doc="weight λ of the feature penalty; stable while lr·λ·||a||² < 2 (module "
+                            "docstring)")
     reduction: Literal["mean", "sum"] = param(
         "mean", original="sum", source="per-sample penalty (switch: 'sum')",
         what="the feature penalty is summed over the batch",

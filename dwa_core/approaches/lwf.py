@@ -21,7 +21,8 @@ class LwFParams:
 
     lamb: float = param(2.0, bounds=Bounds(0), source="HAT paper's grid, original default",
                         doc="weight λ of the distillation terms")
-    temperature: float = param(1.0, bounds=Bounds(0, low_open=True), source="HAT paper's grid, original default",
+    temperature: float = param(1.0, bounds=Bounds(0, low_open=True),
+                               source="HAT paper's grid, original default",
                                doc="temperature T of the distillation softmax")
     eps: float = param(1e-5, bounds=Bounds(0),
                        doc="the original code's smoothing of the student's distribution (eps / n_classes)")

@@ -17,8 +17,8 @@ from dwa_core.fields import param
 def fisher_form_param(source: str = "", what: str = ""):
     """`fisher_form`: per-sample (the papers) or the original code's batch form (a switch)."""
     return param("per-sample", original="batch", source=source,
-                 what=what or "Fisher = |B|·(mean gradient of a batch of 20)²: ~15x smaller than the per-sample "
-                      "one on digits",
+                 what=what or "Fisher = |B|·(mean gradient of a batch of 20)²: ~15x smaller than "
+                      "the per-sample one on digits",
                  doc="'per-sample': the mean of each training sample's squared gradient (the papers' "
                      "empirical Fisher); 'batch': |B|·(mean gradient of a batch)², the original code's")
 
@@ -26,7 +26,8 @@ def fisher_form_param(source: str = "", what: str = ""):
 def fisher_mode_param(source: str = "", what: str = ""):
     """`fisher_mode`: the model's mode in the Fisher pass (a switch)."""
     return param("eval", original="train", source=source,
-                 what=what or "the Fisher is computed with dropout active: larger and different on every call",
+                 what=what or "the Fisher is computed with dropout active: larger and different on "
+                      "every call",
                  doc="the model's mode in the Fisher pass: 'eval' (dropout off, deterministic) or 'train' "
                      "(the original code's: dropout active, 12-15x the eval-mode Fisher on the default MLP)")
 
@@ -34,8 +35,8 @@ def fisher_mode_param(source: str = "", what: str = ""):
 def fisher_combine_param(source: str = "", what: str = ""):
     """`fisher_combine`: how the tasks' Fisher diagonals combine (a switch)."""
     return param("sum", original="mean", source=source,
-                 what=what or "the tasks' Fisher diagonals are averaged, (F_t + t·F)/(t + 1): each old task's "
-                      "penalty shrinks as 1/(t+1)",
+                 what=what or "the tasks' Fisher diagonals are averaged, (F_t + t·F)/(t + 1): each "
+                      "old task's penalty shrinks as 1/(t+1)",
                  doc="'sum': Σ_k F_k, one penalty per task (Kirkpatrick et al. 2017); 'mean': the original "
                      "code's running mean (F_t + t·F)/(t + 1), each old task weighted 1/(t+1)")
 

@@ -47,7 +47,8 @@ FASHION_28 = ((0.2860,), (0.3530,))  # Fashion-MNIST's usual 28x28 training stat
 URLS = {
     "traffic_signs": "https://d17h27t6h515a5.cloudfront.net/topher/2016/October/580d53ce_traffic-sign-data/"
                      "traffic-sign-data.zip",
-    "facescrub": "https://github.com/nkundiushuti/facescrub_subset/blob/master/data/facescrub_100.zip?raw=true",
+    "facescrub": "https://github.com/nkundiushuti/facescrub_subset/blob/master/data/"
+                 "facescrub_100.zip?raw=true",
     "not_mnist": "https://github.com/nkundiushuti/notmnist_convert/blob/master/notmnist.zip?raw=true",
 }
 
@@ -202,7 +203,8 @@ def _unpickle(path_or_file):
 def _cifar(name: str, folder: Path, files: tuple[list[str], str], label_key: str, n_classes: int):
     train = [_unpickle(folder / f) for f in files[0]]
     test = _unpickle(folder / files[1])
-    x = lambda batches: np.concatenate([np.asarray(b["data"]) for b in batches]).reshape(-1, 3, 32, 32)  # noqa
+    x = lambda batches: np.concatenate(  # noqa: E731
+        [np.asarray(b["data"]) for b in batches]).reshape(-1, 3, 32, 32)
     y = lambda batches: np.concatenate([np.asarray(b[label_key]) for b in batches])  # noqa: E731
     return _pack(name, n_classes, x(train), y(train), x([test]), y([test]))
 

@@ -21,7 +21,8 @@ def embedding_loss(e, zeta, p, n, n_prev=None, *, alpha=1.5, delta=1.0, form="pa
     paper (Eq. 4): mean_b (1-ζ_b)(L_trip(E_b,P,N) + δ L_trip(E_b,P,N_T)); the paper writes one sample,
       we average over the batch so the term does not scale with the batch size.
     original-code: Frobenius distances of the whole batch matrix, unsquared,
-      ℓ = ([d_P - d_N + α]₊ + δ[d_P - d_T + α]₊)/(1+δ) (no δ part without N_T), L = Σ_b (1-ζ_b)·ℓ."""
+      ℓ = ([d_P - d_N + α]₊ + δ[d_P - d_T + α]₊)/(1+δ) (no δ part without N_T),
+      L = Σ_b (1-ζ_b)·ℓ."""
     if form not in TRIPLET_FORMS:
         raise ValueError(f"triplet form: must be one of {', '.join(TRIPLET_FORMS)}, got {form!r}")
     w = 1 - zeta

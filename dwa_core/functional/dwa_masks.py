@@ -146,8 +146,8 @@ def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0)
 
 def _scales(names, scale) -> list[float]:
     """κ_j per masked layer (docs/original-code.md#loss-terms scale_att_loss): None/False -> 1; True ->
-    0.2 + j·0.8/J for the J
-    masked layers (the original code's 0.2 + j·0.8/(5 − use_stem)); a sequence -> one per layer in order."""
+    0.2 + j·0.8/J for the J masked layers (the original code's 0.2 + j·0.8/(5 − use_stem)); a sequence
+    -> one per layer in order."""
     if scale is None or scale is False:
         return [1.0] * len(names)
     if scale is True:

@@ -226,7 +226,8 @@ def sum_fisher(old: dict | None, new: dict) -> dict[str, torch.Tensor]:
     return {name: f + old[name] for name, f in new.items()}
 
 
-def combine_fisher(old: dict | None, new: dict, t: int, how: FisherCombine = "sum") -> dict[str, torch.Tensor]:
+def combine_fisher(old: dict | None, new: dict, t: int,
+                   how: FisherCombine = "sum") -> dict[str, torch.Tensor]:
     """The Fisher of tasks 0..t from that of tasks 0..t-1 (`old`, None at t = 0) and task t's (`new`):
     "sum" (the papers: Σ_k F_k) or "mean" (the original code's running mean). Raises ValueError on
     another `how`."""

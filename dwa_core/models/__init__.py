@@ -1,8 +1,8 @@
 """Networks: every network maps (x, t) -> logits of task t and has one head per task.
 
 `build(arch, family, ...)`: arch is "mlp" or "alexnet"; family is the approach's network family
-("plain", "hat", "dwa", "progressive", "pathnet"; LwF and LFL use "plain"). Variants register as "arch" (plain) or
-"arch-family"."""
+("plain", "hat", "dwa", "progressive", "pathnet"; LwF and LFL use "plain"). Variants register as "arch"
+(plain) or "arch-family"."""
 
 from __future__ import annotations
 
@@ -13,13 +13,10 @@ import torch
 from torch import nn
 
 from dwa_core.coerce import ConfigError, coerce_value
+from dwa_core.models import dwa, hat, pathnet, progressive  # noqa: F401  (each registers its variants)
 from dwa_core.models.init import seeded_init
-from dwa_core.models.plain import MLP, AlexNet
-from dwa_core.registry import Registry
+from dwa_core.models.registry import NETWORKS
 
-NETWORKS: Registry = Registry("network")
-NETWORKS.register("mlp")(MLP)
-NETWORKS.register("alexnet")(AlexNet)
 ARCHITECTURES = ("mlp", "alexnet")
 
 
@@ -163,6 +160,3 @@ def check_input_shape(model: nn.Module, name: str, input_shape) -> None:
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-# Variants register themselves on import (after NETWORKS exists).
-from dwa_core.models import dwa, hat, pathnet, progressive  # noqa: E402,F401

@@ -16,9 +16,9 @@ Departures from the original code, each a fix of a crash or an undefined value:
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
 import warnings
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +27,10 @@ from torch import nn
 from dwa_core.coerce import Bounds, ConfigError, Size
 from dwa_core.fields import Spec
 from dwa_core.functional.gates import GATES, Gate, gate_fn
-from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.masked import IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask
 from dwa_core.models.plain import alexnet_kernel_sizes
+from dwa_core.models.registry import NETWORKS
 
 
 @dataclass
@@ -127,7 +127,8 @@ def linear_processor(dim: int, feats: tuple[int, int], d: int) -> nn.Sequential:
 
 GATE = Spec("the gate that turns generator outputs into masks H: 'tanh' (the paper, H in (-1, 1)) or "
             "'sigmoid' (the original code's default, H in (0, 1))", "DWA paper (switch: sigmoid)",
-            original="sigmoid", what="DWA's code default gate is sigmoid; the paper and the published runs use tanh")
+            original="sigmoid",
+            what="DWA's code default gate is sigmoid; the paper and the published runs use tanh")
 
 
 class DWANet(nn.Module):
@@ -181,10 +182,10 @@ class DWANet(nn.Module):
             a, b = combination_sizes(math.prod(shape))
             if (b, a) != shape and math.prod(shape) >= 100_000:  # small layers: the slow path costs little
                 warnings.warn(f"dwa_core: masked layer {spec.name} ({shape[0]}x{shape[1]}): its rank-1 mask "
-                              f"factors are {b}x{a}, not (out, in), so the fused kernels cannot compute it and "
-                              f"it takes the per-sample PyTorch path (several times slower); widths whose "
-                              f"factors align: in x out with no divisor of in·out between min and "
-                              f"sqrt(in·out) + 1 (e.g. 784x800, 800x800)", stacklevel=4)
+                              f"factors are {b}x{a}, not (out, in), so the fused kernels cannot compute "
+                              f"it and it takes the per-sample PyTorch path (several times slower); "
+                              f"widths whose factors align: in x out with no divisor of in·out between min "
+                              f"and sqrt(in·out) + 1 (e.g. 784x800, 800x800)", stacklevel=4)
             return RankOneGenerator(self.embedding_size, shape)
         return FullGenerator(self.embedding_size, shape)
 

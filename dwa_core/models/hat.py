@@ -12,10 +12,10 @@ from torch import nn
 from dwa_core.coerce import Bounds, Size
 from dwa_core.fields import Spec
 from dwa_core.functional.hat import channels_to_units, gate, weight_view
-from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.init import stream_seed
 from dwa_core.models.plain import alexnet_kernel_sizes
+from dwa_core.models.registry import NETWORKS
 
 # Masks below this are set to exactly 0. At large s many masks are ~exp(-s|e|) (down to 1e-45,
 # float32 denormals) that make CPU matmuls up to ~200x slower on any thread that does not

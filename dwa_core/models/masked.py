@@ -74,7 +74,8 @@ class _RankOneMaskedLinear(torch.autograd.Function):
     """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, one sample at a time in reused (out, in) buffers; H_b is
     recomputed in the backward. Also returns s_b = Σ_i |H_bi| (the sparsity loss's statistic, one
     norm per sample while H_b is at hand). With G_b = gate'(H_b) ⊙ (W ⊙ gy_b x_bᵀ + ds_b·sign(H_b)):
-    dW = Σ_b H_b ⊙ gy_b x_bᵀ, dx_b = (W ⊙ H_b)ᵀ gy_b, du_b = G_b v_b, dv_b = G_bᵀ u_b (b x a layout)."""
+    dW = Σ_b H_b ⊙ gy_b x_bᵀ, dx_b = (W ⊙ H_b)ᵀ gy_b, du_b = G_b v_b, dv_b = G_bᵀ u_b
+    (b x a layout)."""
 
     @staticmethod
     def forward(ctx, x, weight, u, v, gate):
@@ -109,7 +110,8 @@ class _RankOneMaskedLinear(torch.autograd.Function):
             torch.addcmul(weight if ctx.gate == "tanh" else d, d, h_w, value=-1, out=d).mul_(outer)
             torch.mv(d.view(h.shape), v[i], out=gu[i])
             torch.mv(d.view(h.shape).t(), u[i], out=gv[i])
-            if g_abs is not None:  # d Σ|H| = sign(H) ⊙ gate'(H); for tanh sign(u vᵀ) = sign(u) sign(v)ᵀ
+            # d Σ|H| = sign(H) ⊙ gate'(H); for tanh sign(u vᵀ) = sign(u) sign(v)ᵀ
+            if g_abs is not None:
                 torch.addcmul(one if ctx.gate == "tanh" else h, h, h, value=-1, out=h)  # gate'(H)
                 sv, su = (v[i].abs(), u[i].abs()) if ctx.gate == "tanh" else (v[i], u[i])
                 du, dv = torch.mv(h, sv), torch.mv(h.t(), su)

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from dwa_core.coerce import DropRate, PositiveFloat, Size
-from dwa_core.models import NETWORKS
 from dwa_core.models.heads import MultiHead
 from dwa_core.models.plain import alexnet_kernel_sizes
+from dwa_core.models.registry import NETWORKS
 
 WIDTH_FACTOR = 1.117  # original code: the columns together have about the parameters of one AlexNet
 

@@ -1,7 +1,7 @@
 """Sweeps: lists of ExperimentConfig built from grids, random draws or TOML/JSON definitions
 (`define`), run locally or on Ray with resume and failure isolation (`execute`), and aggregated
 over seeds (`dwa_core.aggregate`, re-exported here). The command line is `python -m dwa_core sweep`
-(cli.py)."""
+(cli/sweep.py)."""
 
 from dwa_core.aggregate import (
     METRICS,

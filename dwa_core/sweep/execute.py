@@ -190,7 +190,7 @@ def tune_search(base: ExperimentConfig, space: dict, output_dir, *, num_samples:
                 threads: int = 1):
     """Ray Tune search over `space` (same format as sample_space); algorithm "optuna" uses
     ray.tune.search.optuna.OptunaSearch. Every trial reports SELECT_METRIC, the final average
-    validation accuracy (compare.validation_score: valid_acc[T-1] averaged over the tasks), which
+    validation accuracy (aggregate.validation_score: valid_acc[T-1] averaged over the tasks), which
     the search maximises, and TEST_METRIC, the final average test accuracy, which is only reported
     (read it for the chosen point: `result.get_best_result().metrics`). Returns the Tune ResultGrid."""
     ray = _import_ray()
@@ -212,7 +212,7 @@ def tune_search(base: ExperimentConfig, space: dict, output_dir, *, num_samples:
     base_dict = base.to_dict()
 
     def trainable(values):
-        from dwa_core.compare import validation_score
+        from dwa_core.aggregate import validation_score
         from dwa_core.results import Results
 
         cfg = ExperimentConfig.from_dict(merge(base_dict, values))

@@ -62,7 +62,7 @@ def save_config(cfg: ExperimentConfig, path) -> Path:
 
 
 def _cli_value(value) -> str:
-    """A value as cli._literal reads it back: JSON, except a string that JSON would not keep."""
+    """A value as cli/run.py's _literal reads it back: JSON, except a string that JSON would not keep."""
     if isinstance(value, str):
         try:
             json.loads(value)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from dwa_core import data
 from dwa_core.config import ExperimentConfig
-from dwa_core.experiment import (  # _checkpoint, _restore: run_experiment's own checkpoint format
-    CHECKPOINT, _checkpoint, _restore, build_approach, resolve_device, validate)
+from dwa_core.experiment import (CHECKPOINT, build_approach, resolve_device, restore_checkpoint, validate,
+                                 write_checkpoint)
 from dwa_core.loop import empty_results, train_tasks
 from dwa_core.observers import Observer, Observers, Stop
 from dwa_core.results import Results
@@ -28,7 +28,7 @@ class Checkpoints(Observer):
 
     def after_task(self, t, results):
         self.folder.mkdir(parents=True, exist_ok=True)
-        _checkpoint(self.folder, self.approach, results)
+        write_checkpoint(self.folder, self.approach, results)
 
 
 def resumable(cfg: ExperimentConfig) -> bool:
@@ -74,7 +74,7 @@ class Runner:
         self.approach = build_approach(cfg, plan, bench, device)
         results = empty_results(bench.tasks, cfg.to_dict(), str(device))
         if resume:
-            results = _restore(run_dir(cfg), self.approach, results)
+            results = restore_checkpoint(run_dir(cfg), self.approach, results)
         return self.approach, bench.tasks, results
 
     def train(self, approach, tasks, results: Results, observer: Observer, folder=None) -> bool:

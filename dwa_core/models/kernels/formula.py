@@ -36,7 +36,8 @@ def _phi_grad(gate: str, kind: str, z: torch.Tensor) -> torch.Tensor:
 
 
 def linear_forward(x, weight, u, v, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(y (B, O), s (B,)): y_b = (W ⊙ H_b) x_b, s_b = Σ|H_b|, H_b = gate(u_b v_bᵀ); x (B, I), W (O, I)."""
+    """(y (B, O), s (B,)): y_b = (W ⊙ H_b) x_b, s_b = Σ|H_b|, H_b = gate(u_b v_bᵀ);
+    x (B, I), W (O, I)."""
     h = _gate(gate, u[:, :, None] * v[:, None, :])  # (B, O, I)
     return (h * weight * x[:, None, :]).sum(2), h.abs().sum(2).sum(1)
 

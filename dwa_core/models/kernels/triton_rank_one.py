@@ -210,7 +210,8 @@ def _blocks(n_out: int, n_in: int) -> tuple[int, int]:
 
 
 def linear_forward(x, weight, u, v, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(y (B, O), s (B,)): y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, s_b = Σ|gate(u_b v_bᵀ)|; x (B, I), W (O, I)."""
+    """(y (B, O), s (B,)): y_b = (W ⊙ gate(u_b v_bᵀ)) x_b, s_b = Σ|gate(u_b v_bᵀ)|;
+    x (B, I), W (O, I)."""
     _check(x, weight, u, v)
     (batch, n_in), n_out = x.shape, weight.shape[0]
     y, abs_rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)

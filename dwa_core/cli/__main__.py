@@ -1,0 +1,6 @@
+"""`python -m dwa_core.cli ARGS` is `python -m dwa_core ARGS`."""
+
+from dwa_core.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
