@@ -314,7 +314,7 @@ def plot_ablation_bars(summary, reference: str = "default") -> plt.Figure:
 
 def plot_embedding_by_task(table, title: str = "") -> plt.Figure:
     """DWA's embedding after each task k: one panel per EMBEDDING_COLUMNS column of
-    `diagnosis_embedding.by_task` (x: k, y: the mean over the label's runs and tasks u <= k), one
+    `diagnosis.embedding.by_task` (x: k, y: the mean over the label's runs and tasks u <= k), one
     line per label (ablation). Chance of the task separability is 1/(k+1), drawn dashed."""
     labels = list(dict.fromkeys(table["label"]))
     fig, axes = _subplots(1, 3, figsize=(12, 3.6))

@@ -1,4 +1,4 @@
-"""DWA's embedding measures (dwa_core.functional.embedding, dwa_core.diagnosis_embedding): by hand on
+"""DWA's embedding measures (dwa_core.functional.embedding, dwa_core.diagnosis.embedding): by hand on
 small tensors, the collapse they are meant to find, and on a tiny real run's snapshots."""
 
 import math
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dwa_core import diagnosis
-from dwa_core.diagnosis_embedding import by_task, embedding_frame, pair_columns
+from dwa_core.diagnosis.embedding import by_task, embedding_frame, pair_columns
 from dwa_core.functional.embedding import nearest_centroid_accuracy, saturation, spread, task_spread
 
 
@@ -98,7 +98,7 @@ def test_embedding_figure_has_a_line_per_ablation(tiny_run, tmp_path):
 def test_embedding_summary_by_hand():
     import pandas as pd
 
-    from dwa_core import diagnosis_embedding
+    from dwa_core.diagnosis import embedding as diagnosis_embedding
 
     def run(name, sat):  # a 3-task run: saturation of E_u^(k) for (k, u) in order
         pairs = [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1), (2, 2)]
@@ -111,7 +111,7 @@ def test_embedding_summary_by_hand():
     assert runs["saturation after task 1"].tolist() == [0.75, 0.25]  # mean over u <= 1 after task 1
     assert runs["saturation at the end"].tolist() == [1.0, 0.5]
     assert runs["task separability at the end"].tolist() == pytest.approx([0.4, 0.4])
-    table = diagnosis_embedding.summary_markdown(frames).splitlines()
+    table = diagnosis.embedding.summary_markdown(frames).splitlines()
     half = 12.7062047 * np.std([0.75, 0.25], ddof=1) / np.sqrt(2)
     assert table[2].startswith(f"| a | 0.100 ± {12.7062047 * np.std([0.0, 0.2], ddof=1) / np.sqrt(2):.3f} | "
                                f"0.500 ± {half:.3f} |")

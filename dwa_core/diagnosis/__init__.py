@@ -22,7 +22,7 @@ import torch
 from dwa_core import data, numerics
 from dwa_core.approaches.dwa import DWAParams
 from dwa_core.config import ExperimentConfig, build_params, check
-from dwa_core.diagnosis_embedding import embedding_frame, pair_columns
+from dwa_core.diagnosis.embedding import embedding_frame, pair_columns
 from dwa_core.experiment import build_approach, load_run, snapshot_path, validate
 from dwa_core.functional.drift import (
     binary_overlap_parts,
@@ -177,13 +177,13 @@ def diagnose_run(run_dir, samples_per_task: int = 200, device="cpu", *, split: S
     embedding_saturation, embedding_spread: the fraction of entries of E_u^(t) above 0.999 in
     magnitude and its std across samples; embedding_saturation_before: the former for E_u^(u);
     task_separability: nearest-centroid task accuracy of E over tasks 0..t after task t
-    (dwa_core.diagnosis_embedding; the same on every layer row);
+    (dwa_core.diagnosis.embedding; the same on every layer row);
     acc_before, acc_after, acc_drop: acc[u][u], acc[t][u] and their difference, from results.json
     (the `split`'s matrix: acc or valid_acc); final_accuracy and learning_accuracy: the mean of its
     last row and of its diagonal acc[k][k] (the same on every row: the run's, to tell forgetting
     little from learning little).
     All measures are unitless ratios; NaN where a denominator is 0. With `with_embedding`, returns
-    (this frame, diagnosis_embedding.embedding_frame of the run: every task k and u <= k).
+    (this frame, diagnosis.embedding.embedding_frame of the run: every task k and u <= k).
 
     Masks are materialised `chunk` samples at a time (an 800x784 layer: 2.5 MB per sample).
     DiagnosisError names the path for a run without snapshots or not of DWA; a results.json that
@@ -323,13 +323,13 @@ def summary_markdown(frames: dict, digits: int = 3) -> str:
 def report_markdown(path) -> str:
     """The tables of a diagnosis data file, in Markdown, as the README shows them: the ablation
     table (summary_markdown) and, when the file has the embedding frames, the embedding table
-    (diagnosis_embedding.summary_markdown), separated by a blank line."""
-    from dwa_core import diagnosis_embedding
+    (diagnosis.embedding.summary_markdown), separated by a blank line."""
+    from dwa_core.diagnosis import embedding as diagnosis_embedding
 
     tables = [summary_markdown(load_diagnosis(path))]
     embedding = load_diagnosis(path, "embedding")
     if embedding:
-        tables.append(diagnosis_embedding.summary_markdown(embedding))
+        tables.append(diagnosis.embedding.summary_markdown(embedding))
     return "\n\n".join(tables)
 
 
@@ -365,7 +365,7 @@ def _json_rows(frames: dict) -> str:
 def save_diagnosis(path, frames: dict, command: str = "", embedding: dict | None = None) -> Path:
     """Write {label: diagnose_run frame} as JSON: {"command", "numerics"
     (dwa_core.numerics.identity()), "rows": records with a `label` field, and, when given,
-    "embedding": {label: diagnosis_embedding.embedding_frame} as records alike}."""
+    "embedding": {label: diagnosis.embedding.embedding_frame} as records alike}."""
     head = f'"command": {json.dumps(command)},\n"numerics": {json.dumps(numerics.identity())}'
     extra = f',\n"embedding": [\n{_json_rows(embedding)}\n]' if embedding else ""
     return atomic_write(path, f'{{{head},\n"rows": [\n{_json_rows(frames)}\n]{extra}}}\n'.encode())

@@ -100,7 +100,7 @@ def diagnosis_figures(out_dir="figures", command: str = "") -> list[Path]:
     the embedding measures after each task. Nothing is trained; returns the PNG paths."""
     from dwa_core import diagnosis
     from dwa_core.compare import TABLES_DIR
-    from dwa_core.diagnosis_embedding import by_task
+    from dwa_core.diagnosis.embedding import by_task
 
     written = []
     for path in sorted(TABLES_DIR.glob("dwa-diagnosis-*.json")):
