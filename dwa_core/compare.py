@@ -376,9 +376,9 @@ def _overlap_text(selection: dict) -> str:
 # The MLP families do not share a dropout rule (each keeps its paper's / the original code's); the
 # tables say so rather than hide it. The MLPs of dwa_core.models: plain (sgd, ewc, lwf, lfl, imm-*,
 # joint, random), progressive and PathNet columns, HAT's, DWA's (use_dropout=False by default).
-DROPOUT_BY_FAMILY = ("Dropout differs by network family, as each family's original network has it: 0.5 after "
-                     "each hidden layer in the plain MLP, the progressive and the PathNet columns; 0.2 on the "
-                     "input and 0.5 after each hidden layer in HAT's; none in DWA's.")
+DROPOUT_BY_FAMILY = ("Dropout differs by network family, as each family's original network has it: "
+                     "0.5 after each hidden layer in the plain MLP, the progressive and the PathNet "
+                     "columns; 0.2 on the input and 0.5 after each hidden layer in HAT's; none in DWA's.")
 
 
 def markdown(data: dict) -> str:
@@ -396,7 +396,8 @@ def markdown(data: dict) -> str:
         f"(mean ± 95 % Student-t half-width). "
         f"Task-agnostic accuracy: no task id at test time, each test sample goes to the head of the seen "
         f"tasks with the most confident softmax (task inference: the fraction given to its own task's head; "
-        f"chance 1/T). {DROPOUT_BY_FAMILY} Definition `{data['definition']}`, data `tables/{data['name']}.json`.",
+        f"chance 1/T). {DROPOUT_BY_FAMILY} Definition `{data['definition']}`, "
+        f"data `tables/{data['name']}.json`.",
         "",
         "| approach | candidates (validation score) | chosen | final avg accuracy | BWT | forgetting | rho "
         "| task-agnostic accuracy | task inference |",

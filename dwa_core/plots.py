@@ -278,7 +278,8 @@ def _identical_groups(groups, columns) -> dict:
 ABLATION_COLUMNS = {"final_accuracy": "final accuracy", "learning_accuracy": "accuracy when learned",
                     "forgetting": "forgetting (-BWT)", **DIAGNOSIS_MEASURES}
 EMBEDDING_COLUMNS = {"saturation": "saturated entries of E (|E| > 0.999)",
-                     "spread": "spread of E across samples", "task_separability": "task read from E (chance 1/(k+1))"}
+                     "spread": "spread of E across samples",
+                     "task_separability": "task read from E (chance 1/(k+1))"}
 
 
 def plot_ablation_bars(summary, reference: str = "default") -> plt.Figure:

@@ -106,7 +106,8 @@ def test_embedding_summary_by_hand():
                              "saturation": sat, "spread": 0.1, "task_spread": 0.2,
                              "task_separability": [float("nan"), 0.5, 0.5, 0.4, 0.4, 0.4]})
 
-    frames = {"a": pd.concat([run("r0", [0.0, 1.0, 0.5, 1.0, 1.0, 1.0]), run("r1", [0.2, 0.0, 0.5, 0.5, 0.5, 0.5])])}
+    frames = {"a": pd.concat([run("r0", [0.0, 1.0, 0.5, 1.0, 1.0, 1.0]),
+                              run("r1", [0.2, 0.0, 0.5, 0.5, 0.5, 0.5])])}
     runs = diagnosis_embedding.per_run(frames)
     assert runs["saturation after task 1"].tolist() == [0.75, 0.25]  # mean over u <= 1 after task 1
     assert runs["saturation at the end"].tolist() == [1.0, 0.5]

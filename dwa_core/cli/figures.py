@@ -78,7 +78,8 @@ def add_diagnosis_command(sub) -> None:
                        "(python -m dwa_core.diagnosis)")
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders made with task_snapshots=True")
     p.add_argument("--from-data", default=None, metavar="FILE",
-                   help="print the ablation and embedding tables (Markdown) of a data file; nothing is computed")
+                   help="print the ablation and embedding tables (Markdown) of a data file; "
+                   "nothing is computed")
     p.add_argument("--label", action="append", help="one per RUN_DIR (a repeated label pools runs, e.g. "
                    "seeds); default: the parameters in which the runs differ (ablation_labels)")
     p.add_argument("--output", default=None, help="the JSON data file to write (needed with RUN_DIRs)")

@@ -293,14 +293,15 @@ def summarise(frames: dict, intervals: bool = False):
     out = grouped[columns].mean()
     if intervals:
         for c in columns:
-            out[f"{c}_ci"] = grouped[c].agg(lambda v: mean_ci(v.dropna())[1] if v.notna().any() else float("nan"))
+            out[f"{c}_ci"] = grouped[c].agg(
+                lambda v: mean_ci(v.dropna())[1] if v.notna().any() else float("nan"))
     out["pairs"] = grouped["pairs"].sum()
     out["runs"] = grouped.size()
     return out
 
 
-TABLE_COLUMNS = ("final_accuracy", "learning_accuracy", "forgetting", "mask_drift", "overlap", "weight_change",
-                 "effective_change", "embedding_drift", "embedding_saturation", "embedding_spread",
+TABLE_COLUMNS = ("final_accuracy", "learning_accuracy", "forgetting", "mask_drift", "overlap",
+                 "weight_change", "effective_change", "embedding_drift", "embedding_saturation", "embedding_spread",
                  "task_separability")
 
 
@@ -424,7 +425,8 @@ def _diagnose_one(args: tuple):
     run_dir, samples_per_task, device, split, data_dir, threads = args
     if threads:
         torch.set_num_threads(threads)
-    return diagnose_run(run_dir, samples_per_task, device, split=split, data_dir=data_dir, with_embedding=True)
+    return diagnose_run(run_dir, samples_per_task, device, split=split, data_dir=data_dir,
+                        with_embedding=True)
 
 
 def diagnose_runs(run_dirs, labels=None, samples_per_task: int = 200, device="cpu", *,

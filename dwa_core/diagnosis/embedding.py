@@ -68,7 +68,8 @@ def by_task(frames: dict):
 # the cells of embedding_summary: (column, after which task: 0, 1 or -1 for the run's last)
 SUMMARY_CELLS = {"saturation after task 0": ("saturation", 0), "saturation after task 1": ("saturation", 1),
                  "saturation at the end": ("saturation", -1), "spread after task 0": ("spread", 0),
-                 "spread at the end": ("spread", -1), "task separability after task 1": ("task_separability", 1),
+                 "spread at the end": ("spread", -1),
+                 "task separability after task 1": ("task_separability", 1),
                  "task separability at the end": ("task_separability", -1)}
 
 
@@ -88,22 +89,27 @@ def per_run(frames: dict):
     return pd.DataFrame(rows)
 
 
-def summary_markdown(frames: dict, digits: int = 3) -> str:
-    """per_run(frames) as a Markdown table, one row per label: each cell "mean ± half-width" of the
-    95 % Student-t interval over the label's runs (metrics.mean_ci; the mean alone for one run, or
-    where the half-width rounds to 0)."""
-    from dwa_core.aggregate import to_markdown
-    from dwa_core.metrics import mean_ci
-
-    runs = per_run(frames)
-    out = []
-    for label, group in runs.groupby("label", sort=False):
-        row = {"label": label}
-        for name in SUMMARY_CELLS:
-            mean, half = mean_ci(group[name])
-            row[name] = f"{mean:.{digits}f}" if round(half, digits) == 0 else f"{mean:.{digits}f} ± {half:.{digits}f}"
-        row["runs"] = len(group)
-        out.append(row)
+def summary_table(frames: dict, digits: int = 3):
+    """per_run(frames) as one row per label (the index): each SUMMARY_CELLS cell "mean ± half-width"
+    of the 95 % Student-t interval over the label's runs (metrics.mean_ci; the mean alone for one
+    run, or where the half-width rounds to 0), and `runs`."""
     import pandas as pd
 
-    return to_markdown(pd.DataFrame(out))
+    from dwa_core.metrics import mean_ci
+
+    out = {}
+    for label, group in per_run(frames).groupby("label", sort=False):
+        row = {}
+        for name in SUMMARY_CELLS:
+            mean, half = mean_ci(group[name])
+            shown = f"{mean:.{digits}f}"
+            row[name] = shown if round(half, digits) == 0 else f"{shown} ± {half:.{digits}f}"
+        out[label] = {**row, "runs": len(group)}
+    return pd.DataFrame.from_dict(out, orient="index").rename_axis("label")
+
+
+def summary_markdown(frames: dict, digits: int = 3) -> str:
+    """summary_table(frames) as a Markdown table (the README's embedding table)."""
+    from dwa_core.aggregate import to_markdown
+
+    return to_markdown(summary_table(frames, digits).reset_index())

@@ -109,13 +109,13 @@ def diagnosis_figures(out_dir="figures", command: str = "") -> list[Path]:
         cfg = {"data": f"tables/{path.name}", "labels": list(frames)}
         frame = diagnosis.all_layers(frames)
         title = f"Why DWA forgets - {name} (full runs, offline data; ρ over distinct pairs)"
-        written += plots.save_figure(plots.plot_dwa_diagnosis(frame, title), Path(out_dir) / f"dwa_diagnosis_{name}",
-                                     cfg, command)[:1]
+        written += plots.save_figure(plots.plot_dwa_diagnosis(frame, title),
+                                     Path(out_dir) / f"dwa_diagnosis_{name}", cfg, command)[:1]
         written += plots.save_figure(plots.plot_ablation_bars(diagnosis.summarise(frames, intervals=True)),
                                      Path(out_dir) / f"dwa_ablations_{name}", cfg, command)[:1]
         embedding = diagnosis.load_diagnosis(path, "embedding")
         if embedding:
-            title = f"DWA's task embedding after each task - {name} (full runs, offline data, mean over seeds)"
+            title = f"DWA's task embedding after each task - {name} (full runs, offline data, seed mean)"
             written += plots.save_figure(plots.plot_embedding_by_task(by_task(embedding), title),
                                          Path(out_dir) / f"dwa_embedding_{name}", cfg, command)[:1]
     return written
