@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 COMMANDS = {"jupyter lab --version": r"^\d+\.\d+", "papermill --version": r"^\d+\.\d+",
-            "pytest --version": r"^pytest \d", "dwa-core --help": r"usage: .*\{run,list,"}
+            "pytest --version": r"^pytest \d", "dwa-core --help": r"usage: (.|\n)*\{run,list,"}
 
 
 @pytest.fixture(scope="module")

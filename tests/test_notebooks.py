@@ -305,14 +305,16 @@ def test_notebook_12_why_dwa_forgets(run_notebook):
 
     m = run_notebook(ROOT / "notebooks" / "12_why_dwa_forgets.ipynb")
     summary = m["summary"]
-    assert list(summary) == ["default", "freeze_context", "sparsity_form=original-code",
-                             "sparsity_form=binary", "lamb_plasticity=1", "lamb_plasticity=0.01",
-                             "fisher_form=batch"]
+    assert list(summary) == ["default", "lamb_triplet=0", "lamb_plasticity=0",
+                             "lamb_triplet=0,lamb_plasticity=0,lamb_sparsity=0", "freeze_context",
+                             "sparsity_form=original-code", "fisher_form=batch", "lamb_plasticity=0.01",
+                             "lamb_plasticity=1", "plasticity_form=original-code"]
     for row in summary.values():
         assert all(math.isfinite(row[k]) for k in SUMMARY) and row["pairs"] == 10  # 5 tasks
         assert 0 <= row["final_accuracy"] <= 1 and 0 <= row["overlap"] <= 1 and 0 <= row["mask_cross"] <= 1
     assert summary["freeze_context"]["embedding_drift"] == 0 < summary["default"]["embedding_drift"]
-    assert m["_png_outputs"] >= 2 and set(m["correlations"]) >= {"mask_drift", "weight_change"}
+    assert m["_png_outputs"] >= 3 and set(m["correlations"]) >= {"mask_drift", "weight_change",
+                                                                  "embedding_saturation"}
 
 
 def test_explorer_renders_without_training(executed):
