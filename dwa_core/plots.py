@@ -217,6 +217,10 @@ DIAGNOSIS_MEASURES = {"mask_drift": "mask drift, mean |ΔH|", "mask_cross": "mas
 
 
 MARKERS = "os^Dv<>PX*"
+# what makes two pairs (t, u) the same pair, as dwa_core.diagnosis.distinct_pairs has it
+PAIR_KEYS = ("seed", "t", "u", "acc_before", "acc_after")
+DISTINCT_MEASURES = ("mask_drift", "mask_cross", "overlap", "overlap_binary", "weight_change",
+                     "weight_change_unweighted", "effective_change")
 
 
 def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
@@ -231,8 +235,7 @@ def plot_dwa_diagnosis(frame, title: str = "") -> plt.Figure:
     present = [c for c in (*DIAGNOSIS_MEASURES, "acc_drop") if c in rows]
     twins = _identical_groups(groups, present)
     # each distinct pair counts once in the correlations (identical runs repeat their pairs)
-    distinct = rows.drop_duplicates(subset=[c for c in ("seed", "t", "u", "acc_before", "acc_after", *present)
-                                            if c in rows])
+    distinct = rows.drop_duplicates(subset=[c for c in (*PAIR_KEYS, *DISTINCT_MEASURES) if c in rows])
     fig, axes = _subplots(3, 3, figsize=(10, 8.4), sharey=True)
     for ax, (column, name) in zip(axes.flat, DIAGNOSIS_MEASURES.items()):
         if column not in rows:

@@ -128,3 +128,30 @@ def test_diagnosing_runs_in_worker_processes_gives_the_same_data(tiny_run):
         assert list(one[part]) == list(two[part]) == ["a", "b"]
         for label in ("a", "b"):
             pd.testing.assert_frame_equal(one[part][label], two[part][label])
+
+
+def test_the_data_files_report_has_the_ablation_and_the_embedding_tables(tiny_run, tmp_path, capsys):
+    from dwa_core import cli
+
+    frame, emb = diagnosis.diagnose_run(tiny_run, samples_per_task=10, with_embedding=True)
+    path = diagnosis.save_diagnosis(tmp_path / "d.json", {"default": frame}, "cmd", {"default": emb})
+    assert cli.main(["diagnosis", "--from-data", str(path)]) == 0
+    tables = capsys.readouterr().out.strip().split("\n\n")
+    assert len(tables) == 2 and tables[0].startswith("| label | final_accuracy")
+    assert tables[1].startswith("| label | saturation after task 0 | saturation after task 1")
+
+
+def test_the_figure_counts_distinct_pairs_as_the_diagnosis_does():
+    from dwa_core import plots
+
+    assert tuple(plots.DISTINCT_MEASURES) == tuple(diagnosis.MEASURES)
+
+
+def test_the_readme_tables_are_the_committed_diagnosis_data():
+    """The README's "Why DWA forgets" tables are what `--from-data` prints from the committed file."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- dwa-diagnosis start -->\n")[1].split("\n<!-- dwa-diagnosis end -->")[0]
+    assert block == diagnosis.report_markdown(root / "tables" / "dwa-diagnosis-split-fmnist.json")

@@ -330,7 +330,7 @@ def report_markdown(path) -> str:
     tables = [summary_markdown(load_diagnosis(path))]
     embedding = load_diagnosis(path, "embedding")
     if embedding:
-        tables.append(diagnosis.embedding.summary_markdown(embedding))
+        tables.append(diagnosis_embedding.summary_markdown(embedding))
     return "\n\n".join(tables)
 
 
