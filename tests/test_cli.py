@@ -59,3 +59,11 @@ def test_list_names_components():
                          check=True).stdout
     for name in ("split-digits", "permuted-digits", "sgd", "joint", "random", "mlp", "alexnet"):
         assert name in out
+
+
+def test_figures_threads_must_be_positive_and_is_checked_before_training(tmp_path, capsys):
+    from dwa_core.cli import main
+
+    assert main(["figures", "--threads", "0", "--out", str(tmp_path / "figs")]) == 2
+    assert "--threads: must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert not any((tmp_path / "figs").glob("*.png"))  # nothing trained, nothing drawn

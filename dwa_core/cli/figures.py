@@ -21,6 +21,13 @@ def cmd_figures(args) -> int:
     check_output_dir(args.out, "--out")  # before any training
     if args.results_dir:
         check_output_dir(args.results_dir, "--results-dir")
+    if args.threads < 1:
+        raise ValueError(f"--threads: must be an integer >= 1, got {args.threads}")
+    import torch
+
+    # DWA's fused CPU kernels sum in an order that depends on the thread count (docs/design.md), so
+    # the committed figures are made on a fixed number of threads, whatever the environment says
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     command = "python -m dwa_core.figures " + " ".join(args.argv)
     result = make_figures(args.profile, args.out, args.results_dir, command.strip(), device=args.device,
@@ -69,6 +76,9 @@ def add_figures_command(sub) -> None:
     p.add_argument("--results-dir", default=None, help="cache runs here (resumed on rerun)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1, what the committed figures use: DWA's CPU kernels "
+                   "give other numbers on another thread count)")
     p.set_defaults(func=cmd_figures)
 
 
