@@ -105,6 +105,14 @@ def test_mask_means_by_hand():
     assert panels.mask_means(intro) == {"a": {"fc1.weight": 0.5}}
 
 
+def test_embedding_note_by_hand():
+    collapsed = {0: {"emb": np.ones((3, 2))}, 1: {"emb": np.ones((2, 2))}}
+    assert panels.embedding_note(collapsed) == ("E: 100% of entries saturated, spread across samples 0.000"
+                                                " - every input gets the same masks")
+    alive = {0: {"emb": np.array([[0.5, 1.0], [-0.5, 0.0]])}}  # 1 of 4 saturated; stds 0.5 and 0.5
+    assert panels.embedding_note(alive) == "E: 25% of entries saturated, spread across samples 0.500"
+
+
 @pytest.mark.parametrize("approach, names", [("dwa", ["dwa_masks", "dwa_embedding"]), ("hat", ["hat_masks"]),
                                              ("sgd", [])])
 def test_mask_panel_and_figure_export(approach, names, tmp_path):

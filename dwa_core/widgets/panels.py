@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from dwa_core import introspection, plots
+from dwa_core.functional.embedding import saturation, spread
 
 SAMPLES = 30  # test samples per task that DWA's panel introspects (a few ms on an MLP)
 
@@ -32,8 +33,19 @@ def mask_means(intro: dict) -> dict[str, dict[str, float]]:
             for e in intro.values()}
 
 
-def plot_mask_means(means: dict[str, dict[str, float]], title: str = "DWA"):
-    """Grouped bars: one group per masked layer, one bar per task (the paper's Fig. 7 summary)."""
+def embedding_note(intro: dict) -> str:
+    """One line on the embeddings E of the introspected samples of every task seen (docs/
+    why-dwa-forgets.md): the share of entries saturated (|E| > 0.999) and E's spread across
+    samples; a saturated E with no spread gives every input the same masks."""
+    e = torch.as_tensor(np.concatenate([entry["emb"] for entry in intro.values()]))
+    sat, std = saturation(e), spread(e)
+    same = " - every input gets the same masks" if sat > 0.9 and std < 0.01 else ""
+    return f"E: {sat:.0%} of entries saturated, spread across samples {std:.3f}{same}"
+
+
+def plot_mask_means(means: dict[str, dict[str, float]], title: str = "DWA", note: str = ""):
+    """Grouped bars: one group per masked layer, one bar per task (the paper's Fig. 7 summary);
+    `note` (e.g. embedding_note) is written under the title."""
     import matplotlib.pyplot as plt
 
     tasks = list(means)
@@ -48,7 +60,8 @@ def plot_mask_means(means: dict[str, dict[str, float]], title: str = "DWA"):
     ax.set_ylim(0, 1.02)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, title="task", title_fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1))
-    ax.set_title(f"{title}: mean |mask| per layer after task {len(tasks)}", fontsize=8)
+    ax.set_title(f"{title}: mean |mask| per layer after task {len(tasks)}" + (f"\n{note}" if note else ""),
+                 fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -84,7 +97,7 @@ def panel_figures(kind: str, approach, tasks, t: int, benchmark: str, seed: int 
     """{name: figure} of the panel after task t (see the module docstring)."""
     if kind == "dwa":
         intro = dwa_introspection(approach, tasks, t, seed)
-        return {"dwa_masks": plot_mask_means(mask_means(intro)),
+        return {"dwa_masks": plot_mask_means(mask_means(intro), note=embedding_note(intro)),
                 "dwa_embedding": plots.plot_embedding_pca(intro, benchmark)}
     if kind == "hat":
         return {"hat_masks": plot_hat_masks(hat_masks(approach, t), [task.name for task in tasks])}
