@@ -80,7 +80,7 @@ def _approaches_row(data: dict) -> list[str]:
             f"(sgd {r['sgd_samples_per_s']:.0f})"
             for r in data["rows"]]
     ratios = [f"sgd / {r['approach']} ({r['arch']}) {r['cost_vs_sgd']:.2f}" for r in data["rows"]]
-    return [f"each approach's training cost vs sgd on the same network ({data['epochs']} epochs, "
+    return [f"each approach's training cost vs sgd on the same network (epochs per task: {data['epochs']}, "
             f"{data['tasks']} tasks, best of {data['repeat']} alternated runs)", _cmd(data),
             "; ".join(figs), ", ".join(ratios), _machine(data)]
 
@@ -88,8 +88,9 @@ def _approaches_row(data: dict) -> list[str]:
 def _data_row(data: dict) -> list[str]:
     figs = [f"{r['benchmark']} {r['build_s']:.1f} s / {r['reload_s']:.1f} s" for r in data["rows"]]
     mem = data["mixture_gib"]
-    figs.append(f"full mixture {mem['uint8 as stored']:.2f} GiB as uint8 vs {mem['float32 3x32x32']:.2f} GiB "
-                "float32")
+    figs.append(f"full mixture {mem['uint8 as stored']:.2f} GiB as stored (uint8), "
+                f"{mem['uint8 3x32x32']:.2f} GiB uint8 at 3x32x32 vs "
+                f"{mem['float32 3x32x32']:.2f} GiB float32")
     ratios = [f"{r['benchmark']} {r['ratio']:.1f}" for r in data["rows"]]
     return ["data: build / reload from cache", _cmd(data), "; ".join(figs),
             "build / reload: " + ", ".join(ratios), _machine(data)]
