@@ -27,11 +27,13 @@ def machine() -> dict:
 
 def write_json(path: str | None, data: dict, before: dict | None = None) -> None:
     """Write `data` and the machine's state to `path`: `machine` taken now (after the measurement),
-    `machine_before` the `machine()` the benchmark took before it started measuring."""
+    `machine_before` the `machine()` the benchmark took before it started measuring, and the code's
+    numerics identity (dwa_core/numerics.py)."""
     if not path:
         return
+    from dwa_core import numerics
     extra = {"machine_before": before} if before else {}
-    with open(path, "w") as f:
-        json.dump({**data, **extra, "machine": machine()}, f, indent=1)
+    with open(path, "w") as f:  # every committed tables/*.json records the numerics it was made by
+        json.dump({**data, **extra, "machine": machine(), "numerics": numerics.identity()}, f, indent=1)
         f.write("\n")
     print(f"wrote {path}")

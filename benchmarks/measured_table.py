@@ -173,8 +173,8 @@ def _step(path: Path) -> dict | None:
 
 def merge_gpu(out_dir: Path) -> dict:
     """Merge gpu_check.sh's outputs in `out_dir` into one dict, written to out_dir/gpu-check.json:
-    the GPU's name (nvidia-smi's CSV), each step's exit status, seconds and last lines, and
-    bench_dwa.py's JSON (bench.json) whole."""
+    the GPU's name (nvidia-smi's CSV), each step's exit status, seconds and last lines,
+    bench_dwa.py's JSON (bench.json) whole, and the code's numerics identity."""
     steps = {p.stem: _step(p) for p in sorted(out_dir.glob("*.txt"))}
     gpu = None
     smi = steps.get("gpu")
@@ -183,7 +183,9 @@ def merge_gpu(out_dir: Path) -> dict:
         name, memory, driver = (cell.strip() for cell in (rows[0].split(",") + ["", ""])[:3])
         gpu = dict(name=name, memory=memory, driver=driver)
     bench = _load(out_dir / "bench.json")
-    merged = dict(gpu=gpu, steps=steps, bench=bench, ok=all(s and s["exit"] == 0 for s in steps.values()))
+    from dwa_core import numerics  # tables/*.json record their numerics (test_numerics.py)
+    merged = dict(gpu=gpu, steps=steps, bench=bench, ok=all(s and s["exit"] == 0 for s in steps.values()),
+                  numerics=numerics.identity())
     (out_dir / GPU_FILE).write_text(json.dumps(merged, indent=1) + "\n")
     return merged
 
