@@ -18,6 +18,7 @@ import sys
 import traceback
 
 from _machine import machine, write_json
+
 from dwa_core import ExperimentConfig, TrainConfig, approaches
 from dwa_core.experiment import run_experiment
 

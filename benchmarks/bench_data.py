@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from _machine import machine, write_json
+
 from dwa_core.data import get_spec
 
 OFFLINE = ("split-fmnist", "permuted-fmnist", "mixture-offline", "split-digits")

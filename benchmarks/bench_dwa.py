@@ -39,8 +39,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from _machine import machine, write_json
+
 from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
 from dwa_core.models import build
 from dwa_core.models.dwa import DWAState

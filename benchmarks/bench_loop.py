@@ -16,8 +16,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from _machine import machine, write_json
+
 from dwa_core import ExperimentConfig, TrainConfig
 from dwa_core.data import load_benchmark
 from dwa_core.experiment import build_approach, resolve_device, validate
