@@ -5,7 +5,7 @@ of benchmarks/gpu_check.sh's step outputs into one JSON file.
     PYTHONPATH=. python benchmarks/measured_table.py --readme README.md  # rewrite it between the markers
     python benchmarks/measured_table.py --merge-gpu OUT_DIR   # OUT_DIR/gpu-check.json (gpu_check.sh)
 
-CPU rows come from tables/bench-{loop,dwa,approaches,data}.json (each benchmark's --json); GPU rows
+CPU rows come from tables/bench-{loop,dwa,fisher,approaches,data}.json (each benchmark's --json); GPU rows
 from tables/gpu-check.json (gpu_check.sh's merged file, copied there by whoever was lent a GPU), and
 say "not measured" while it is absent. Every row gives the ratio measured back to back in one process
 (the figure to compare across machines) and the machine's load when it ran."""
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = ROOT / "tables"
 START, END = "<!-- measured start -->", "<!-- measured end -->"
 CPU_FILES = {"loop": "bench-loop.json", "dwa": "bench-dwa.json", "approaches": "bench-approaches.json",
-             "data": "bench-data.json"}
+             "data": "bench-data.json", "fisher": "bench-fisher.json"}
 GPU_FILE = "gpu-check.json"
 NO_GPU = "not measured: no GPU was lent to this work"
 
@@ -96,6 +96,17 @@ def _data_row(data: dict) -> list[str]:
             "build / reload: " + ", ".join(ratios), _machine(data)]
 
 
+def _fisher_row(data: dict) -> list[str]:
+    figs = [f"{r['network']}: {r['batched_s']:.3f} s / {r['loop_s']:.3f} s for {r['samples']} samples "
+            f"(loop {1000 * r['loop_s'] / r['samples']:.1f} ms/sample; "
+            f"max rel. difference {r['max_rel_diff']:.0e})"
+            for r in data["rows"]]
+    ratios = [f"{r['network']} {r['ratio']:.1f}" for r in data["rows"]]
+    return ["per-sample Fisher (EWC's criterion), seconds: batched (one backward per batch) / loop (one "
+            "backward per sample); DWA's is the loop only (no batched form yet)", _cmd(data), "; ".join(figs),
+            "loop / batched: " + ", ".join(ratios), _machine(data)]
+
+
 def _gpu_rows(gpu: dict | None) -> list[list[str]]:
     """The three GPU rows: bench_dwa.py on CUDA, the equivalence check, the mixture projection."""
     script = "`bash benchmarks/gpu_check.sh`"
@@ -139,7 +150,7 @@ def markdown(tables: Path = TABLES) -> str:
     for key, build in (("loop", _loop_row), ("dwa", _dwa_row)):
         rows.append(build(data[key]) if data[key] else [key, "", "not measured", "", ""])
     rows += _gpu_rows(_load(tables / GPU_FILE))
-    for key, build in (("approaches", _approaches_row), ("data", _data_row)):
+    for key, build in (("fisher", _fisher_row), ("approaches", _approaches_row), ("data", _data_row)):
         rows.append(build(data[key]) if data[key] else [key, "", "not measured", "", ""])
     head = ["what", "command", "figure", "ratio (same process, back to back)", "when, machine load"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
