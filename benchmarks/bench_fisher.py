@@ -1,6 +1,7 @@
 """Per-sample Fisher: the batched form (one backward per batch, as EWC and IMM compute it:
 dwa_core.functional.fisher.per_sample_fisher) vs the loop of one backward per sample
-(fisher_diagonal over batches of one), on the plain MLP 2x800 (1x28x28) and the plain AlexNet (3x32x32), 5 heads of 2 classes, random data.
+(fisher_diagonal over batches of one), on the plain MLP 2x800 (1x28x28) and the plain AlexNet
+(3x32x32), 5 heads of 2 classes, random data.
 
     PYTHONPATH=. python benchmarks/bench_fisher.py [--samples 256] [--batch 64] [--repeat 2] [--json FILE]
 
