@@ -2,17 +2,22 @@
 the MLP on permuted-digits at 1x28x28 and the AlexNet on split-digits at 3x32x32.
 
     python benchmarks/bench_approaches.py [--device cpu] [--epochs 2] [--tasks 2] [--repeat 3]
-        [--arch mlp alexnet] [--only hat sgd]
+        [--arch mlp alexnet] [--only hat sgd] [--json FILE]
 
 Samples/s = training rows x epochs over the wall time of `fit` summed over the tasks (it includes
 the per-epoch evaluation on train/valid, the same for every approach). Tasks >= 1 are included so
 that approaches pay for their penalties/masks. Approaches that fail are reported and skipped.
+The ratio printed, sgd samples/s / the approach's (its cost vs sgd), is measured with the two runs
+alternated in one process, so it stays comparable on a loaded machine; --json writes it too.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import traceback
+
+from _machine import machine, write_json
 
 from dwa_core import ExperimentConfig, TrainConfig, approaches
 from dwa_core.experiment import run_experiment
@@ -49,8 +54,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--verbose", action="store_true", help="print the traceback of failures")
     parser.add_argument("--only", nargs="*", default=None, help="approach names (default: all)")
+    parser.add_argument("--json", help="also write the results (and the machine's load) to this file")
     args = parser.parse_args()
     names = args.only or approaches.names()
+    before, rows = machine(), []
     for arch in args.arch:
         print(f"\n{arch} on {SETTINGS[arch][0]} {SETTINGS[arch][1]} (best of {args.repeat}, "
               f"sgd timed alternately with each approach)")
@@ -69,6 +76,14 @@ def main() -> None:
                 print(f"{name:<16}  no training rows timed")
                 continue
             print(f"{name:<16}{rate:>12,.0f}{base:>15,.0f}{base / rate:>12.2f}x", flush=True)
+            rows.append(dict(arch=arch, approach=name, samples_per_s=rate, sgd_samples_per_s=base,
+                             cost_vs_sgd=base / rate))
+    write_json(args.json, dict(benchmark="bench_approaches",
+                               command=" ".join(["bench_approaches.py"] + sys.argv[1:]),
+                               epochs=args.epochs, tasks=args.tasks, repeat=args.repeat, rows=rows,
+                               ratios={f"sgd / {r['approach']}, {r['arch']}": r["cost_vs_sgd"]
+                                       for r in rows}),
+               before)
 
 if __name__ == "__main__":
     main()

@@ -2,14 +2,21 @@
 the cache; the memory the paper's full mixture takes as uint8 vs float32
 (docs/original-code.md#benchmarks counts).
 
-    python benchmarks/bench_data.py [--data-dir DIR]   (default: a fresh temporary directory)
+    python benchmarks/bench_data.py [--data-dir DIR] [--only split-fmnist ...] [--json FILE]
+    (--data-dir default: a fresh temporary directory)
+
+The ratio printed, build / reload, is the two timed back to back in one process: how much the cache
+saves, comparable on a loaded machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+
+from _machine import machine, write_json
 
 from dwa_core.data import get_spec
 
@@ -40,17 +47,26 @@ def mixture_memory() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--only", nargs="*", default=list(OFFLINE), choices=OFFLINE,
+                        help="benchmarks to build")
+    parser.add_argument("--json", help="also write the results (and the machine's load) to this file")
     args = parser.parse_args()
+    before, rows = machine(), []
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="dwa_bench_data_")
     print(f"data dir (cache under it): {data_dir}")
-    print(f"{'benchmark':<18}{'build (s)':>12}{'reload (s)':>12}")
-    for name in OFFLINE:
+    print(f"{'benchmark':<18}{'build (s)':>12}{'reload (s)':>12}{'build/reload':>14}")
+    for name in args.only:
         first, again = timed_build(name, data_dir), timed_build(name, data_dir)
-        print(f"{name:<18}{first:>12.2f}{again:>12.2f}")
+        print(f"{name:<18}{first:>12.2f}{again:>12.2f}{first / again:>14.2f}")
+        rows.append(dict(benchmark=name, build_s=first, reload_s=again, ratio=first / again))
     memory = mixture_memory()
     print(f"full mixture: {memory.pop('images'):,} images (train + test, 8 datasets)")
     for kind, value in memory.items():
         print(f"  {kind:<18}{value:>8.2f} GiB")
+    write_json(args.json, dict(benchmark="bench_data", command=" ".join(["bench_data.py"] + sys.argv[1:]),
+                               rows=rows,
+                               ratios={f"build / reload, {r['benchmark']}": r["ratio"] for r in rows},
+                               mixture_gib=memory), before)
 
 
 if __name__ == "__main__":

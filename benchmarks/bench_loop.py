@@ -1,17 +1,22 @@
 """Training samples/s of the library's loop vs a bare hand-written PyTorch loop, same model and
 tensors, for the MLP (1x28x28) and the AlexNet (3x32x32) at the paper's batch size; peak memory.
 
-    python benchmarks/bench_loop.py [--device cpu] [--epochs 3]
+    python benchmarks/bench_loop.py [--device cpu] [--epochs 3] [--repeat 8 2] [--json FILE]
+
+The ratio ours/bare (best epoch of each, the two loops interleaved epoch by epoch in one process) is
+what to compare across machines: a loaded machine slows both loops alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
+from _machine import machine, write_json
 
 from dwa_core import ExperimentConfig, TrainConfig
 from dwa_core.data import load_benchmark
@@ -68,18 +73,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeat", type=int, nargs=2, default=[8, 2], metavar=("MLP", "ALEXNET"),
+                        help="how many times each network's training set is repeated per epoch")
+    parser.add_argument("--json", help="also write the results (and the machine's load) to this file")
     args = parser.parse_args()
+    before = machine()
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"{'network':<8} {'input':<9} {'samples':>7} {'ours/s':>9} {'bare/s':>9} {'ours/bare':>9}")
-    for shape, repeat in (("1x28x28", 8), ("3x32x32", 2)):
-        r = measure(shape, device, args.epochs, repeat)
+    rows = []
+    for shape, repeat in zip(("1x28x28", "3x32x32"), args.repeat):
+        rows.append(r := measure(shape, device, args.epochs, repeat))
         print(f"{r['network']:<8} {r['shape']:<9} {r['samples']:>7} {r['ours']:>9.0f} {r['bare']:>9.0f} "
               f"{r['ratio']:>9.3f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MiB")
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    write_json(args.json, dict(benchmark="bench_loop", command=" ".join(["bench_loop.py"] + sys.argv[1:]),
+                               device=str(device), epochs=args.epochs, rows=rows,
+                               ratios={f"ours / bare, {r['network']} {r['shape']}": r["ratio"] for r in rows},
+                               peak_rss_mb=peak), before)
 
 
 if __name__ == "__main__":
