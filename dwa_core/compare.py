@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dwa_core import metrics, numerics
+from dwa_core import approaches, metrics, numerics
 from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, validation_score
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import load_config_file
@@ -416,11 +416,49 @@ def markdown(data: dict) -> str:
         lines.append(f"| {name} (reference) | — | — | {_fmt(t['avg_acc'])} | {_fmt(t['bwt'])} | "
                      f"{_fmt(t['forgetting'])} | {_fmt(t['rho'])} | {_fmt(t.get('agnostic_acc'))} | "
                      f"{_fmt(t.get('task_inference'))} |")
-    lines += ["", retention_order(data)]
+    lines += ["", retention_order(data), "", edge_sentence(data)]
     cpu = data["cpu_seconds"]
     lines += ["", f"CPU time (sum over runs of their per-task seconds, one thread per run): "
                   f"{cpu['total'] / 60:.0f} min in all."]
     return "\n".join(lines)
+
+
+def grid_edges(row: dict) -> list[str]:
+    """The parameters at which a comparison row's chosen candidate sits on an edge of its grid:
+    for every numeric parameter that takes 3 or more values among the row's candidates, "name=value"
+    when the chosen candidate has its smallest or largest value (the grid does not bracket the
+    choice). A row of one candidate, or whose grid varies nothing numeric, has none."""
+    chosen = next((c["params"] for c in row["candidates"] if c.get("chosen")), None)
+    if chosen is None:
+        return []
+    defaults = _param_defaults(row.get("approach"))  # a candidate that leaves a parameter out has its default
+    edges = []
+    for name, value in chosen.items():
+        values = {c["params"].get(name, defaults.get(name)) for c in row["candidates"]}
+        numbers = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+        if len(numbers) >= 3 and len(numbers) == len(values) and value in (numbers[0], numbers[-1]):
+            edges.append(f"{name}={value:g}")
+    return edges
+
+
+def _param_defaults(approach: str | None) -> dict:
+    """{field: default} of an approach's Params ({} for an unknown name)."""
+    import dataclasses
+
+    if approach not in approaches.names():
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(approaches.get(approach).Params)
+            if f.default is not dataclasses.MISSING}
+
+
+def edge_sentence(data: dict) -> str:
+    """One sentence naming the rows whose chosen point sits on an edge of its grid (grid_edges), or
+    saying that every grid brackets its choice."""
+    found = [f"{row['label']} ({', '.join(edges)})" for row in data["rows"] if (edges := grid_edges(row))]
+    if not found:
+        return "Every grid of three or more values brackets its chosen point."
+    return ("Chosen at an edge of its grid (the grid does not bracket the choice, so a wider one may choose "
+            "otherwise): " + "; ".join(found) + ".")
 
 
 def _interval(stat: dict) -> tuple[float, float]:

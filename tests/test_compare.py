@@ -145,3 +145,23 @@ def test_readme_tables_are_generated_from_the_committed_data(path):
     # the protocol is one TrainConfig for every row, and every row has its final seeds
     assert all(len(r["test"]["avg_acc"]["per_seed"]) >= 5 for r in data["rows"])
     assert compare.load_comparison(data["definition"].split("/")[-1]).final_seeds == data["rows"][0]["seeds"]
+
+
+def test_grid_edges_by_hand():
+    from dwa_core.compare import edge_sentence, grid_edges
+
+    def row(label, chosen, *others, approach="ewc"):
+        cands = [{"params": chosen, "chosen": True}] + [{"params": p, "chosen": False} for p in others]
+        return {"label": label, "approach": approach, "candidates": cands}
+
+    inside = row("ewc", {"lamb": 500.0}, {"lamb": 50.0}, {"lamb": 5000.0})
+    edge = row("ewc", {"lamb": 5000.0}, {"lamb": 50.0}, {"lamb": 500.0})
+    two = row("ewc", {"lamb": 50.0}, {"lamb": 500.0})  # two values bracket nothing: not judged
+    assert grid_edges(inside) == [] and grid_edges(edge) == ["lamb=5000"] and grid_edges(two) == []
+    # points that leave a parameter out run it at the approach's default (DWA's λ1 = 20)
+    points = row("dwa", {"lamb_triplet": 80.0}, {}, {"lamb_triplet": 5.0}, approach="dwa")
+    assert grid_edges(points) == ["lamb_triplet=80"]
+    bracketed = row("dwa", {}, {"lamb_triplet": 80.0}, {"lamb_triplet": 5.0}, approach="dwa")
+    assert grid_edges(bracketed) == []
+    assert edge_sentence({"rows": [inside, two]}).startswith("Every grid")
+    assert edge_sentence({"rows": [inside, edge]}).endswith(": ewc (lamb=5000).")
