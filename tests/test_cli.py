@@ -67,3 +67,20 @@ def test_figures_threads_must_be_positive_and_is_checked_before_training(tmp_pat
     assert main(["figures", "--threads", "0", "--out", str(tmp_path / "figs")]) == 2
     assert "--threads: must be an integer >= 1, got 0" in capsys.readouterr().err
     assert not any((tmp_path / "figs").glob("*.png"))  # nothing trained, nothing drawn
+
+
+def test_the_command_line_draws_on_a_file_backend_and_leaves_a_callers_alone():
+    import subprocess
+    import sys
+
+    def backend_after_main(setup: str) -> str:
+        code = (f"import os; os.environ.pop('MPLBACKEND', None); {setup}; from dwa_core import cli; "
+                "cli.main(['list']); import matplotlib; import matplotlib.pyplot; "
+                "print(os.environ.get('MPLBACKEND'), matplotlib.get_backend())")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return out.stdout.strip().splitlines()[-1]
+
+    assert backend_after_main("pass").lower() == "agg agg"  # a process that is the command line
+    assert backend_after_main("os.environ['MPLBACKEND'] = 'svg'") == "svg svg"  # the user's choice kept
+    # a caller that imported matplotlib first (a notebook) keeps its backend
+    assert backend_after_main("import matplotlib; matplotlib.use('svg')").endswith(" svg")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from dwa_core.cli.figures import add_diagnosis_command, add_figures_command, cmd_diagnosis, cmd_figures
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run the command in `argv` (default: sys.argv[1:]); returns the exit code: 0, 1 (a failed run,
     an unwritable output, a diverged run), 2 (a bad argument, file or config), 130 (interrupted)."""
+    # The command line only writes figure files: a file backend, unless the user chose one
+    # (MPLBACKEND). Where matplotlib is already imported (a notebook, a test) this changes nothing,
+    # so calling main from Python leaves the caller's backend alone.
+    os.environ.setdefault("MPLBACKEND", "Agg")
     args = build_parser().parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])[1:]  # after the command's name
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

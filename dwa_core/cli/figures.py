@@ -13,9 +13,6 @@ def cmd_figures(args) -> int:
     """Regenerate the committed figures of a profile and print their summary numbers."""
     import time
 
-    import matplotlib
-
-    matplotlib.use("Agg")  # the command only writes files (dwa_core.plots leaves the backend alone)
     from dwa_core.figures import make_figures
 
     check_output_dir(args.out, "--out")  # before any training

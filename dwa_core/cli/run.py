@@ -120,10 +120,8 @@ def format_matrix(acc: np.ndarray, names: list[str]) -> str:
 
 
 def save_accuracy_figure(results, path: Path) -> Path:
-    """Save `plots.plot_accuracy_matrix(results)` to `path` (PNG, non-interactive backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Save `plots.plot_accuracy_matrix(results)` to `path` (PNG) with whatever matplotlib backend
+    the process has (the command line's is Agg: `main`)."""
     from dwa_core import plots
 
     fig = plots.plot_accuracy_matrix(results)
