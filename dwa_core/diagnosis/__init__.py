@@ -22,7 +22,7 @@ import torch
 from dwa_core import data, numerics
 from dwa_core.approaches.dwa import DWAParams
 from dwa_core.config import ExperimentConfig, build_params, check
-from dwa_core.diagnosis.embedding import embedding_frame, pair_columns
+from dwa_core.diagnosis.embedding import embedding_frame, mean_ci_text, pair_columns
 from dwa_core.experiment import build_approach, load_run, snapshot_path, validate
 from dwa_core.functional.drift import (
     binary_overlap_parts,
@@ -311,12 +311,10 @@ def summary_markdown(frames: dict, digits: int = 3) -> str:
     from dwa_core.aggregate import to_markdown
 
     table = summarise(frames, intervals=True)
-    plain = lambda h: h != h or round(h, digits) == 0  # noqa: E731  (NaN, or no visible spread)
-    cell = lambda m, h: f"{m:.{digits}f}" if plain(h) else f"{m:.{digits}f} ± {h:.{digits}f}"  # noqa: E731
     out = table[[]].copy()
     for c in TABLE_COLUMNS:
         if c in table:
-            out[c] = [cell(m, h) for m, h in zip(table[c], table[f"{c}_ci"])]
+            out[c] = [mean_ci_text(m, h, digits) for m, h in zip(table[c], table[f"{c}_ci"])]
     out["runs"] = table["runs"]
     return to_markdown(out.reset_index())
 

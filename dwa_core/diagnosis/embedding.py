@@ -73,6 +73,13 @@ SUMMARY_CELLS = {"saturation after task 0": ("saturation", 0), "saturation after
                  "task separability at the end": ("task_separability", -1)}
 
 
+def mean_ci_text(mean: float, half: float, digits: int = 3) -> str:
+    """"mean ± half" rounded to `digits`; the mean alone where the half-width is NaN or rounds to 0
+    (one run, or no visible spread)."""
+    shown = f"{mean:.{digits}f}"
+    return shown if half != half or round(half, digits) == 0 else f"{shown} ± {half:.{digits}f}"
+
+
 def per_run(frames: dict):
     """{label: concatenated embedding_frames} -> one row per (label, run) with SUMMARY_CELLS: the
     run's mean over tasks u <= k of the column after task k (k = -1: the run's last task)."""
@@ -102,8 +109,7 @@ def summary_table(frames: dict, digits: int = 3):
         row = {}
         for name in SUMMARY_CELLS:
             mean, half = mean_ci(group[name])
-            shown = f"{mean:.{digits}f}"
-            row[name] = shown if round(half, digits) == 0 else f"{shown} ± {half:.{digits}f}"
+            row[name] = mean_ci_text(mean, half, digits)
         out[label] = {**row, "runs": len(group)}
     return pd.DataFrame.from_dict(out, orient="index").rename_axis("label")
 
