@@ -1,5 +1,5 @@
 import sys
 
-from dwa_core.cli import main
+from dwa_core.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

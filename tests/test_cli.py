@@ -73,14 +73,17 @@ def test_the_command_line_draws_on_a_file_backend_and_leaves_a_callers_alone():
     import subprocess
     import sys
 
-    def backend_after_main(setup: str) -> str:
+    def backend_after(setup: str, call: str) -> str:
         code = (f"import os; os.environ.pop('MPLBACKEND', None); {setup}; from dwa_core import cli; "
-                "cli.main(['list']); import matplotlib; import matplotlib.pyplot; "
+                f"cli.{call}(['list']); import matplotlib; import matplotlib.pyplot; "
                 "print(os.environ.get('MPLBACKEND'), matplotlib.get_backend())")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         return out.stdout.strip().splitlines()[-1]
 
-    assert backend_after_main("pass").lower() == "agg agg"  # a process that is the command line
-    assert backend_after_main("os.environ['MPLBACKEND'] = 'svg'") == "svg svg"  # the user's choice kept
-    # a caller that imported matplotlib first (a notebook) keeps its backend
-    assert backend_after_main("import matplotlib; matplotlib.use('svg')").endswith(" svg")
+    # the program (python -m dwa_core, dwa-core) draws on a file backend unless the user chose one
+    assert backend_after("pass", "entry").lower() == "agg agg"
+    assert backend_after("os.environ['MPLBACKEND'] = 'svg'", "entry") == "svg svg"
+    # main called from Python (a notebook, a test) changes neither the backend nor the environment,
+    # which the notebooks' kernels would inherit
+    assert backend_after("import matplotlib; matplotlib.use('svg')", "main") == "None svg"
+    assert backend_after("pass", "main").startswith("None ")

@@ -22,7 +22,7 @@ from dwa_core.errors import message
 __all__ = ["SHORTCUTS", "ProgressBar", "add_compare_command", "add_diagnosis_command", "add_figures_command",
            "add_run_command", "add_sweep_command", "build_parser", "cmd_compare", "cmd_diagnosis",
            "cmd_figures", "cmd_list", "cmd_run", "cmd_sweep", "config_from_args", "format_matrix",
-           "load_preset_or_file", "main", "parse_assignment", "save_accuracy_figure"]
+           "load_preset_or_file", "entry", "main", "parse_assignment", "save_accuracy_figure"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,13 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def entry(argv=None) -> int:
+    """The program `python -m dwa_core` / `dwa-core`: `main(argv)` in a process that only writes
+    figure files, so matplotlib gets a file backend (Agg) unless the user chose one (MPLBACKEND).
+    Calling `main` from Python (a notebook, a test) leaves the caller's backend and environment alone."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    return main(argv)
+
+
 def main(argv=None) -> int:
     """Run the command in `argv` (default: sys.argv[1:]); returns the exit code: 0, 1 (a failed run,
     an unwritable output, a diverged run), 2 (a bad argument, file or config), 130 (interrupted)."""
-    # The command line only writes figure files: a file backend, unless the user chose one
-    # (MPLBACKEND). Where matplotlib is already imported (a notebook, a test) this changes nothing,
-    # so calling main from Python leaves the caller's backend alone.
-    os.environ.setdefault("MPLBACKEND", "Agg")
     args = build_parser().parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])[1:]  # after the command's name
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -1,6 +1,6 @@
 """`python -m dwa_core.cli ARGS` is `python -m dwa_core ARGS`."""
 
-from dwa_core.cli import main
+from dwa_core.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

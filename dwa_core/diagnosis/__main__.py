@@ -2,7 +2,7 @@
 
 import sys
 
-from dwa_core.cli import main
+from dwa_core.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main(["diagnosis", *sys.argv[1:]]))
+    raise SystemExit(entry(["diagnosis", *sys.argv[1:]]))

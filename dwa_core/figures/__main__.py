@@ -2,7 +2,7 @@
 
 import sys
 
-from dwa_core.cli import main
+from dwa_core.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main(["figures", *sys.argv[1:]]))
+    raise SystemExit(entry(["figures", *sys.argv[1:]]))
