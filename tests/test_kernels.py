@@ -104,23 +104,87 @@ def test_mask_sum_kernel_matches_float64(gate, kind, weighted):
         assert rel(a, b) < 1e-5, name
 
 
-def test_row_ranges_on_several_threads_give_the_same_result():
+def test_results_are_bit_identical_on_any_number_of_threads():
+    """The rows are cut into the same ranges whatever the thread count, and the ranges' partial sums
+    (dx, dv) are added in a fixed order: 1, 2, 3 or 16 threads give the same bits."""
     torch.manual_seed(2)
-    x, weight, u, v = torch.randn(4, 21), torch.randn(11, 21), torch.randn(4, 11), torch.randn(4, 21)
-    gy, gs = torch.randn(4, 11), torch.randn(4)
+    batch, n_out, n_in = 5, 203, 97  # more rows than ranges, ranges of unequal length
+    x, weight, u, v = (torch.randn(batch, n_in), torch.randn(n_out, n_in), torch.randn(batch, n_out),
+                       torch.randn(batch, n_in))
+    gy, gs, gr, f = torch.randn(batch, n_out), torch.randn(batch), torch.randn(batch), torch.rand(n_out, n_in)
     threads = torch.get_num_threads()
     results = []
     try:
-        for n in (1, 3, 16):  # 16 > 11 rows: one range per row
+        for n in (1, 2, 3, 16):
             torch.set_num_threads(n)
-            results.append([*kernels.linear_forward(x, weight, u, v, "tanh"),
-                            *kernels.linear_backward(x, weight, u, v, gy, gs, "tanh"),
+            results.append([*kernels.linear_forward(x, weight, u, v, "tanh", f),
+                            *kernels.linear_backward(x, weight, u, v, gy, gs, "tanh", f, gr),
                             *kernels.mask_sum_backward(u, v, weight, "sigmoid", "abs", gs)])
     finally:
         torch.set_num_threads(threads)
+    assert len(results[0]) == 9
     for other in results[1:]:
         for a, b in zip(other, results[0]):
-            assert rel(a, b) < 1e-6
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("gate", ["tanh", "sigmoid"])
+def test_fused_plasticity_term_matches_float64(gate):
+    """With relu_weight F the layer also returns r_b = Σ F ⊙ relu(H_b): value and every gradient
+    (through y, Σ|H| and r together) against the formula written out in float64."""
+    torch.manual_seed(3)
+    batch, n_out, n_in = 4, 37, 29
+    x, weight, u, v = (torch.randn(batch, n_in), torch.randn(n_out, n_in), torch.randn(batch, n_out),
+                       torch.randn(batch, n_in))
+    f = torch.rand(n_out, n_in)
+    coeff = [torch.randn(batch, n_out), torch.randn(batch), torch.randn(batch)]
+
+    def run(dtype):
+        leaves = [t.to(dtype).requires_grad_() for t in (x, weight, u, v)]
+        xx, ww, uu, vv = leaves
+        if dtype == torch.float32:
+            mask = RankOneMask(uu, vv, gate, (n_out, n_in), relu_weight=f)
+            lay = MaskedLinear(n_in, n_out)
+            lay.weight = torch.nn.Parameter(ww)
+            lay.bias.requires_grad_(False)
+            y, s, r = lay(xx, mask), mask.abs_sum, mask.relu_sum
+        else:
+            h = RankOneMask(uu, vv, gate, (n_out, n_in)).materialise()
+            y = torch.einsum("boi,bi->bo", ww * h, xx)
+            s, r = h.abs().flatten(1).sum(1), (f.double() * torch.relu(h)).flatten(1).sum(1)
+        loss = sum((out * c.to(dtype)).sum() for out, c in zip((y, s, r), coeff))
+        grads = torch.autograd.grad(loss, [xx, lay.weight if dtype == torch.float32 else ww, uu, vv])
+        return [y, s, r, *grads]
+
+    for name, a, b in zip(["y", "abs_sum", "relu_sum", "dx", "dW", "du", "dv"], run(torch.float32),
+                          run(torch.float64)):
+        assert rel(a, b) < 1e-5, name
+
+
+def test_network_with_plasticity_weights_gives_the_same_loss_and_gradients():
+    """DWA hands its Fisher to the network (plasticity_weights): the fused layers compute the
+    plasticity term in their own pass; the loss and every gradient equal those of the separate
+    reduction (no plasticity_weights) to float32 rounding."""
+    torch.manual_seed(4)
+    net = build("mlp", "dwa", (1, 4, 4), [2, 2], params={"hidden": 16})  # 16 x 16: factors aligned
+    x = torch.randn(6, 1, 4, 4)
+    fisher = {n: torch.rand_like(p) for n, p in net.named_parameters() if n in net.masked_weight_names()}
+    results = []
+    for weights in (None, fisher):
+        net.plasticity_weights = weights
+        net.zero_grad()
+        out = net(x, 1)
+        if weights is not None:
+            assert all(m.relu_sum is not None for m in net.state.masks.values())
+        loss = out.sum() + plasticity_loss(net.state, fisher) + sparsity_loss(net.state)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in net.named_parameters()
+                                        if p.grad is not None}))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert rel(loss_b, loss_a) < 1e-6
+    assert grads_a.keys() == grads_b.keys() and "fc1.weight" in grads_a
+    for name in grads_a:
+        assert rel(grads_b[name], grads_a[name]) < 1e-5, name
 
 
 def test_paper_size_network_fast_equals_reference():

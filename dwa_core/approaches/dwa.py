@@ -220,6 +220,12 @@ class DWA(Approach):
         self.fisher = combine_fisher(self.fisher, {k: v for k, v in new.items() if k in names}, t,
                                      p.fisher_combine)
         self.current = None
+        self._share_fisher()
+
+    def _share_fisher(self) -> None:
+        """Hand the Fisher to the network, whose fused masked layers compute the plasticity term."""
+        if hasattr(self.model, "plasticity_weights"):
+            self.model.plasticity_weights = self.fisher
 
     def trainable_parameters(self):
         """Every parameter, less the context processor's once task 0 is learned with freeze_context."""
@@ -232,3 +238,4 @@ class DWA(Approach):
 
     def load_extra_state(self, state):
         self.fisher, self.anchors = state["fisher"], list(state["anchors"])
+        self._share_fisher()

@@ -140,8 +140,11 @@ def weighted_sum(mask, weight: torch.Tensor | None, kind: str, eta: float = 1.0)
         if kind == "relu" and mask.gate == "tanh":
             return _RankOneTanhReluSum.apply(mask.u, mask.v, w, eta)
         return _RankOneWeightedSum.apply(mask.u, mask.v, w, mask.gate, kind, eta)
-    val = _phi(kind, mask.materialise(), eta)
-    return (val if weight is None else val * weight).flatten(1).sum(1)
+    h = mask.materialise().flatten(1)  # (B, n); each pass over it below makes one (B, n) temporary
+    if kind == "abs":
+        return torch.linalg.vector_norm(h, 1, dim=1) if weight is None else h.abs() @ weight.flatten()
+    val, scale = (torch.relu(h), eta) if eta > 0 else (torch.relu(h * eta), 1.0)  # η relu(h) for η > 0
+    return scale * (val.sum(1) if weight is None else val @ weight.flatten())
 
 
 def _scales(names, scale) -> list[float]:

@@ -168,6 +168,10 @@ class DWANet(nn.Module):
             self.processor = self._processor(input_shape, tuple(processor_feats))
         self.last = MultiHead(self.specs[-1].c_out, task_classes)
         self.state: DWAState | None = None
+        # {masked weight name: F}: the weights of the plasticity term (Eq. 5), set by the DWA approach
+        # after each task. The fused CPU kernel of a rank-1 masked layer then computes Σ F relu(H_b) in
+        # the layer's own pass over H_b (RankOneMask.relu_sum), which plasticity_loss uses.
+        self.plasticity_weights: dict | None = None
 
     @staticmethod
     def _layer(spec: LayerSpec, masked: bool, impl: str) -> nn.Module:
@@ -250,6 +254,9 @@ class DWANet(nn.Module):
         h, proc_in = self._stem_forward(x)
         e = self._embedding(proc_in, x, t, embedding)  # (B, d)
         masks = {f"{s.name}.weight": self.generators[s.name](e, self.gate) for s in self.specs[self.stem:]}
+        for name, mask in masks.items():
+            if isinstance(mask, RankOneMask) and self.plasticity_weights:
+                mask.relu_weight = self.plasticity_weights.get(name)
         for spec in self.specs[self.stem:]:
             h = self._block(spec, h, masks[f"{spec.name}.weight"])
         self.state = DWAState(e, masks)

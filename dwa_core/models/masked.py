@@ -64,6 +64,10 @@ class RankOneMask:
     gate: str
     shape: tuple[int, ...]
     abs_sum: torch.Tensor | None = None  # (B,) Σ_i |H_bi|, filled by the fast layer for the sparsity loss
+    # With relu_weight F (out, in) set before the layer runs, the C kernel also fills relu_sum (B,)
+    # = Σ_i F_i relu(H_bi), the plasticity term of paper Eq. 5 (η aside), from the same pass over H.
+    relu_weight: torch.Tensor | None = None
+    relu_sum: torch.Tensor | None = None
 
     def materialise(self) -> torch.Tensor:
         m = self.u[:, :, None] * self.v[:, None, :]  # (B, b, a)
@@ -124,22 +128,29 @@ class _RankOneMaskedLinear(torch.autograd.Function):
 
 class _RankOneKernel(torch.autograd.Function):
     """The same layer as `_RankOneMaskedLinear`, computed by the fused C kernel (float32, CPU, u of
-    length out and v of length in); see kernels/rank_one.c for the formulas."""
+    length out and v of length in); see kernels/rank_one.c for the formulas. With relu_weight F
+    (out, in), a third output r_b = Σ F ⊙ relu(H_b) from the same pass (else r is zeros, unused)."""
 
     @staticmethod
-    def forward(ctx, x, weight, u, v, gate):
+    def forward(ctx, x, weight, u, v, gate, relu_weight):
         x, weight, u, v = x.contiguous(), weight.contiguous(), u.contiguous(), v.contiguous()
-        ctx.save_for_backward(x, weight, u, v)
+        relu_weight = None if relu_weight is None else relu_weight.detach().contiguous()
+        ctx.save_for_backward(x, weight, u, v, relu_weight)
         ctx.gate = gate
         ctx.set_materialize_grads(False)
-        return kernels.linear_forward(x, weight, u, v, gate)
+        out = kernels.linear_forward(x, weight, u, v, gate, relu_weight)
+        return out if relu_weight is not None else (*out, x.new_zeros(x.shape[0]))
 
     @staticmethod
-    def backward(ctx, gy, g_abs):
-        x, weight, u, v = ctx.saved_tensors
+    def backward(ctx, gy, g_abs, g_relu):
+        x, weight, u, v, relu_weight = ctx.saved_tensors
         gy = x.new_zeros(x.shape[0], weight.shape[0]) if gy is None else gy.contiguous()
         g_abs = x.new_zeros(x.shape[0]) if g_abs is None else g_abs.contiguous()
-        return (*kernels.linear_backward(x, weight, u, v, gy, g_abs, ctx.gate), None)
+        if relu_weight is not None:
+            g_relu = x.new_zeros(x.shape[0]) if g_relu is None else g_relu.contiguous()
+        else:
+            g_relu = None
+        return (*kernels.linear_backward(x, weight, u, v, gy, g_abs, ctx.gate, relu_weight, g_relu), None, None)
 
 
 def kernel_applies(x: torch.Tensor, weight: torch.Tensor, mask: RankOneMask) -> bool:
@@ -153,13 +164,23 @@ def factors_aligned(weight: torch.Tensor, mask: RankOneMask) -> bool:
 
 
 def rank_one_masked_linear(x, weight, mask: RankOneMask, use_kernel: bool = True) -> torch.Tensor:
-    """Fast path; stores Σ_i |H_bi| on the mask (differentiable) for the sparsity loss. On CUDA, the
-    `dwa_core::rank_one_linear` operator (Triton kernels in float32; kernels/ops.py)."""
+    """Fast path; stores Σ_i |H_bi| on the mask (differentiable) for the sparsity loss, and, on the C
+    kernel's path with `mask.relu_weight` set, Σ_i F_i relu(H_bi) for the plasticity loss. On CUDA,
+    the `dwa_core::rank_one_linear` operator (Triton kernels in float32; kernels/ops.py)."""
     if use_kernel and ops.used_for(x) and factors_aligned(weight, mask):
         y, mask.abs_sum = ops.rank_one_linear(x, weight, mask.u, mask.v, mask.gate)
         return y
-    fn = _RankOneKernel if use_kernel and kernel_applies(x, weight, mask) else _RankOneMaskedLinear
-    y, mask.abs_sum = fn.apply(x, weight, mask.u, mask.v, mask.gate)
+    if use_kernel and kernel_applies(x, weight, mask):
+        relu_weight = mask.relu_weight
+        if relu_weight is not None and not kernels.applies(relu_weight):
+            relu_weight = None  # another dtype or device: the plasticity loss reduces H on its own
+        if relu_weight is not None and relu_weight.shape != weight.shape:
+            raise ValueError(f"relu_weight: expected the weight's shape {tuple(weight.shape)}, "
+                             f"got {tuple(relu_weight.shape)}")
+        y, mask.abs_sum, relu_sum = _RankOneKernel.apply(x, weight, mask.u, mask.v, mask.gate, relu_weight)
+        mask.relu_sum = None if relu_weight is None else relu_sum
+        return y
+    y, mask.abs_sum = _RankOneMaskedLinear.apply(x, weight, mask.u, mask.v, mask.gate)
     return y
 
 

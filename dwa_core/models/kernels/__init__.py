@@ -4,8 +4,9 @@ kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 
 `rank_one.c` holds the fused rank-1 masked linear layer of DWA and the reduction of its mask
 losses; `linear_forward`, `linear_backward`, `mask_sum_forward` and `mask_sum_backward` run them
-on float32 CPU tensors, splitting the output rows over `torch.get_num_threads()` threads (the C
-calls release the GIL). `applies(...)` says whether they can be used; `unavailable_reason()` why
+on float32 CPU tensors, splitting the output rows into a fixed number of ranges (`ROW_RANGES`, so
+that the sums over rows, and hence the results, do not depend on the thread count) run on
+`torch.get_num_threads()` threads (the C calls release the GIL). `applies(...)` says whether they can be used; `unavailable_reason()` why
 not. Nothing here is required: the masked layers fall back to their PyTorch formulation. The build
 is keyed by the source, the compiler, the flags and the CPU, so a cache shared between machines
 never loads a wrong binary.
@@ -34,9 +35,15 @@ SOURCE = Path(__file__).with_name("rank_one.c")
 GATE_CODES = {"tanh": 0, "sigmoid": 1}  # the enums of rank_one.c
 PHI_CODES = {"abs": 0, "relu": 1}
 # Tried in order; the first that compiles wins. -fopenmp-simd honours the `omp simd` pragmas (no
-# OpenMP runtime); -ffinite-math-only and -fno-trapping-math let the selects and fmaxf vectorise.
+# OpenMP runtime); -ffinite-math-only and -fno-trapping-math let the selects and fmaxf vectorise;
+# on CPUs with AVX-512, GCC's -march=native still prefers 256-bit vectors unless told otherwise
+# (512-bit: about 25 % faster here, benchmarks/bench_dwa.py).
 _MATH = ("-O3", "-fopenmp-simd", "-ffinite-math-only", "-fno-trapping-math")
-FLAG_SETS = ((*_MATH, "-march=native"), _MATH, ("-O3",))
+FLAG_SETS = ((*_MATH, "-march=native", "-mprefer-vector-width=512"), (*_MATH, "-march=native"), _MATH,
+             ("-O3",))
+# Row ranges of every kernel call, whatever the thread count: a sum over rows (dx, dv) is summed
+# range by range in a fixed order, so the result is the same on 1 thread or 16.
+ROW_RANGES = 16
 _state: dict = {}
 
 
@@ -76,8 +83,9 @@ def _build(compiler: str) -> tuple[Path | None, str]:
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     rows = [i64, i64, i64, i64, i64]  # B, O, I, o_begin, o_end
-    signatures = {"rank_one_forward": [*rows, ptr, ptr, ptr, ptr, c_int, ptr, ptr],
-                  "rank_one_backward": [*rows, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr],
+    signatures = {"rank_one_forward": [*rows, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr],
+                  "rank_one_backward": [*rows, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr, ptr,
+                                        ptr],
                   "rank_one_sum_forward": [*rows, ptr, ptr, ptr, i64, c_int, c_int, ptr],
                   "rank_one_sum_backward": [*rows, ptr, ptr, ptr, i64, c_int, c_int, ptr, ptr, ptr]}
     for name, argtypes in signatures.items():
@@ -118,7 +126,9 @@ def applies(*tensors: torch.Tensor) -> bool:
     return rank_one() is not None
 
 
-def _ptr(t: torch.Tensor) -> int:
+def _ptr(t: torch.Tensor | None) -> int | None:
+    if t is None:
+        return None
     assert t.is_contiguous() and t.dtype == torch.float32
     return t.data_ptr()
 
@@ -132,39 +142,47 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _parts(n_rows: int) -> int:
-    return max(1, min(torch.get_num_threads(), n_rows))
+    """The number of row ranges: ROW_RANGES (fewer only for fewer rows), not the thread count."""
+    return max(1, min(ROW_RANGES, n_rows))
 
 
 def _over_rows(fn, n_rows: int, call) -> None:
-    """Run `call(fn, part, o_begin, o_end)` for `_parts(n_rows)` contiguous row ranges, one per
-    thread (the callers keep one (B, I) partial-sum buffer per range)."""
+    """Run `call(fn, part, o_begin, o_end)` for `_parts(n_rows)` contiguous row ranges, spread over
+    torch.get_num_threads() threads (the callers keep one (B, I) partial-sum buffer per range)."""
     parts = _parts(n_rows)
     bounds = [n_rows * i // parts for i in range(parts + 1)]
-    if parts == 1:
-        call(fn, 0, 0, n_rows)
+    if torch.get_num_threads() == 1:
+        for i in range(parts):
+            call(fn, i, bounds[i], bounds[i + 1])
         return
     for future in [_pool().submit(call, fn, i, bounds[i], bounds[i + 1]) for i in range(parts)]:
         future.result()
 
 
-def linear_forward(x, weight, u, v, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """y_b = (W ⊙ gate(u_b v_bᵀ)) x_b and s_b = Σ|gate(u_b v_bᵀ)|; W (O, I), u (B, O), v (B, I)."""
+def linear_forward(x, weight, u, v, gate: str, relu_weight=None) -> tuple[torch.Tensor, ...]:
+    """(y, s) with y_b = (W ⊙ gate(u_b v_bᵀ)) x_b (B, O) and s_b = Σ|gate(u_b v_bᵀ)| (B,); W (O, I),
+    u (B, O), v (B, I). With relu_weight f (O, I): (y, s, r), r_b = Σ f ⊙ relu(gate(u_b v_bᵀ)) (B,)
+    (paper Eq. 5's plasticity term, without η), computed in the same pass."""
     (batch, n_in), n_out = x.shape, weight.shape[0]
     y, abs_rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)
+    relu_rows = None if relu_weight is None else x.new_empty(batch, n_out)
     _over_rows(rank_one().rank_one_forward, n_out, lambda fn, _, o0, o1: fn(
         batch, n_out, n_in, o0, o1, _ptr(x), _ptr(weight), _ptr(u), _ptr(v), GATE_CODES[gate], _ptr(y),
-        _ptr(abs_rows)))
-    return y, abs_rows.sum(1)
+        _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows)))
+    if relu_rows is None:
+        return y, abs_rows.sum(1)
+    return y, abs_rows.sum(1), relu_rows.sum(1)
 
 
-def linear_backward(x, weight, u, v, gy, gs, gate: str) -> tuple[torch.Tensor, ...]:
-    """(dx, dW, du, dv) of `linear_forward` given gy (B, O) and gs (B,)."""
+def linear_backward(x, weight, u, v, gy, gs, gate: str, relu_weight=None, gr=None) -> tuple[torch.Tensor, ...]:
+    """(dx, dW, du, dv) of `linear_forward` given gy (B, O), gs (B,) and, with relu_weight, gr (B,)."""
     (batch, n_in), n_out = x.shape, weight.shape[0]
     gw, gu = torch.zeros_like(weight), torch.empty_like(u)
     partial = x.new_zeros(_parts(n_out), 2, batch, n_in)  # dx and dv of each row range
     _over_rows(rank_one().rank_one_backward, n_out, lambda fn, i, o0, o1: fn(
         batch, n_out, n_in, o0, o1, _ptr(x), _ptr(weight), _ptr(u), _ptr(v), _ptr(gy), _ptr(gs),
-        GATE_CODES[gate], _ptr(gw), _ptr(gu), _ptr(partial[i, 0]), _ptr(partial[i, 1])))
+        GATE_CODES[gate], _ptr(gw), _ptr(gu), _ptr(partial[i, 0]), _ptr(partial[i, 1]), _ptr(relu_weight),
+        _ptr(gr)))
     # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
     return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
 

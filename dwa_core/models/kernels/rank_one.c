@@ -9,14 +9,19 @@
    of W and of dW stays in L1 while the samples stream through.
 
    Layer, forward : y[b,o] = Σ_k W[o,k] H x[b,k]                 abs_rows[b,o] = Σ_k |H|
-          backward: with gy (B,O), gs (B,) the gradients of y and of s_b = Σ_o abs_rows[b,o],
-                    G = gate'(z) (W[o,k] gy[b,o] x[b,k] + gs[b] sign(H)),  z = u[b,o] v[b,k]
+                    optionally, with f (O, I): relu_rows[b,o] = Σ_k f[o,k] relu(H) (paper Eq. 5's
+                    plasticity term, fused so that H is generated once for the layer and the term)
+          backward: with gy (B,O), gs (B,), gr (B,) the gradients of y, of s_b = Σ_o abs_rows[b,o]
+                    and of r_b = Σ_o relu_rows[b,o] (gr only with f),
+                    G = gate'(z) (W[o,k] gy[b,o] x[b,k] + gs[b] sign(H) + gr[b] f[o,k] [H > 0]),
+                    z = u[b,o] v[b,k]
                     dW[o,k] = Σ_b H gy[b,o] x[b,k]   dx[b,k] = Σ_o W[o,k] H gy[b,o]
                     du[b,o] = Σ_k G v[b,k]           dv[b,k] = Σ_o G u[b,o]
    Mask losses, forward : rows[b,o] = Σ_k w[o,k] φ(H),  φ = |.| or relu; w's row o at w + o w_stride
                 backward: D = gs[b] w[o,k] φ'(H) gate'(z);  du[b,o] = Σ_k D v[b,k],  dv[b,k] = Σ_o D u[b,o]
    dx and dv sum over rows, so a row range adds into its own (B, I) arrays (zeroed by the caller),
-   which the caller sums over the ranges.
+   which the caller sums over the ranges. The caller cuts the rows into a fixed number of ranges,
+   whatever the number of threads, so the results do not depend on it.
 
    tanh and sigmoid are written with plain arithmetic (a degree-7 polynomial after range reduction)
    so that the compiler vectorises them without a vector math library; relative error about 2e-7
@@ -98,28 +103,38 @@ INLINE float phi_f(int kind, float h) { return kind == PHI_ABS ? fabsf(h) : fmax
     ((gate) == GATE_TANH ? ((kind) == PHI_ABS ? CALL(GATE_TANH, PHI_ABS) : CALL(GATE_TANH, PHI_RELU)) \
                          : ((kind) == PHI_ABS ? CALL(GATE_SIGMOID, PHI_ABS) : CALL(GATE_SIGMOID, PHI_RELU)))
 
-/* y[b,o] for one (b, o); *abs_sum = Σ_k |H| */
-INLINE float linear_row(int gate, int64_t I, float c, const float *w, const float *xb, const float *vb,
-                        float *abs_sum) {
-    float acc = 0.0f, abs_acc = 0.0f;
-    #pragma omp simd reduction(+ : acc, abs_acc)
+/* y[b,o] for one (b, o); *abs_sum = Σ_k |H|, and with WEIGHTED *relu_sum = Σ_k f[k] relu(H) (the
+   plasticity term of one row, fused here so that H is generated once for both) */
+INLINE float linear_row(int gate, int weighted, int64_t I, float c, const float *w, const float *xb,
+                        const float *vb, const float *f, float *abs_sum, float *relu_sum) {
+    float acc = 0.0f, abs_acc = 0.0f, relu_acc = 0.0f;
+    #pragma omp simd reduction(+ : acc, abs_acc, relu_acc)
     for (int64_t k = 0; k < I; ++k) {
         float h = gate_f(gate, c * vb[k]);
         acc += w[k] * h * xb[k];
         abs_acc += fabsf(h);
+        if (weighted)
+            relu_acc += f[k] * fmaxf(h, 0.0f);
     }
     *abs_sum = abs_acc;
+    if (weighted)
+        *relu_sum = relu_acc;
     return acc;
 }
 
-/* One (b, o) of the layer's backward: adds into dW's row, dx_b and dv_b; returns du[b,o]. */
-INLINE float linear_row_backward(int gate, int64_t I, float c, float g, float s, const float *w,
-                                 const float *xb, const float *vb, float *gw, float *gxb, float *gvb) {
+/* One (b, o) of the layer's backward: adds into dW's row, dx_b and dv_b; returns du[b,o]. With
+   WEIGHTED, r is the gradient of relu_sum_b and G gains r f[k] relu'(H). */
+INLINE float linear_row_backward(int gate, int weighted, int64_t I, float c, float g, float s, float r,
+                                 const float *w, const float *xb, const float *vb, const float *f,
+                                 float *gw, float *gxb, float *gvb) {
     float gu_acc = 0.0f;
     #pragma omp simd reduction(+ : gu_acc)
     for (int64_t k = 0; k < I; ++k) {
         float z = c * vb[k], h = gate_f(gate, z), gx = g * xb[k];
-        float G = gate_grad(gate, h) * (w[k] * gx + s * gate_sign(gate, z));
+        float inner = w[k] * gx + s * gate_sign(gate, z);
+        if (weighted)
+            inner += r * f[k] * phi_grad(gate, PHI_RELU, z);
+        float G = gate_grad(gate, h) * inner;
         gw[k] += h * gx;
         gxb[k] += w[k] * h * g;
         gu_acc += G * vb[k];
@@ -149,28 +164,39 @@ INLINE float sum_row_backward(int gate, int kind, int64_t I, float c, float g, c
     return gu_acc;
 }
 
+/* Both layer functions take f (O, I) and its outputs (relu_rows, gr) or NULL: the plasticity term
+   Σ f relu(H) computed alongside the layer, or not. */
+#define DISPATCH_W(gate, weighted, CALL)                                                              \
+    ((gate) == GATE_TANH ? ((weighted) ? CALL(GATE_TANH, 1) : CALL(GATE_TANH, 0))                     \
+                         : ((weighted) ? CALL(GATE_SIGMOID, 1) : CALL(GATE_SIGMOID, 0)))
+
 void rank_one_forward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *x,
-                      const float *W, const float *u, const float *v, int gate, float *y, float *abs_rows) {
+                      const float *W, const float *u, const float *v, int gate, float *y, float *abs_rows,
+                      const float *f, float *relu_rows) {
+    const int weighted = f != 0;
+    float unused = 0.0f;
     for (int64_t o = o_begin; o < o_end; ++o)
         for (int64_t b = 0; b < B; ++b) {
             const float c = u[b * O + o], *w = W + o * I, *xb = x + b * I, *vb = v + b * I;
-            float *abs_sum = abs_rows + b * O + o;
-#define CALL(G, K) linear_row(G, I, c, w, xb, vb, abs_sum)
-            y[b * O + o] = DISPATCH(gate, PHI_ABS, CALL);
+            const float *fo = weighted ? f + o * I : 0;
+            float *abs_sum = abs_rows + b * O + o, *relu_sum = weighted ? relu_rows + b * O + o : &unused;
+#define CALL(G, WT) linear_row(G, WT, I, c, w, xb, vb, fo, abs_sum, relu_sum)
+            y[b * O + o] = DISPATCH_W(gate, weighted, CALL);
 #undef CALL
         }
 }
 
 void rank_one_backward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *x,
                        const float *W, const float *u, const float *v, const float *gy, const float *gs,
-                       int gate, float *gW, float *gu, float *gx, float *gv) {
+                       int gate, float *gW, float *gu, float *gx, float *gv, const float *f, const float *gr) {
+    const int weighted = f != 0;
     for (int64_t o = o_begin; o < o_end; ++o)
         for (int64_t b = 0; b < B; ++b) {
-            const float c = u[b * O + o], g = gy[b * O + o], s = gs[b];
-            const float *w = W + o * I, *xb = x + b * I, *vb = v + b * I;
+            const float c = u[b * O + o], g = gy[b * O + o], s = gs[b], r = weighted ? gr[b] : 0.0f;
+            const float *w = W + o * I, *xb = x + b * I, *vb = v + b * I, *fo = weighted ? f + o * I : 0;
             float *gw = gW + o * I, *gxb = gx + b * I, *gvb = gv + b * I;
-#define CALL(G, K) linear_row_backward(G, I, c, g, s, w, xb, vb, gw, gxb, gvb)
-            gu[b * O + o] = DISPATCH(gate, PHI_ABS, CALL);
+#define CALL(G, WT) linear_row_backward(G, WT, I, c, g, s, r, w, xb, vb, fo, gw, gxb, gvb)
+            gu[b * O + o] = DISPATCH_W(gate, weighted, CALL);
 #undef CALL
         }
 }
