@@ -3,8 +3,8 @@
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_dwa.py [--steps 5] [--ref-steps 2] [--repeat 2]
     PYTHONPATH=. python benchmarks/bench_dwa.py --device cuda            # batches 32 and 256
 
-Paper size: input 3x32x32, mixture heads (8 tasks, 293 classes), batch 32 (the paper's), SGD with
-momentum, loss = CE + plasticity + sparsity (paper forms; a random Fisher). Configurations:
+Paper size: input 3x32x32, mixture heads (8 tasks, 293 classes), batch 32 (the paper's), plain SGD
+as the training loop makes it (Approach.make_optimizer: no momentum), loss = CE + plasticity + sparsity (paper forms; a random Fisher). Configurations:
 
     alexnet (plain)          the plain AlexNet, for scale
     alexnet-dwa fast         masked_impl="fast": the fused C kernels on the CPU, the Triton
@@ -83,10 +83,12 @@ def measure(arch: str, family: str, params: dict, steps: int, batch: int, device
     device = torch.device(device)
     torch.manual_seed(0)
     model = build(arch, family, (3, 32, 32), MIXTURE, params=params).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)  # as the loop: Approach.make_optimizer
     x, y = torch.randn(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
     fisher = {n: torch.rand_like(p) for n, p in model.named_parameters()
               if n in getattr(model, "masked_weight_names", list)()}
+    if family == "dwa":  # as the DWA approach does after each task: the fused layers use F
+        model.plasticity_weights = fisher
     before = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
 
     def step():

@@ -162,6 +162,8 @@ def plasticity_loss(state, fisher: dict, form: str = "paper", eta: float = 10.0,
     """Plasticity (attention) loss, summed over masked layers j (layers without Fisher are skipped).
     paper (Eq. 5): per sample Σ_i F_i·relu(κ_j·η·H_bi), averaged over the batch (the paper writes one
       sample; we average the per-sample sums so the term does not grow with the batch size).
+      Where the network's fused layer already computed Σ_i F_i·relu(H_bi) with this very F
+      (RankOneMask.relu_sum, models/masked.py), that sum is used, times κ_j·η.
     original-code: mean over the batch and all positions of |κ_j·H_bi|·F_i."""
     if form not in PLASTICITY_FORMS:
         raise ValueError(f"plasticity form: must be one of {', '.join(PLASTICITY_FORMS)}, got {form!r}")
@@ -171,7 +173,10 @@ def plasticity_loss(state, fisher: dict, form: str = "paper", eta: float = 10.0,
         if name not in fisher:
             continue
         mask, f = state.masks[name], fisher[name].to(state.embedding.dtype)
-        if form == "paper":
+        fused = getattr(mask, "relu_sum", None)  # Σ F relu(H_b), computed by the layer with this very F
+        if form == "paper" and fused is not None and mask.relu_weight is fisher[name] and eta * kappa > 0:
+            total = total + (fused * (eta * kappa)).mean()  # relu(c H) = c relu(H) for c > 0
+        elif form == "paper":
             total = total + weighted_sum(mask, f, "relu", eta * kappa).mean()
         else:
             total = total + kappa * weighted_sum(mask, f, "abs").mean() / f.numel()
