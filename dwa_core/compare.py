@@ -7,16 +7,19 @@ A comparison is a sweep definition (dwa_core/sweeps/compare-*.toml) with a [sele
     [base]         the protocol: benchmark and its parameters, TrainConfig, network width
     [[variants]]   one table row each (an approach, or a variant of one with its own `label`), with its
                    candidates (`grid`, `points`); a row may change network_params and
-                   approach_params, never `train`: that is the protocol
+                   approach_params, never `train`: that is the protocol, except the fields named
+                   in [select] tuned_train, which a row's grid may vary (e.g. DWA's lr and warm-up)
     [sweep] seeds  the seeds the candidates are trained on for the selection
     [select]       final_seeds: the seeds of the reported runs, disjoint from the selection seeds
-                   (so no reported run took part in the choice) unless `allow_overlap = true`
+                   (so no reported run took part in the choice) unless `allow_overlap = true`;
+                   tuned_train: TrainConfig fields tuned like hyper-parameters (the table says so)
 
 `run_comparison` trains what is missing, selects, and returns the data that `write_data` stores
 (tables/compare-*.json) and `markdown` turns into the README's tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
@@ -28,14 +31,14 @@ import numpy as np
 
 from dwa_core import approaches, metrics, numerics
 from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, validation_score
-from dwa_core.config import ConfigError, ExperimentConfig
+from dwa_core.config import ConfigError, ExperimentConfig, TrainConfig
 from dwa_core.files import load_config_file
 from dwa_core.results import atomic_write
 from dwa_core.sweep.define import (check_configs, check_definition, find_definition, variant_configs,
                                    with_references)
 from dwa_core.sweep.execute import run_sweep
 
-SELECT_KEYS = ("final_seeds", "allow_overlap")
+SELECT_KEYS = ("final_seeds", "allow_overlap", "tuned_train")
 SCORE = ("final average validation accuracy (valid_acc[T-1] averaged over the tasks, mean over selection "
          "seeds)")
 REPORTED = ("avg_acc", "bwt", "forgetting", "rho", "agnostic_acc", "task_inference")
@@ -60,6 +63,7 @@ class Comparison:
     seeds: list
     final_seeds: list
     allow_overlap: bool = False  # selection seeds may be reported seeds too (the old protocol)
+    tuned_train: tuple = ()  # TrainConfig fields a row's grid may vary (selected on validation)
 
 
 def load_comparison(name_or_path) -> Comparison:
@@ -72,8 +76,21 @@ def load_comparison(name_or_path) -> Comparison:
     meta = raw.get("sweep", {})
     seeds, final_seeds, allow_overlap = _select_seeds(raw.get("select"), meta, path)
     base = ExperimentConfig.from_dict(raw.get("base", {}))
-    rows = _rows(raw.get("variants", []), base, seeds, path)
-    return Comparison(meta.get("name", path.stem), path, base, rows, seeds, final_seeds, allow_overlap)
+    tuned = _tuned_train(raw["select"], path)
+    rows = _rows(raw.get("variants", []), base, seeds, path, tuned)
+    return Comparison(meta.get("name", path.stem), path, base, rows, seeds, final_seeds, allow_overlap, tuned)
+
+
+def _tuned_train(select: dict, path) -> tuple[str, ...]:
+    """[select] tuned_train: the TrainConfig fields (e.g. lr, warmup_epochs) that a row's `grid` or
+    `points` may vary as hyper-parameters, chosen on validation like the approach's own; every other
+    field is the protocol. ConfigError for a field TrainConfig does not have."""
+    names = select.get("tuned_train", [])
+    valid = {f.name for f in dataclasses.fields(TrainConfig)}
+    if not isinstance(names, list) or any(n not in valid for n in names):
+        raise ConfigError(f"{path} [select] tuned_train: must be a list of TrainConfig fields "
+                          f"({', '.join(sorted(valid))}), got {names!r}")
+    return tuple(names)
 
 
 def _select_seeds(select, meta: dict, path) -> tuple[list, list, bool]:
@@ -100,14 +117,17 @@ def _select_seeds(select, meta: dict, path) -> tuple[list, list, bool]:
     return seeds, final_seeds, allow_overlap
 
 
-def _rows(variants: list, base: ExperimentConfig, seeds: list, path) -> list[Row]:
+def _rows(variants: list, base: ExperimentConfig, seeds: list, path, tuned: tuple = ()) -> list[Row]:
     """One Row per [[variants]] entry (its candidates on the selection seeds, each checked before
-    anything trains); ConfigError for a row that changes `train` or a label used twice."""
+    anything trains); ConfigError for a row that changes `train` (beyond the `tuned` fields in its
+    grid or points) or a label used twice."""
     rows: dict[str, Row] = {}
     for variant in variants:
-        if "train" in variant or any(str(k).startswith("train.") for k in _keys(variant)):
+        fixed = [k for k in _keys(variant) if str(k).startswith("train.") and str(k)[6:] not in tuned]
+        if "train" in variant or fixed:
             raise ConfigError(f"{path}: row {variant.get('approach')!r} changes `train`; one protocol for "
-                              f"every row: set it in [base]")
+                              f"every row: set it in [base] (a grid may vary only [select] tuned_train "
+                              f"fields: {', '.join(tuned) or 'none'})")
         variant = dict(variant)
         label = variant.pop("label", None) or variant.get("name") or variant.get("approach", base.approach)
         if label in rows:
@@ -126,10 +146,13 @@ def _keys(variant: dict):
 
 
 def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:
-    """What a candidate sets on top of the protocol: its approach and network parameters."""
+    """What a candidate sets on top of the protocol: its approach and network parameters, and the
+    training fields it tunes ("train.lr", ...)."""
     out = dict(cfg.approach_params)
     out.update({f"network.{k}": v for k, v in cfg.network_params.items()
                 if base.network_params.get(k) != v})
+    train, protocol = cfg.to_dict()["train"], base.to_dict()["train"]
+    out.update({f"train.{k}": v for k, v in train.items() if protocol.get(k) != v})
     return out
 
 
@@ -263,7 +286,8 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
                      "train": comp.base.to_dict()["train"], "network_params": comp.base.network_params,
                      "weight_init": comp.base.weight_init},
         "numerics": numerics.identity(),
-        "selection": {"rule": SCORE, "seeds": comp.seeds, "allow_overlap": comp.allow_overlap},
+        "selection": {"rule": SCORE, "seeds": comp.seeds, "allow_overlap": comp.allow_overlap,
+                      "tuned_train": list(comp.tuned_train)},
         "rows": rows, "references": reference_rows,
         "cpu_seconds": {"total": _cpu_seconds(runs.values()) + _cpu_seconds(
             r for k, r in final_runs.items() if k not in runs),
@@ -363,6 +387,17 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "—"
 
 
+def _tuned_text(data: dict) -> str:
+    """The training fields some rows tune, and which rows ("" when none does)."""
+    tuned = data["selection"].get("tuned_train", [])
+    if not tuned:
+        return ""
+    rows = [r["label"] for r in data["rows"]
+            if any(k.startswith("train.") for c in r["candidates"] for k in c["params"])]
+    return (f"; {', '.join(tuned)} are tuned like hyper-parameters in the grid of {', '.join(rows) or 'no row'} "
+            f"(every other row trains at the protocol's values)")
+
+
 def _overlap_text(selection: dict) -> str:
     """How the selection seeds relate to the reported ones ("" for a file written before
     `allow_overlap` existed, whose seeds the sentence still shows)."""
@@ -391,7 +426,8 @@ def markdown(data: dict) -> str:
         f"lr {train['lr']} (divided by {train['lr_factor']} after {train['lr_patience']} epochs without "
         f"validation improvement), gradient-norm clip {train['clip_grad']}, init `{p['weight_init']}`. "
         f"Selection: each row's candidate with the highest {data['selection']['rule']}, on seeds "
-        f"{data['selection']['seeds']}{_overlap_text(data['selection'])}; the chosen point is then run on "
+        f"{data['selection']['seeds']}{_overlap_text(data['selection'])}{_tuned_text(data)}; the chosen "
+        f"point is then run on "
         f"seeds {data['rows'][0]['seeds']} and reported on the test sets "
         f"(mean ± 95 % Student-t half-width). "
         f"Task-agnostic accuracy: no task id at test time, each test sample goes to the head of the seen "
@@ -423,15 +459,17 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
-def grid_edges(row: dict) -> list[str]:
+def grid_edges(row: dict, protocol: dict | None = None) -> list[str]:
     """The parameters at which a comparison row's chosen candidate sits on an edge of its grid:
     for every numeric parameter that takes 3 or more values among the row's candidates, "name=value"
     when the chosen candidate has its smallest or largest value (the grid does not bracket the
-    choice). A row of one candidate, or whose grid varies nothing numeric, has none."""
+    choice). A row of one candidate, or whose grid varies nothing numeric, has none. `protocol`
+    (the data file's) gives the values of the training fields that a candidate leaves out."""
     chosen = next((c["params"] for c in row["candidates"] if c.get("chosen")), None)
     if chosen is None:
         return []
     defaults = _param_defaults(row.get("approach"))  # a candidate that leaves a parameter out has its default
+    defaults.update({f"train.{k}": v for k, v in (protocol or {}).get("train", {}).items()})
     edges = []
     for name, value in chosen.items():
         values = {c["params"].get(name, defaults.get(name)) for c in row["candidates"]}
@@ -443,8 +481,6 @@ def grid_edges(row: dict) -> list[str]:
 
 def _param_defaults(approach: str | None) -> dict:
     """{field: default} of an approach's Params ({} for an unknown name)."""
-    import dataclasses
-
     if approach not in approaches.names():
         return {}
     return {f.name: f.default for f in dataclasses.fields(approaches.get(approach).Params)
@@ -454,7 +490,8 @@ def _param_defaults(approach: str | None) -> dict:
 def edge_sentence(data: dict) -> str:
     """One sentence naming the rows whose chosen point sits on an edge of its grid (grid_edges), or
     saying that every grid brackets its choice."""
-    found = [f"{row['label']} ({', '.join(edges)})" for row in data["rows"] if (edges := grid_edges(row))]
+    found = [f"{row['label']} ({', '.join(edges)})" for row in data["rows"]
+             if (edges := grid_edges(row, data.get("protocol")))]
     if not found:
         return "Every grid of three or more values brackets its chosen point."
     return ("Chosen at an edge of its grid (the grid does not bracket the choice, so a wider one may choose "

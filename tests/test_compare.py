@@ -62,7 +62,8 @@ def test_comparison_selects_on_validation_and_reports_test_over_seeds(definition
     assert data["protocol"]["train"]["epochs"] == 2 and data["cpu_seconds"]["total"] > 0
     text = compare.markdown(data)
     assert "| ewc |" in text and f"lamb={best}" in text and "Selection" in text
-    assert data["selection"] == {"rule": compare.SCORE, "seeds": [100], "allow_overlap": False}
+    assert data["selection"] == {"rule": compare.SCORE, "seeds": [100], "allow_overlap": False,
+                                 "tuned_train": []}
     assert "on seeds [100] (disjoint from the reported seeds)" in text
 
 
@@ -147,6 +148,30 @@ def test_readme_tables_are_generated_from_the_committed_data(path):
     assert compare.load_comparison(data["definition"].split("/")[-1]).final_seeds == data["rows"][0]["seeds"]
 
 
+def test_a_grid_may_tune_only_the_train_fields_the_definition_names(definition):
+    tuned = DEFINITION.replace("final_seeds = [0, 1]", 'final_seeds = [0, 1]\ntuned_train = ["lr"]')
+    definition.write_text(tuned + '[[variants]]\napproach = "hat"\npoints = [{}, { "train.lr" = 0.05 }]\n')
+    comp = compare.load_comparison(definition)
+    hat = next(r for r in comp.rows if r.label == "hat")
+    assert comp.tuned_train == ("lr",) and [c.train.lr for c in hat.candidates] == [0.1, 0.05]
+    assert compare._changes(hat.candidates[1], comp.base) == {"train.lr": 0.05}
+    definition.write_text(tuned + '[[variants]]\napproach = "hat"\npoints = [{ "train.epochs" = 3 }]\n')
+    with pytest.raises(ConfigError, match="tuned_train fields: lr"):
+        compare.load_comparison(definition)
+    definition.write_text(DEFINITION.replace("final_seeds = [0, 1]", 'final_seeds = [0, 1]\ntuned_train = ["lrr"]'))
+    with pytest.raises(ConfigError, match="tuned_train: must be a list of TrainConfig fields"):
+        compare.load_comparison(definition)
+
+
+@pytest.mark.parametrize("path", TABLES, ids=[p.stem for p in TABLES])
+def test_no_committed_choice_sits_on_an_edge_of_its_grid(path):
+    """Issue 20: every grid of three or more values brackets the point it chose (a train field a
+    candidate leaves out runs at the protocol's value)."""
+    data = compare.read_data(path)
+    assert [(row["label"], compare.grid_edges(row, data["protocol"])) for row in data["rows"]
+            if compare.grid_edges(row, data["protocol"])] == []
+
+
 def test_grid_edges_by_hand():
     from dwa_core.compare import edge_sentence, grid_edges
 
@@ -163,5 +188,7 @@ def test_grid_edges_by_hand():
     assert grid_edges(points) == ["lamb_triplet=80"]
     bracketed = row("dwa", {}, {"lamb_triplet": 80.0}, {"lamb_triplet": 5.0}, approach="dwa")
     assert grid_edges(bracketed) == []
+    lr = row("dwa", {"train.lr": 0.3}, {}, {"train.lr": 0.03}, approach="dwa")  # {}: the protocol's 0.1
+    assert grid_edges(lr) == [] and grid_edges(lr, {"train": {"lr": 0.1}}) == ["train.lr=0.3"]
     assert edge_sentence({"rows": [inside, two]}).startswith("Every grid")
     assert edge_sentence({"rows": [inside, edge]}).endswith(": ewc (lamb=5000).")
