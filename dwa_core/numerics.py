@@ -28,8 +28,12 @@ import hashlib
 import sys
 from pathlib import Path
 
-VERSION = 2
-SOURCE_DIGEST = "b3d75ee051e596229f34408475dcada8a1789cfa2a94da2d22ed806d5cae47e8"
+# 3: DWA only (the other approaches' numbers are those of 2): the fused kernels sum over fixed row
+#    ranges (results independent of the thread count) with 512-bit vectors, compute the plasticity
+#    term in the layer's pass; full masks' loss terms reduce in another order; DWA's per-sample
+#    Fisher is batched (one backward per batch), equal to the loop's to float rounding.
+VERSION = 3
+SOURCE_DIGEST = "4b5ab211f7a769c396f292532620f18e39b241bb42dae0f7f0028a392d812618"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the
