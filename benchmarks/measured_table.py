@@ -102,8 +102,9 @@ def _fisher_row(data: dict) -> list[str]:
             f"max rel. difference {r['max_rel_diff']:.0e})"
             for r in data["rows"]]
     ratios = [f"{r['network']} {r['ratio']:.1f}" for r in data["rows"]]
-    return ["per-sample Fisher (EWC's criterion), seconds: batched (one backward per batch) / loop (one "
-            "backward per sample); DWA's is the loop only (no batched form yet)", _cmd(data), "; ".join(figs),
+    return ["per-sample Fisher (plain networks: every parameter, EWC's criterion; -dwa: the masked weights, "
+            "DWA's criterion), seconds: batched (one backward per batch) / loop (one backward per sample)",
+            _cmd(data), "; ".join(figs),
             "loop / batched: " + ", ".join(ratios), _machine(data)]
 
 

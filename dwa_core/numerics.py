@@ -33,7 +33,7 @@ from pathlib import Path
 #    term in the layer's pass; full masks' loss terms reduce in another order; DWA's per-sample
 #    Fisher is batched (one backward per batch), equal to the loop's to float rounding.
 VERSION = 3
-SOURCE_DIGEST = "4b5ab211f7a769c396f292532620f18e39b241bb42dae0f7f0028a392d812618"
+SOURCE_DIGEST = "5ab273df43d92add5ffe3f5bde83e2de2e4786f39a534b651783ecf384f5a4a0"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

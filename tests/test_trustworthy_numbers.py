@@ -122,13 +122,13 @@ def test_dwa_fisher_pass_runs_in_eval_mode(monkeypatch, bench):
     seen = []
     import dwa_core.approaches.dwa as dwa_module
 
-    real = dwa_module.fisher_diagonal
+    real = dwa_module.masked_per_sample_fisher  # the per-sample form (the default)
 
     def spy(model, *args, **kwargs):
-        seen.append(kwargs.get("train_mode", True))
+        seen.append(kwargs["train_mode"])
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(dwa_module, "fisher_diagonal", spy)
+    monkeypatch.setattr(dwa_module, "masked_per_sample_fisher", spy)
     dwa = _approach("dwa", bench)
     dwa.fit(0, bench.tasks[0])
     dwa_train = _approach("dwa", bench, fisher_mode="train")

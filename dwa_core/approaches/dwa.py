@@ -36,6 +36,7 @@ from dwa_core.functional.fisher import (
     combine_fisher,
     fisher_diagonal,
     iterate_batches,
+    masked_per_sample_fisher,
 )
 
 
@@ -210,17 +211,26 @@ class DWA(Approach):
         rows = anchor_rows(self.zeta(task.train.x), p.anchor_samples, p.anchor_threshold)
         self.model.eval()
         self.anchors.append(positive_anchor(self.model, task.train.x[rows], t, self.train_cfg.batch_size))
-        size = 1 if p.fisher_form == "per-sample" else p.fisher_batch_size  # batches of 1: per-sample
-        new = fisher_diagonal(self.model, iterate_batches(task.train.x, task.train.y, size),
-                              lambda x, y: self.loss(self.forward(x, t), y, t),
-                              accumulate_gradients=p.fisher_accumulate,
-                              nominal_batch_size=p.fisher_batch_size if p.fisher_accumulate else None,
-                              train_mode=p.fisher_mode == "train")
-        names = set(self.model.masked_weight_names())
-        self.fisher = combine_fisher(self.fisher, {k: v for k, v in new.items() if k in names}, t,
-                                     p.fisher_combine)
+        self.fisher = combine_fisher(self.fisher, self.task_fisher(t, task), t, p.fisher_combine)
         self.current = None
         self._share_fisher()
+
+    def task_fisher(self, t, task) -> dict:
+        """{masked weight name: F} of task t's training set under DWA's criterion without a batch
+        (Eq. 7 less the embedding term). Per-sample: batched (masked_per_sample_fisher; the mask terms
+        have no gradient in the masked weights, so it differentiates the CE alone); batch form: the
+        original code's |B|·ḡ_B² over batches of fisher_batch_size."""
+        p, x, y = self.params, task.train.x, task.train.y
+        train_mode = p.fisher_mode == "train"
+        if p.fisher_form == "per-sample":
+            return masked_per_sample_fisher(self.model, iterate_batches(x, y, self.train_cfg.batch_size), t,
+                                            train_mode=train_mode)
+        new = fisher_diagonal(self.model, iterate_batches(x, y, p.fisher_batch_size),
+                              lambda xb, yb: self.loss(self.forward(xb, t), yb, t),
+                              accumulate_gradients=p.fisher_accumulate,
+                              nominal_batch_size=p.fisher_batch_size if p.fisher_accumulate else None,
+                              train_mode=train_mode)
+        return {k: new[k] for k in self.model.masked_weight_names()}
 
     def _share_fisher(self) -> None:
         """Hand the Fisher to the network, whose fused masked layers compute the plasticity term."""

@@ -5,12 +5,16 @@ The model is put in eval mode for the Fisher by default (callers pass train_mode
 so the estimate is deterministic); the original code kept train mode (dropout active).
 
 Two forms:
-- per-sample (Kirkpatrick et al. 2017, the papers' EWC): F_k = 1/N sum_i (d loss_i / d theta_k)^2,
-  the mean of the squared gradient of each sample's loss. For EWC and IMM (`per_sample_fisher`)
-  it is computed in chunks, by layer hooks or torch.func (vmap over per-sample gradients), without
-  one backward per sample. DWA's per-sample Fisher is still a loop of one backward per sample
-  (`fisher_diagonal` over batches of one: its criterion is the whole Eq. 7 loss through the
-  per-sample masks, which neither path handles);
+- per-sample (Kirkpatrick et al. 2017, the papers' EWC; DWA's Eq. 5 weighs its plasticity term by
+  it): F_k = 1/N sum_i (d loss_i / d theta_k)^2, the mean of the squared gradient of each sample's
+  loss. It is computed in chunks, never with one backward per sample:
+  * EWC and IMM (`per_sample_fisher`): by layer hooks or torch.func (vmap over per-sample
+    gradients);
+  * DWA (`masked_per_sample_fisher`, the masked weights only): its criterion's mask terms (Eq. 5-7)
+    depend on the masks H alone, not on W, so sample i's gradient of a masked weight is that of its
+    CE: H_i ⊙ (delta_i a_i^T) (dense; for a convolution delta_i times the unfolded input). One
+    summed-CE backward per chunk gives every delta_i; the squares are summed without storing a
+    (B, out, in) tensor for the rank-1 masks (a fused C kernel on float32 CPU);
 - batch (the original code, docs/original-code.md#ewc, #fisher):
   F_k = 1/N sum_B |B| (d L_B / d theta_k)^2, the squared mean gradient of each mini-batch weighted
   by its size. By Jensen's inequality it is at most the per-sample form, and far smaller once a
@@ -19,12 +23,16 @@ Two forms:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
+
+from dwa_core.models import kernels
+from dwa_core.models.masked import MaskedConv2d, RankOneMask, factors_aligned
 
 
 def iterate_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int = 20) -> Iterator[tuple]:
@@ -188,6 +196,108 @@ def _with_penalty(named: dict, squares: dict, grad_sums: dict, n: int, penalty: 
         if c is not None:
             out[k] = squares[k] + 2 * c * grad_sums[k] + n * c.pow(2)
     return out
+
+
+def masked_per_sample_fisher(model: nn.Module, batches: Iterable[tuple], t, *,
+                             train_mode: bool = False) -> dict[str, torch.Tensor]:
+    """{name: F} for each masked weight of a DWA network (`model.masked_weight_names()`, in layer
+    order), F shaped like the weight: the per-sample Fisher (Kirkpatrick et al. 2017) under DWA's
+    criterion, which the DWA paper's Eq. 5 uses. `batches`: (B, ...) inputs and (B,) labels; any
+    chunking gives the same F up to float rounding.
+
+    DWA's loss without a batch is CE + σλ2 plasticity(H, F) + λ3 sparsity(H) (Eq. 7): the mask terms
+    depend on the masks H, not on the masked weights W, so sample i's gradient of W is that of
+    CE_i alone, g_i = H_i ⊙ (delta_i a_i^T), with delta_i row i of the summed CE's gradient at the
+    layer's output and a_i its input (conv: delta_i (out, P) @ unfold(a_i)^T (P, in·k·k)). One
+    summed-CE backward per batch; a forward hook replaces each masked layer's backward by one that
+    adds sum_i g_i^2 into F and returns the layer's input gradient (none for the lowest masked
+    layer), so the layer's own dW, du, dv are never computed. Rank-1 masks with aligned factors on
+    float32 CPU tensors go through the fused C kernel (kernels.fisher); other masks are
+    materialised a few samples at a time. No parameter's .grad is touched. train_mode keeps
+    dropout active (each sample its own mask). Raises ValueError if a masked weight is frozen."""
+    names = model.masked_weight_names()
+    layers = {model.get_submodule(name.rpartition(".")[0]): name for name in names}
+    if any(not layer.weight.requires_grad for layer in layers):
+        raise ValueError("masked_per_sample_fisher: every masked weight must require grad")
+    sums = {name: torch.zeros_like(layer.weight) for layer, name in layers.items()}
+    lowest = next(iter(layers))  # its input gradient is not needed
+
+    def tap(layer, inputs, output):
+        fisher_of = partial(_layer_fisher, layer, inputs[0].detach(), inputs[1], sums[layers[layer]],
+                            layer is not lowest)
+        return _FisherTap.apply(inputs[0], layer.weight, output.detach(), fisher_of)
+
+    was_training = model.training
+    model.train(train_mode)
+    handles = [layer.register_forward_hook(tap) for layer in layers]
+    n = 0
+    try:
+        with torch.enable_grad():
+            for x, y in batches:
+                loss = F.cross_entropy(model(x, t), y, reduction="sum")
+                torch.autograd.backward(loss, inputs=[layer.weight for layer in layers])
+                n += len(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return {name: f / max(n, 1) for name, f in sums.items()}
+
+
+class _FisherTap(torch.autograd.Function):
+    """The identity on a masked layer's output y (computed by the layer, detached); its backward is
+    `fisher_of(gy)`, which adds the layer's sum_i g_i^2 into the Fisher and returns dx or None. The
+    weight is an input only so that the output requires grad; it gets no gradient."""
+
+    @staticmethod
+    def forward(ctx, x, weight, y, fisher_of):
+        ctx.fisher_of = fisher_of
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, gy):
+        return ctx.fisher_of(gy.contiguous()), None, None, None
+
+
+def _layer_fisher(layer: nn.Module, x: torch.Tensor, mask, fisher_sum: torch.Tensor, need_dx: bool,
+                  gy: torch.Tensor) -> torch.Tensor | None:
+    """Adds sum_i (H_i ⊙ per-sample gradient of the unmasked weight)^2 into fisher_sum; returns the
+    gradient of the layer's input x (B, ...) if need_dx. gy: the gradient of its output."""
+    weight = layer.weight.detach()
+    if isinstance(layer, MaskedConv2d):
+        return _conv_fisher(weight, x, mask.materialise().detach(), gy, fisher_sum, need_dx)
+    if isinstance(mask, RankOneMask) and factors_aligned(weight, mask):
+        u, v = mask.u.detach().contiguous(), mask.v.detach().contiguous()
+        if kernels.applies(x, weight, u, v, gy):
+            x, weight = x.contiguous(), weight.contiguous()
+            return kernels.fisher(x, weight, u, v, gy, mask.gate, fisher_sum, need_dx)
+    dx = torch.empty_like(x) if need_dx else None
+    for start in range(0, len(x), 8):  # 8 samples' (out, in) masks at a time
+        rows = slice(start, start + 8)
+        h = _mask_rows(mask, rows)  # (b, out, in)
+        fisher_sum += (h * gy[rows, :, None] * x[rows, None, :]).pow(2).sum(0)
+        if need_dx:
+            dx[rows] = torch.bmm((weight * h).transpose(1, 2), gy[rows, :, None]).squeeze(-1)
+    return dx
+
+
+def _mask_rows(mask, rows: slice) -> torch.Tensor:
+    """H of the samples `rows`, (b, *weight shape), detached."""
+    if isinstance(mask, RankOneMask):
+        return RankOneMask(mask.u[rows].detach(), mask.v[rows].detach(), mask.gate, mask.shape).materialise()
+    return mask.h[rows].detach()
+
+
+def _conv_fisher(weight, x, h, gy, fisher_sum, need_dx) -> torch.Tensor | None:
+    """`_layer_fisher` of a MaskedConv2d (stride 1, no padding); h (B, out, in, k, k)."""
+    k = weight.shape[-1]
+    cols = F.unfold(x, k)  # (B, in·k·k, P)
+    delta, h = gy.flatten(2), h.flatten(2)  # (B, out, P), (B, out, in·k·k)
+    fisher_sum += (h * torch.bmm(delta, cols.transpose(1, 2))).pow(2).sum(0).view_as(fisher_sum)
+    if not need_dx:
+        return None
+    w = weight.flatten(1) * h  # (B, out, in·k·k): each sample's W ⊙ H_i
+    return F.fold(torch.bmm(w.transpose(1, 2), delta), x.shape[-2:], k)
 
 
 FisherCombine = Literal["sum", "mean"]  # Σ_k F_k (the papers) or the original code's running mean

@@ -2,14 +2,15 @@
 path is in this package too: `ops` (torch.library operators), `triton_rank_one` (their Triton
 kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 
-`rank_one.c` holds the fused rank-1 masked linear layer of DWA and the reduction of its mask
-losses; `linear_forward`, `linear_backward`, `mask_sum_forward` and `mask_sum_backward` run them
-on float32 CPU tensors, splitting the output rows into a fixed number of ranges (`ROW_RANGES`, so
-that the sums over rows, and hence the results, do not depend on the thread count) run on
-`torch.get_num_threads()` threads (the C calls release the GIL). `applies(...)` says whether they can be used; `unavailable_reason()` why
-not. Nothing here is required: the masked layers fall back to their PyTorch formulation. The build
-is keyed by the source, the compiler, the flags and the CPU, so a cache shared between machines
-never loads a wrong binary.
+`rank_one.c` holds the fused rank-1 masked linear layer of DWA, the reduction of its mask losses
+and its per-sample Fisher; `linear_forward`, `linear_backward`, `mask_sum_forward`,
+`mask_sum_backward` and `fisher` run them on float32 CPU tensors, splitting the output rows into a
+fixed number of ranges (`ROW_RANGES`, so that the sums over rows, and hence the results, do not
+depend on the thread count) run on `torch.get_num_threads()` threads (the C calls release the
+GIL). `applies(...)` says whether they can be used; `unavailable_reason()` why not. Nothing here is
+required: the masked layers fall back to their PyTorch formulation. The build is keyed by the
+source, the compiler, the flags and the CPU, so a cache shared between machines never loads a
+wrong binary.
 
     DWA_CORE_KERNELS=0          never build or load (use the PyTorch formulation)
     DWA_CORE_KERNEL_DIR=PATH    where builds are cached (default ~/.cache/dwa_core/kernels)
@@ -86,6 +87,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     signatures = {"rank_one_forward": [*rows, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr],
                   "rank_one_backward": [*rows, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr, ptr,
                                         ptr],
+                  "rank_one_fisher": [*rows, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr],
                   "rank_one_sum_forward": [*rows, ptr, ptr, ptr, i64, c_int, c_int, ptr],
                   "rank_one_sum_backward": [*rows, ptr, ptr, ptr, i64, c_int, c_int, ptr, ptr, ptr]}
     for name, argtypes in signatures.items():
@@ -185,6 +187,18 @@ def linear_backward(x, weight, u, v, gy, gs, gate: str, relu_weight=None, gr=Non
         _ptr(gr)))
     # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
     return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
+
+
+def fisher(x, weight, u, v, gy, gate: str, fisher_sum, need_dx: bool) -> torch.Tensor | None:
+    """Adds Σ_b (H_b ⊙ gy_b x_bᵀ)² into fisher_sum (O, I) in place, H_b = gate(u_b v_bᵀ); returns
+    dx = ((W ⊙ H_b)ᵀ gy_b)_b (B, I) if need_dx, else None. x (B, I), u (B, O), v (B, I), gy (B, O)."""
+    (batch, n_in), n_out = x.shape, weight.shape[0]
+    x2 = x.square()
+    partial = x.new_zeros(_parts(n_out), batch, n_in) if need_dx else None  # dx of each row range
+    _over_rows(rank_one().rank_one_fisher, n_out, lambda fn, i, o0, o1: fn(
+        batch, n_out, n_in, o0, o1, _ptr(x2), _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy),
+        GATE_CODES[gate], _ptr(fisher_sum), _ptr(partial[i]) if need_dx else None))
+    return partial.sum(0) if need_dx else None
 
 
 def mask_sum_forward(u, v, w, gate: str, kind: str) -> torch.Tensor:

@@ -17,6 +17,9 @@
                     z = u[b,o] v[b,k]
                     dW[o,k] = Σ_b H gy[b,o] x[b,k]   dx[b,k] = Σ_o W[o,k] H gy[b,o]
                     du[b,o] = Σ_k G v[b,k]           dv[b,k] = Σ_o G u[b,o]
+   Fisher (DWA's per-sample Fisher of W, functional/fisher.py), with x2 = x², g2 = gy²:
+                    F[o,k] += Σ_b H² g2[b,o] x2[b,k];  if gx is given, gx[b,k] += Σ_o W[o,k] H gy[b,o]
+                    (H_b ⊙ gy_b x_bᵀ is sample b's gradient of W, F sums its square; gx is dx)
    Mask losses, forward : rows[b,o] = Σ_k w[o,k] φ(H),  φ = |.| or relu; w's row o at w + o w_stride
                 backward: D = gs[b] w[o,k] φ'(H) gate'(z);  du[b,o] = Σ_k D v[b,k],  dv[b,k] = Σ_o D u[b,o]
    dx and dv sum over rows, so a row range adds into its own (B, I) arrays (zeroed by the caller),
@@ -143,6 +146,27 @@ INLINE float linear_row_backward(int gate, int weighted, int64_t I, float c, flo
     return gu_acc;
 }
 
+/* One (b, o) of the Fisher: adds H² g2 x2 into F's row and, when gxb is not NULL, W H g into dx_b.
+   No reduction over k, so the vector width does not change the result: simdlen(16) lets the
+   compiler use 512-bit vectors where the CPU has them. */
+INLINE void fisher_row(int gate, int64_t I, float c, float g, float g2, const float *w, const float *x2b,
+                       const float *vb, float *fo, float *gxb) {
+    if (gxb == 0) {
+        #pragma omp simd simdlen(16)
+        for (int64_t k = 0; k < I; ++k) {
+            float h = gate_f(gate, c * vb[k]);
+            fo[k] += h * h * g2 * x2b[k];
+        }
+        return;
+    }
+    #pragma omp simd simdlen(16)
+    for (int64_t k = 0; k < I; ++k) {
+        float h = gate_f(gate, c * vb[k]);
+        fo[k] += h * h * g2 * x2b[k];
+        gxb[k] += w[k] * h * g;
+    }
+}
+
 INLINE float sum_row(int gate, int kind, int64_t I, float c, const float *wo, const float *vb) {
     float acc = 0.0f;
     #pragma omp simd reduction(+ : acc)
@@ -221,6 +245,23 @@ void rank_one_sum_backward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int
             float *gvb = gv + b * I;
 #define CALL(G, K) sum_row_backward(G, K, I, c, gs[b], wo, vb, gvb)
             gu[b * O + o] = DISPATCH(gate, kind, CALL);
+#undef CALL
+        }
+}
+
+/* gx (B, I) may be NULL (then W is not read): the Fisher alone. */
+void rank_one_fisher(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *x2,
+                     const float *W, const float *u, const float *v, const float *gy, int gate, float *F,
+                     float *gx) {
+    for (int64_t o = o_begin; o < o_end; ++o)
+        for (int64_t b = 0; b < B; ++b) {
+            const float c = u[b * O + o], g = gy[b * O + o];
+            if (g == 0.0f)  /* a ReLU that is off: the row adds exactly 0 (about half the rows) */
+                continue;
+            const float *w = W == 0 ? 0 : W + o * I, *x2b = x2 + b * I, *vb = v + b * I;
+            float *gxb = gx == 0 ? 0 : gx + b * I;
+#define CALL(G, K) (fisher_row(G, I, c, g, g * g, w, x2b, vb, F + o * I, gxb), 0.0f)
+            (void)DISPATCH(gate, PHI_ABS, CALL);
 #undef CALL
         }
 }
