@@ -144,7 +144,7 @@ def test_readme_tables_are_generated_from_the_committed_data(path):
     block = readme.split(start, 1)[1].split(end, 1)[0].strip()
     assert block == compare.markdown(data).strip()
     # the protocol is one TrainConfig for every row, and every row has its final seeds
-    assert all(len(r["test"]["avg_acc"]["per_seed"]) >= 5 for r in data["rows"])
+    assert all(len(r["test"]["avg_acc"]["per_seed"]) >= 3 for r in data["rows"])
     assert compare.load_comparison(data["definition"].split("/")[-1]).final_seeds == data["rows"][0]["seeds"]
 
 

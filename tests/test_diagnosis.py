@@ -118,7 +118,7 @@ def test_identical_snapshots_give_zero_drift(copy_of):
 
 def _masks(run, state, x, u):
     """{weight name: H (B, out, in)} and E of the model of `run` with `state`, without diagnosis."""
-    _, _, model = diagnosis._rebuild(run, torch.device("cpu"), None)
+    _, _, model = diagnosis.rebuild_run(run, torch.device("cpu"), None)
     model.load_state_dict(state)
     model.eval()
     with torch.no_grad():
@@ -342,3 +342,19 @@ def test_a_run_that_is_not_dwa(tmp_path, capsys):
         diagnosis.diagnose_run(run)
     assert cli.main(["diagnosis", str(run), "--output", str(tmp_path / "d.json")]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_fig7_from_a_finished_run(tiny_run, tmp_path, capsys):
+    """Paper Fig. 7 from a run's last snapshot: one masks figure per task and the embedding PCA,
+    with sidecars that record the run and the numerics; nothing is trained."""
+    import json
+
+    from dwa_core import numerics
+
+    assert cli.main(["figures", "--fig7-run", str(tiny_run), "--out", str(tmp_path)]) == 0
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len([p for p in pngs if p.startswith("fig7_masks_split-digits_")]) == 3  # max_tasks=3
+    assert "fig7_embedding_pca_split-digits.png" in pngs
+    side = json.loads((tmp_path / "fig7_embedding_pca_split-digits.json").read_text())
+    assert side["config"]["run"] == tiny_run.name and side["numerics"] == numerics.identity()
+    assert "--fig7-run" in side["command"] and capsys.readouterr().out.count("written") == 4

@@ -22,11 +22,17 @@ def cmd_figures(args) -> int:
         raise ValueError(f"--threads: must be an integer >= 1, got {args.threads}")
     import torch
 
-    # DWA's fused CPU kernels sum in an order that depends on the thread count (docs/design.md), so
-    # the committed figures are made on a fixed number of threads, whatever the environment says
+    # runs give the same numbers on any thread count (docs/design.md); one thread per process is
+    # what the committed figures were timed with, whatever the environment says
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     command = "python -m dwa_core.figures " + " ".join(args.argv)
+    if args.fig7_run:
+        from dwa_core.figures import fig7_from_run
+
+        for path in fig7_from_run(args.fig7_run, args.out, command.strip()):
+            print(f"written {path}")
+        return 0
     result = make_figures(args.profile, args.out, args.results_dir, command.strip(), device=args.device,
                           data_dir=args.data_dir)
     for name, row in result.items():
@@ -74,8 +80,11 @@ def add_figures_command(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1, what the committed figures use: DWA's CPU kernels "
-                   "give other numbers on another thread count)")
+                   help="torch threads (default 1, what the committed figures use; the numbers do not "
+                   "depend on it)")
+    p.add_argument("--fig7-run", default=None, metavar="RUN_DIR",
+                   help="only draw paper Fig. 7 (masks, embedding PCA) from this finished DWA run "
+                   "(made with task_snapshots=True); nothing is trained")
     p.set_defaults(func=cmd_figures)
 
 

@@ -80,8 +80,10 @@ def _load_snapshot(path: Path) -> dict:
         raise DiagnosisError(f"{path}: unreadable snapshot ({type(err).__name__})") from err
 
 
-def _rebuild(run_dir: Path, device, data_dir):
-    """(results, benchmark, model) of a run: its config, on `device`, with an untrained network."""
+def rebuild_run(run_dir: Path, device, data_dir):
+    """(results, benchmark, model) of a DWA run folder: its config, on `device`, with an untrained
+    network (load a snapshot into it: load_snapshots). DiagnosisError for a run of another family;
+    ResultsError / ConfigError for an unreadable run or config."""
     results = load_run(run_dir)
     values = {**results.config, "device": str(device)}
     if data_dir is not None:
@@ -139,7 +141,7 @@ def _layer_parts(t, u, name, n, sums, weights) -> dict:
 def _load_models(run_dir: Path, device, data_dir):
     """(results, benchmark, [model after task k, in eval mode], its masked weight names)."""
     snapshots = load_snapshots(run_dir)
-    results, bench, model = _rebuild(run_dir, device, data_dir)
+    results, bench, model = rebuild_run(run_dir, device, data_dir)
     n_tasks = min(len(snapshots), results.completed_tasks)
     if n_tasks < 2:
         raise DiagnosisError(f"{run_dir}: {n_tasks} finished task(s) with a snapshot; the diagnosis needs 2")

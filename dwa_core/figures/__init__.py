@@ -47,6 +47,32 @@ def dwa_introspection(profile: str, seed: int = 0, device: str = "cpu", data_dir
     return introspect(approach, bench, n_per_task=n_per_task, seed=seed), cfg.benchmark
 
 
+def fig7_from_run(run_dir, out_dir="figures", command: str = "", n_per_task: int = 20,
+                  sample: int = 0) -> list[Path]:
+    """Paper Fig. 7 from a finished DWA run made with task_snapshots=True (e.g. a mixture-offline
+    AlexNet run of compare-mixture-offline): the network after its last task, one test sample's
+    masks per task (fig7_masks_<benchmark>_<task>) and the embedding E of `n_per_task` test samples
+    of every task on two principal components (fig7_embedding_pca_<benchmark>). Nothing is trained;
+    returns the PNG paths. DiagnosisError for a run without snapshots or not DWA's."""
+    import torch
+
+    from dwa_core import diagnosis
+    from dwa_core.introspection import introspect
+
+    results, bench, model = diagnosis.rebuild_run(Path(run_dir), torch.device("cpu"), None)
+    model.load_state_dict(diagnosis.load_snapshots(run_dir)[-1])
+    intro = introspect(model, bench, n_per_task=n_per_task, seed=results.config["seed"])
+    cfg = {"run": Path(run_dir).name, "config": results.config, "n_per_task": n_per_task, "sample": sample}
+    written = []
+    for entry in intro.values():
+        stem = Path(out_dir) / f"fig7_masks_{bench.name}_{entry['name']}"
+        written += plots.save_figure(plots.plot_masks(intro, entry["name"], sample, bench.name), stem, cfg,
+                                     command)[:1]
+    written += plots.save_figure(plots.plot_embedding_pca(intro, bench.name),
+                                 Path(out_dir) / f"fig7_embedding_pca_{bench.name}", cfg, command)[:1]
+    return written
+
+
 def summary(runs: dict, random, joint) -> dict:
     """The summary numbers per approach (docs/original-code.md#figures): final accuracy, % forgotten
     and the final matrix of seed 0, plus HAT's rho (mean over t) with its 95% CI over seeds. Each run
