@@ -207,6 +207,30 @@ def plot_embedding_pca(intro: dict, benchmark: str = "?") -> plt.Figure:
     return fig
 
 
+def plot_compression(frame, title: str = "HAT compression") -> plt.Figure:
+    """HAT's compression experiment (dwa_core.compression): left, the fraction of the gated weights
+    still active (both units' masks > 0.5) after each epoch of the first task, one line per c; right,
+    the final fraction against the final test accuracy, one point per c. `frame`: the rows of
+    compression_analysis (columns c, epoch, active_weights, test_acc)."""
+    fig, (left, right) = _subplots(1, 2, figsize=(8, 3.2))
+    for c, rows in frame.groupby("c"):
+        left.plot(rows["epoch"] + 1, rows["active_weights"], marker="o", ms=3, label=f"c = {c:g}")
+        last = rows.iloc[-1]
+        right.scatter(last["active_weights"], last["test_acc"], s=20)
+        right.annotate(f"c = {c:g}", (last["active_weights"], last["test_acc"]), fontsize=7,
+                       xytext=(3, 3), textcoords="offset points")
+    left.set_xlabel("epoch")
+    left.set_ylabel("active weights (fraction)")
+    left.set_ylim(0, 1.02)
+    left.legend(fontsize=7)
+    right.set_xlim(0, 1.02)
+    right.set_xlabel("active weights after the last epoch")
+    right.set_ylabel("test accuracy")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # the measures of dwa_core.diagnosis (docs/why-dwa-forgets.md) and how the figures name them
 DIAGNOSIS_MEASURES = {"mask_drift": "mask drift, mean |ΔH|", "mask_cross": "masks crossing |H| = 0.5",
                       "overlap": "mask overlap with task t", "weight_change": "W change where u's masks are",
