@@ -3,8 +3,8 @@ the paper's network: HAT's AlexNet trained on the first task of a benchmark for 
 the compressibility c, recording after each epoch the fraction of gated units and weights still
 active (mask > 0.5) and the accuracy.
 
-    PYTHONPATH=. python benchmarks/hat_compression.py [--benchmark mixture-offline] [--per-class 100] \\
-        [--epochs 10] [--c 0.1 0.25 0.75 2.5 7.5] [--seed 0] \\
+    PYTHONPATH=. python benchmarks/hat_compression.py [--benchmark mixture-offline] [--per-class 50] \\
+        [--epochs 8] [--c 0.1 0.25 0.75 2.5 7.5] [--seed 0] \\
         [--output tables/hat-compression-mixture-offline.json] [--figure figures/hat_compression_mixture-offline]
 
 Writes the data file (every row but the masks, the config, the command, the numerics version) and
@@ -29,8 +29,8 @@ from dwa_core.results import atomic_write
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", default="mixture-offline")
-    parser.add_argument("--per-class", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--per-class", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 0.25, 0.75, 2.5, 7.5])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="tables/hat-compression-mixture-offline.json")
