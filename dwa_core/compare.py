@@ -32,6 +32,7 @@ import numpy as np
 from dwa_core import approaches, metrics, numerics
 from dwa_core.aggregate import REFERENCES, reference_index, references_of, run_metrics, validation_score
 from dwa_core.config import ConfigError, ExperimentConfig, TrainConfig
+from dwa_core.fields import specs
 from dwa_core.files import load_config_file
 from dwa_core.results import atomic_write
 from dwa_core.sweep.define import (check_configs, check_definition, find_definition, variant_configs,
@@ -463,7 +464,8 @@ def grid_edges(row: dict, protocol: dict | None = None) -> list[str]:
     """The parameters at which a comparison row's chosen candidate sits on an edge of its grid:
     for every numeric parameter that takes 3 or more values among the row's candidates, "name=value"
     when the chosen candidate has its smallest or largest value (the grid does not bracket the
-    choice). A row of one candidate, or whose grid varies nothing numeric, has none. `protocol`
+    choice), unless that value is the parameter's own declared bound (a grid cannot go below λ = 0,
+    the penalty off). A row of one candidate, or whose grid varies nothing numeric, has none. `protocol`
     (the data file's) gives the values of the training fields that a candidate leaves out."""
     chosen = next((c["params"] for c in row["candidates"] if c.get("chosen")), None)
     if chosen is None:
@@ -471,12 +473,25 @@ def grid_edges(row: dict, protocol: dict | None = None) -> list[str]:
     defaults = _param_defaults(row.get("approach"))  # a candidate that leaves a parameter out has its default
     defaults.update({f"train.{k}": v for k, v in (protocol or {}).get("train", {}).items()})
     edges = []
+    bounds = _param_bounds(row.get("approach"))
     for name, value in chosen.items():
         values = {c["params"].get(name, defaults.get(name)) for c in row["candidates"]}
         numbers = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
-        if len(numbers) >= 3 and len(numbers) == len(values) and value in (numbers[0], numbers[-1]):
-            edges.append(f"{name}={value:g}")
+        if len(numbers) < 3 or len(numbers) != len(values) or value not in (numbers[0], numbers[-1]):
+            continue
+        bound = bounds.get(name)
+        if bound is not None and value in (bound.low, bound.high):
+            continue  # the grid reaches the parameter's own limit (e.g. λ = 0: the penalty off)
+        edges.append(f"{name}={value:g}")
     return edges
+
+
+def _param_bounds(approach: str | None) -> dict:
+    """{field: Bounds} of an approach's Params where declared ({} for an unknown name)."""
+    if approach not in approaches.names():
+        return {}
+    return {name: spec.bounds for name, spec in specs(approaches.get(approach).Params).items()
+            if spec is not None and spec.bounds is not None}
 
 
 def _param_defaults(approach: str | None) -> dict:

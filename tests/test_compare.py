@@ -188,6 +188,9 @@ def test_grid_edges_by_hand():
     assert grid_edges(points) == ["lamb_triplet=80"]
     bracketed = row("dwa", {}, {"lamb_triplet": 80.0}, {"lamb_triplet": 5.0}, approach="dwa")
     assert grid_edges(bracketed) == []
+    # λ = 0 is EWC's declared lower bound (the penalty off): a grid cannot go below it
+    at_bound = row("ewc", {"lamb": 0.0}, {"lamb": 50.0}, {"lamb": 500.0})
+    assert grid_edges(at_bound) == []
     lr = row("dwa", {"train.lr": 0.3}, {}, {"train.lr": 0.03}, approach="dwa")  # {}: the protocol's 0.1
     assert grid_edges(lr) == [] and grid_edges(lr, {"train": {"lr": 0.1}}) == ["train.lr=0.3"]
     assert edge_sentence({"rows": [inside, two]}).startswith("Every grid")
