@@ -460,6 +460,17 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
+# Parameters that are a training budget rather than a trade-off: more is more training (PathNet's
+# generations of path search per task, like epochs), so a short protocol's validation prefers the
+# largest value tried however wide the grid. grid_edges does not count them; edge_sentence names them.
+BUDGETS = {("pathnet", "generations")}
+
+
+def _chosen_params(row: dict) -> dict:
+    """The parameters of a row's chosen candidate ({} if none is marked)."""
+    return next((c["params"] for c in row["candidates"] if c.get("chosen")), {})
+
+
 def grid_edges(row: dict, protocol: dict | None = None) -> list[str]:
     """The parameters at which a comparison row's chosen candidate sits on an edge of its grid:
     for every numeric parameter that takes 3 or more values among the row's candidates, "name=value"
@@ -479,6 +490,8 @@ def grid_edges(row: dict, protocol: dict | None = None) -> list[str]:
         numbers = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
         if len(numbers) < 3 or len(numbers) != len(values) or value not in (numbers[0], numbers[-1]):
             continue
+        if (row.get("approach"), name) in BUDGETS:
+            continue  # a budget: its largest value is no edge a grid could bracket
         bound = bounds.get(name)
         if bound is not None and value in (bound.low, bound.high):
             continue  # the grid reaches the parameter's own limit (e.g. λ = 0: the penalty off)
@@ -507,10 +520,15 @@ def edge_sentence(data: dict) -> str:
     saying that every grid brackets its choice."""
     found = [f"{row['label']} ({', '.join(edges)})" for row in data["rows"]
              if (edges := grid_edges(row, data.get("protocol")))]
+    budgets = [f"{row['label']}'s {name} = {chosen[name]:g}" for row in data["rows"]
+               for approach, name in BUDGETS if row.get("approach") == approach
+               and name in (chosen := _chosen_params(row))]
+    budget_text = (f" Training budgets (more is more training, not a trade-off, so a choice at the largest "
+                   f"value tried is not counted as an edge): {'; '.join(budgets)}." if budgets else "")
     if not found:
-        return "Every grid of three or more values brackets its chosen point."
+        return "Every grid of three or more values brackets its chosen point." + budget_text
     return ("Chosen at an edge of its grid (the grid does not bracket the choice, so a wider one may choose "
-            "otherwise): " + "; ".join(found) + ".")
+            "otherwise): " + "; ".join(found) + "." + budget_text)
 
 
 def _interval(stat: dict) -> tuple[float, float]:

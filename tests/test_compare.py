@@ -188,6 +188,10 @@ def test_grid_edges_by_hand():
     assert grid_edges(points) == ["lamb_triplet=80"]
     bracketed = row("dwa", {}, {"lamb_triplet": 80.0}, {"lamb_triplet": 5.0}, approach="dwa")
     assert grid_edges(bracketed) == []
+    # PathNet's generations are a training budget: its largest value is named, not counted as an edge
+    budget = row("pathnet", {"generations": 320}, {"generations": 20}, {"generations": 80}, approach="pathnet")
+    assert grid_edges(budget) == []
+    assert "pathnet's generations = 320" in edge_sentence({"rows": [budget]})
     # λ = 0 is EWC's declared lower bound (the penalty off): a grid cannot go below it
     at_bound = row("ewc", {"lamb": 0.0}, {"lamb": 50.0}, {"lamb": 500.0})
     assert grid_edges(at_bound) == []
