@@ -64,10 +64,11 @@ def test_this_checkout_is_imported():
 
 
 def test_committed_figures_are_regenerated_ones():
-    """figures/ holds only what `python -m dwa_core.figures` writes (each PNG has its sidecar)."""
+    """figures/ holds only what `python -m dwa_core.figures` or a benchmark script writes (each PNG has
+    its sidecar, naming the command)."""
     for png in (ROOT / "figures").glob("*.png"):
         sidecar = json.loads(png.with_suffix(".json").read_text())
-        assert sidecar["command"].startswith("python -m dwa_core.figures"), png.name
+        assert sidecar["command"].startswith(("python -m dwa_core.figures", "python benchmarks/")), png.name
     assert not (ROOT / "figures" / "notebooks").exists()
 
 
@@ -283,6 +284,9 @@ def test_hat_compression_uses_fewer_units_with_larger_c(executed):
     if not m["available"]:
         pytest.skip("hat is not registered yet")
     assert m["compression"]["2.0"]["active_units"] <= m["compression"]["0.1"]["active_units"] + 1e-9
+    # the committed run on the paper's AlexNet (tables/hat-compression-mixture-offline.json)
+    committed = m["committed_compression"]
+    assert committed["7.5"]["active_weights"] < committed["0.1"]["active_weights"]
 
 
 def test_fidelity_switch_changes_training(executed):
