@@ -478,9 +478,7 @@ def grid_edges(row: dict, protocol: dict | None = None) -> list[str]:
     choice), unless that value is the parameter's own declared bound (a grid cannot go below λ = 0,
     the penalty off). A row of one candidate, or whose grid varies nothing numeric, has none. `protocol`
     (the data file's) gives the values of the training fields that a candidate leaves out."""
-    chosen = next((c["params"] for c in row["candidates"] if c.get("chosen")), None)
-    if chosen is None:
-        return []
+    chosen = _chosen_params(row)
     defaults = _param_defaults(row.get("approach"))  # a candidate that leaves a parameter out has its default
     defaults.update({f"train.{k}": v for k, v in (protocol or {}).get("train", {}).items()})
     edges = []
