@@ -263,10 +263,11 @@ def run_comparison(name_or_path, output_dir, *, workers: int = 1, threads: int =
     train=False nothing is trained (a missing run is then an error naming it)."""
     comp = load_comparison(name_or_path)
     stage_seconds: dict = {}
-    grid = with_references([c for row in comp.rows for c in row.candidates])
+    grid = with_references([c for row in comp.rows for c in row.candidates], comp.base)
     runs = _trained(grid, output_dir, train, workers, threads, stage_seconds, "selection_wall")
     chosen = {row.label: select(row, runs) for row in comp.rows}
-    finals = with_references([cfg.replace(seed=s) for cfg, _ in chosen.values() for s in comp.final_seeds])
+    finals = with_references([cfg.replace(seed=s) for cfg, _ in chosen.values() for s in comp.final_seeds],
+                             comp.base)
     final_runs = _trained(finals, output_dir, train, workers, threads, stage_seconds, "final_wall")
     missing = [c.run_name() for c in finals if c.key() not in final_runs or not final_runs[c.key()].finished]
     if missing:
@@ -396,7 +397,7 @@ def _tuned_text(data: dict) -> str:
     rows = [r["label"] for r in data["rows"]
             if any(k.startswith("train.") for c in r["candidates"] for k in c["params"])]
     return (f"; {', '.join(tuned)} are tuned like hyper-parameters in the grid of {', '.join(rows) or 'no row'} "
-            f"(every other row trains at the protocol's values)")
+            f"(every other row, and the random and joint references, train at the protocol's values)")
 
 
 def _overlap_text(selection: dict) -> str:

@@ -44,6 +44,19 @@ def test_with_references_adds_random_and_joint_once_per_seed():
     assert len(cfgs) == 8
 
 
+def test_references_keep_only_what_a_plain_network_accepts():
+    dwa = BASE.replace(approach="dwa", network_params={"hidden": 64, "mask_start": 0.2})
+    refs = [c for c in sweep.with_references([dwa]) if c.approach in ("random", "joint")]
+    assert len(refs) == 2 and all(c.network_params == {"hidden": 64} for c in refs)
+
+
+def test_references_from_a_base_take_its_training_not_the_runs():
+    warm = BASE.replace(approach="dwa", seed=3, train={"warmup_epochs": 1, "warmup_divisor": 750.0})
+    refs = [c for c in sweep.with_references([warm], BASE) if c.approach in ("random", "joint")]
+    assert sorted(c.approach for c in refs) == ["joint", "random"]
+    assert all(c.seed == 3 and c.train == BASE.train and c.train.warmup_epochs == 0 for c in refs)
+
+
 def test_sample_space_is_seeded_and_in_bounds():
     space = {"train.lr": {"loguniform": [1e-3, 1e-1]}, "approach": {"choice": ["sgd", "ewc"]}}
     a = sweep.sample_space(BASE, space, 5, seed=1)

@@ -112,6 +112,16 @@ def check_network_params(arch: str, family: str, params: dict | None) -> None:
             raise errors[0]
 
 
+def params_for_family(arch: str, family: str, params: dict | None) -> dict:
+    """The part of `params` that the `family` variant of `arch` accepts (for arch "auto", any of the
+    architectures' variants): what a run of another family keeps of a config's network_params, e.g.
+    a plain reference run derived from a DWA run drops DWA's `mask_start` but keeps `fc_units`."""
+    params = canonical_params(params)
+    names = [network_name(a, family) for a in (ARCHITECTURES if arch == "auto" else (arch,))]
+    options = {o for n in names if n in NETWORKS for o in constructor_options(NETWORKS.get(n))}
+    return {k: v for k, v in params.items() if k in options}
+
+
 def constructor_parameters(cls: type) -> dict[str, tuple]:
     """{option: (annotation (Any when unannotated), default)} of the keyword options (those with a
     default) of `cls.__init__`, followed through **kwargs into the base classes' constructors. An

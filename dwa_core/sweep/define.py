@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dwa_core import models
 from dwa_core.aggregate import REFERENCES, reference_key
 from dwa_core.config import ConfigError, ExperimentConfig, check, check_path_component
 from dwa_core.files import SUFFIXES, load_config_file, merge
@@ -71,8 +72,14 @@ def _draw(rng, spec: dict, key: str):
     raise ConfigError(f"space.{key}: unknown distribution {kind!r} ({', '.join(DISTRIBUTIONS)})")
 
 
-def with_references(cfgs) -> list[ExperimentConfig]:
-    """Add a `random` and a `joint` run for every (benchmark, seed) that lacks them (HAT rho)."""
+def with_references(cfgs, base: ExperimentConfig | None = None) -> list[ExperimentConfig]:
+    """`cfgs` and a `random` and a `joint` run for every (benchmark, seed) that lacks them (HAT rho).
+
+    A reference is derived from `base` at the run's seed when given (a comparison's protocol: every
+    row is measured against references trained at [base]'s settings), else from the first config of
+    its (benchmark, seed); either way without approach params and with only the network params a
+    plain network accepts (a DWA run's `mask_start` is not a reference's)."""
+    from dwa_core import approaches
     cfgs = list(cfgs)
     have = {(reference_key(c), c.approach) for c in cfgs}
     out, seen = list(cfgs), {c.key() for c in cfgs}
@@ -80,7 +87,10 @@ def with_references(cfgs) -> list[ExperimentConfig]:
         for approach in REFERENCES:
             if (reference_key(c), approach) in have:
                 continue
-            ref = c.replace(approach=approach, approach_params={}, name="")
+            source = c if base is None else base.replace(seed=c.seed, max_tasks=c.max_tasks)
+            family = approaches.get(approach).family
+            ref = source.replace(approach=approach, approach_params={}, name="", network_params=(
+                models.params_for_family(source.network, family, source.network_params)))
             have.add((reference_key(c), approach))
             if ref.key() not in seen:
                 seen.add(ref.key())
