@@ -410,12 +410,14 @@ def _overlap_text(selection: dict) -> str:
     return " (disjoint from the reported seeds)"
 
 
-# The MLP families do not share a dropout rule (each keeps its paper's / the original code's); the
-# tables say so rather than hide it. The MLPs of dwa_core.models: plain (sgd, ewc, lwf, lfl, imm-*,
+# The families do not share a dropout rule (each keeps its paper's / the original code's); the tables
+# say so rather than hide it. The networks of dwa_core.models: plain (sgd, ewc, lwf, lfl, imm-*,
 # joint, random), progressive and PathNet columns, HAT's, DWA's (use_dropout=False by default).
 DROPOUT_BY_FAMILY = ("Dropout differs by network family, as each family's original network has it: "
-                     "0.5 after each hidden layer in the plain MLP, the progressive and the PathNet "
-                     "columns; 0.2 on the input and 0.5 after each hidden layer in HAT's; none in DWA's.")
+                     "in the MLPs, 0.5 after each hidden layer in the plain one, the progressive and the "
+                     "PathNet columns, 0.2 on the input and 0.5 after each hidden layer in HAT's; in the "
+                     "AlexNets, 0.2 after conv1-2 and 0.5 after conv3, fc1 and fc2 in the plain one and "
+                     "HAT's; none in DWA's MLP or AlexNet.")
 
 
 def markdown(data: dict) -> str:
