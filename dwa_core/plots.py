@@ -156,7 +156,9 @@ def normalise_introspection(intro: dict) -> dict:
 
 
 def plot_masks(intro: dict, task: str, sample: int = 0, benchmark: str = "?") -> plt.Figure:
-    """Paper Fig. 7: the input image and one heat map per masked layer for one sample of `task`."""
+    """Paper Fig. 7: the input image and one heat map per masked layer for one sample of `task`, on one
+    colour scale with its bar: [-1, 1] (diverging) when a mask has negative entries (the tanh gate),
+    else [0, 1]."""
     intro = normalise_introspection(intro)
     entry = intro[task]
     layers = list(entry["masks"])
@@ -166,10 +168,17 @@ def plot_masks(intro: dict, task: str, sample: int = 0, benchmark: str = "?") ->
     img = (img - img.min()) / (np.ptp(img) + 1e-12)
     axes[0, 0].imshow(img.squeeze(), cmap="gray")
     axes[0, 0].set_title("input", fontsize=8)
+    pictures = {name: mask_image(np.asarray(entry["masks"][name])[sample]) for name in layers}
+    signed = any(p.min() < 0 for p in pictures.values())  # tanh gate: H in (-1, 1); sigmoid: (0, 1)
+    shown = None
     for ax, name in zip(axes[0, 1:], layers):
-        ax.imshow(mask_image(np.asarray(entry["masks"][name])[sample]), vmin=0, vmax=1, cmap="magma",
-                  aspect="auto")
+        shown = ax.imshow(pictures[name], vmin=-1 if signed else 0, vmax=1,
+                          cmap="RdBu_r" if signed else "magma", aspect="auto")
         ax.set_title(name, fontsize=8)
+    if shown is not None:
+        bar = fig.colorbar(shown, ax=axes[0, -1], fraction=0.08, pad=0.04)
+        bar.set_label("H (conv: mean over the kernel)", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     for ax in axes[0]:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -85,7 +85,12 @@ def _intro():
 
 def test_masks_and_pca_figures(tmp_path):
     fig = plots.plot_masks(_intro(), "task1", benchmark="split-digits")
-    assert len(fig.axes) == 3 and fig.axes[1].get_title() == "c1"
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["input", "c1", "fc1"]
+    bar = fig.axes[3]  # the colour bar: masks in [0, 1] (sigmoid-like) get the [0, 1] scale
+    assert bar.get_label() == "<colorbar>" and bar.get_ylim() == (0.0, 1.0)
+    signed = _intro()
+    signed["task1"]["masks"]["fc1"] = signed["task1"]["masks"]["fc1"] * 2 - 1  # tanh gate: H in (-1, 1)
+    assert plots.plot_masks(signed, "task1").axes[3].get_ylim() == (-1.0, 1.0)
     fig2 = plots.plot_embedding_pca(_intro(), benchmark="split-digits")
     assert len(fig2.axes[0].collections) == 2
     paths = plots.save_figure(fig2, tmp_path / "pca", {"a": 1}, "python -m x")
