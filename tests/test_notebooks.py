@@ -319,6 +319,18 @@ def test_notebook_12_why_dwa_forgets(run_notebook):
     assert summary["freeze_context"]["embedding_drift"] == 0 < summary["default"]["embedding_drift"]
     assert m["_png_outputs"] >= 3 and set(m["correlations"]) >= {"mask_drift", "weight_change",
                                                                   "embedding_saturation"}
+    # the paper's network (tables/dwa-diagnosis-mixture-offline.json): W held, W ⊙ H moved
+    alexnet = m["alexnet_summary"]["dwa mask_start=0.2"]
+    assert m["alexnet_runs"] and alexnet["runs"] == 3
+    assert alexnet["weight_change"] < 0.01 < 0.5 < alexnet["effective_change"]
+
+
+def test_fig7_notebook_shows_the_paper_network_figures(executed):
+    m = executed["07_paper_fig7_masks_pca"]
+    assert m["committed_fig7"] == ["fig7_embedding_pca_mixture-offline.png",
+                                   "fig7_masks_mixture-offline_digits.png",
+                                   "fig7_masks_mixture-offline_fashion_mnist.png"]
+    assert m["_png_outputs"] >= 3 + len(m["committed_fig7"])
 
 
 def test_explorer_renders_without_training(executed):

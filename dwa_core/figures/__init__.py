@@ -15,6 +15,8 @@ from dwa_core import aggregate, metrics, plots
 from dwa_core.experiment import run_experiment
 from dwa_core.profiles import PAPER_APPROACHES, PROFILES, available, profile_config  # noqa: F401 (API)
 
+COMMITTED_DIR = Path(__file__).resolve().parents[2] / "figures"  # the repository's committed figures
+
 
 def run_suite(profile: str, names, seeds=None, results_dir=None, device: str = "cpu", data_dir=None,
               params: dict | None = None) -> dict:
@@ -52,7 +54,9 @@ def fig7_from_run(run_dir, out_dir="figures", command: str = "", n_per_task: int
     """Paper Fig. 7 from a finished DWA run made with task_snapshots=True (e.g. a mixture-offline
     AlexNet run of compare-mixture-offline): the network after its last task, one test sample's
     masks per task (fig7_masks_<benchmark>_<task>) and the embedding E of `n_per_task` test samples
-    of every task on two principal components (fig7_embedding_pca_<benchmark>). Nothing is trained;
+    of every task on two principal components (fig7_embedding_pca_<benchmark>). Each figure's sidecar
+    also records every task's mask statistics per layer (mean, min, max of H over its `n_per_task`
+    samples), so "the masks differ between tasks" can be read as numbers. Nothing is trained;
     returns the PNG paths. DiagnosisError for a run without snapshots or not DWA's."""
     import torch
 
@@ -62,7 +66,12 @@ def fig7_from_run(run_dir, out_dir="figures", command: str = "", n_per_task: int
     results, bench, model = diagnosis.rebuild_run(Path(run_dir), torch.device("cpu"), None)
     model.load_state_dict(diagnosis.load_snapshots(run_dir)[-1])
     intro = introspect(model, bench, n_per_task=n_per_task, seed=results.config["seed"])
-    cfg = {"run": Path(run_dir).name, "config": results.config, "n_per_task": n_per_task, "sample": sample}
+    import numpy as np
+
+    stats = {entry["name"]: {layer: [round(float(f(np.asarray(h))), 4) for f in (np.mean, np.min, np.max)]
+                             for layer, h in entry["masks"].items()} for entry in intro.values()}
+    cfg = {"run": Path(run_dir).name, "config": results.config, "n_per_task": n_per_task, "sample": sample,
+           "mask_mean_min_max": stats}  # per task and layer, over its n_per_task test samples
     written = []
     for entry in intro.values():
         stem = Path(out_dir) / f"fig7_masks_{bench.name}_{entry['name']}"

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("DWA_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-NOTEBOOKS = ("03_hat_step_by_step", "05_dwa_step_by_step", "11_explorer")
+NOTEBOOKS = ("03_hat_step_by_step", "05_dwa_step_by_step", "07_paper_fig7_masks_pca", "11_explorer")
 # JupyterLab settings of the test server: no autosave (nothing is written back), no news pop-up.
 SETTINGS = {"@jupyterlab/docmanager-extension/plugin": {"autosave": False},
             "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False}}

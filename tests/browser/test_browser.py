@@ -197,7 +197,8 @@ def test_dwa_run_shows_masks_and_embedding(explorer):
     screenshot(page, "explorer_dwa_overlay", scroll_to=f"{EX} .dwa-runs")
 
 
-@pytest.mark.parametrize("name, min_images", [("03_hat_step_by_step", 7), ("05_dwa_step_by_step", 5)])
+@pytest.mark.parametrize("name, min_images", [("03_hat_step_by_step", 7), ("05_dwa_step_by_step", 5),
+                                              ("07_paper_fig7_masks_pca", 6)])
 def test_notebook_runs_with_every_image_loaded(browser, lab, name, min_images):
     page = open_notebook(browser, lab, name)
     try:
