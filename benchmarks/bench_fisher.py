@@ -9,6 +9,7 @@ sample (fisher_diagonal over batches of one), 5 heads of 2 classes, random data,
   differentiates the CE alone: the mask terms have no gradient in the masked weights.
 
     PYTHONPATH=. python benchmarks/bench_fisher.py [--samples 256] [--batch 64] [--repeat 2] [--json FILE]
+        [--only NETWORK ...]
 
 The ratio printed, loop seconds / batched seconds (the two alternated in one process, best of --repeat
 each), is what to compare across machines. The largest relative difference between the two Fishers
@@ -49,8 +50,9 @@ def forms(family: str, model, t: int, x, y):
         return (lambda batches: per_sample_fisher(model, batches, t, train_mode=False),
                 lambda xb, yb: F.cross_entropy(model(xb, t), yb))
     dwa = DWA(model, TrainConfig())
-    if t > 0:
+    if t > 0:  # as after task 0 in training: the network holds the Fisher for its fused plasticity term
         dwa.fisher = masked_per_sample_fisher(model, iterate_batches(x, y, 64), 0)
+        dwa._share_fisher()
     return (lambda batches: masked_per_sample_fisher(model, batches, t, train_mode=False),
             lambda xb, yb: dwa.loss(dwa.forward(xb, t), yb, t))
 
@@ -83,13 +85,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", help="also write the results (and the machine's load) to this file")
+    parser.add_argument("--only", nargs="+", choices=list(NETWORKS), metavar="NETWORK",
+                        help=f"measure only these rows ({', '.join(NETWORKS)})")
     args = parser.parse_args()
     before, rows = machine(), []
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; {args.samples} samples, "
           f"batched form in batches of {args.batch}, best of {args.repeat}")
     print(f"{'network':<18}{'batched (s)':>12}{'loop (s)':>10}{'ms/sample loop':>16}{'loop/batched':>14}"
           f"{'max rel diff':>14}")
-    for label in NETWORKS:
+    for label in args.only or NETWORKS:
         r = measure(label, args.samples, args.batch, args.repeat)
         rows.append(r)
         per_sample_ms = 1000 * r["loop_s"] / r["samples"]

@@ -89,6 +89,28 @@ def test_aligned_mlp_takes_the_kernel_for_both_layers(monkeypatch):
     assert calls == [(13, 16), (13, 16)]  # fc2 (with dx), fc1
 
 
+@pytest.mark.parametrize("name", ["mlp aligned", "alexnet"])
+def test_the_fisher_pass_leaves_out_the_fused_plasticity_term(name):
+    """After task 0 the network computes the plasticity term in its layers' pass; the Fisher pass
+    needs CE alone, so it runs without it (the outputs are the same bits either way) and hands the
+    Fisher back to the network afterwards."""
+    dwa, x, y = setup(name)
+    dwa.model.eval()
+    plain = dwa.model(x, 1)
+    dwa.fisher = {k: torch.rand_like(p) for k, p in dwa.model.named_parameters()
+                  if k in dwa.model.masked_weight_names()}
+    dwa._share_fisher()
+    assert torch.equal(dwa.model(x, 1), plain)
+    seen = []
+    hook = dwa.model.register_forward_hook(lambda m, i, o: seen.append(m.plasticity_weights))
+    got = masked_per_sample_fisher(dwa.model, iterate_batches(x, y, 5), 1)
+    hook.remove()
+    assert seen == [None] * 3 and dwa.model.plasticity_weights is dwa.fisher
+    dwa.model.plasticity_weights = None
+    want = masked_per_sample_fisher(dwa.model, iterate_batches(x, y, 5), 1)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
 def test_a_frozen_masked_weight_is_an_error():
     dwa, x, y = setup("mlp aligned")
     dwa.model.fc1.weight.requires_grad_(False)

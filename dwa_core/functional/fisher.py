@@ -227,8 +227,10 @@ def masked_per_sample_fisher(model: nn.Module, batches: Iterable[tuple], t, *,
                             layer is not lowest)
         return _FisherTap.apply(inputs[0], layer.weight, output.detach(), fisher_of)
 
-    was_training = model.training
+    was_training, plasticity = model.training, getattr(model, "plasticity_weights", None)
     model.train(train_mode)
+    if plasticity is not None:  # the pass needs CE alone: no fused plasticity term (same outputs)
+        model.plasticity_weights = None
     handles = [layer.register_forward_hook(tap) for layer in layers]
     n = 0
     try:
@@ -241,6 +243,8 @@ def masked_per_sample_fisher(model: nn.Module, batches: Iterable[tuple], t, *,
         for handle in handles:
             handle.remove()
         model.train(was_training)
+        if plasticity is not None:
+            model.plasticity_weights = plasticity
     return {name: f / max(n, 1) for name, f in sums.items()}
 
 
