@@ -177,7 +177,8 @@ def plot_masks(intro: dict, task: str, sample: int = 0, benchmark: str = "?") ->
         ax.set_title(name, fontsize=8)
     if shown is not None:
         bar = fig.colorbar(shown, ax=axes[0, -1], fraction=0.08, pad=0.04)
-        bar.set_label("H (conv: mean over the kernel)", fontsize=7)
+        conv = any(np.asarray(entry["masks"][name]).ndim > 3 for name in layers)  # (B, out, in, kh, kw)
+        bar.set_label("H (conv: mean over the kernel)" if conv else "H", fontsize=7)
         bar.ax.tick_params(labelsize=7)
     for ax in axes[0]:
         ax.set_xticks([])
