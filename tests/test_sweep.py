@@ -4,6 +4,7 @@ import argparse
 import importlib.util
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,6 +195,42 @@ def test_rerun_skips_finished_and_resumes_interrupted(local_sweep):
         assert r.finished and r.n_tasks == 3 and r.config["seed"] == c.seed
     third = sweep.run_sweep(cfgs, out, workers=1, progress=False)
     assert [o["status"] for o in third] == ["cached"] * 4
+
+
+SIGTERM_SWEEP = """
+import sys
+from dwa_core import sweep
+from dwa_core.config import ExperimentConfig
+base = ExperimentConfig(benchmark="split-digits", max_tasks=3, benchmark_params={"per_class": 20},
+                        train={"epochs": 400, "lr_patience": 1000}, device="cpu")
+sweep.run_sweep([base.replace(seed=s) for s in (0, 1)], sys.argv[1], workers=2, progress=False)
+"""
+
+
+def test_sigterm_to_a_sweep_stops_its_workers(tmp_path):
+    """`kill PID` of a background sweep stops its pool's workers too: none trains on as an orphan
+    holding its run's lock (each lock can be taken right after the parent exits)."""
+    import fcntl
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "runs"
+    env = dict(os.environ, PYTHONPATH=str(Path(sweep.__file__).resolve().parents[2]))
+    parent = subprocess.Popen([sys.executable, "-c", SIGTERM_SWEEP, str(out)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*/checkpoint.pt"))) < 2:  # both workers are training
+        assert parent.poll() is None and time.monotonic() < deadline, parent.communicate()
+        time.sleep(0.2)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) != 0
+    for lock in out.glob("*/.lock"):
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: an orphan holds it
+    assert len(list(out.glob("*/.lock"))) == 2
 
 
 def test_failed_run_in_pool_is_recorded(local_sweep):

@@ -4,6 +4,7 @@ and Ray Tune searches. Results land in output_dir/<run name>/ (runs.run_dir)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -136,17 +137,61 @@ def _run_local(cfgs, output_dir, workers, threads, bar, imports) -> list[dict]:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(cfgs)) or 1, mp_context=context) as pool:
-        futures = {pool.submit(run_one, c.to_dict(), str(output_dir), threads, tuple(imports)): i
-                   for i, c in enumerate(cfgs)}
-        for future in as_completed(futures):
-            i = futures[future]
-            try:
-                outcomes[i] = future.result()
-            except Exception as err:  # noqa: BLE001 - e.g. a worker killed by the OS
-                outcomes[i] = outcome(cfgs[i], output_dir, "failed", f"{type(err).__name__}: {err}")
-            bar.update(outcomes[i], min(workers, len(cfgs) - len(outcomes)))
+    pool = ProcessPoolExecutor(min(workers, len(cfgs)) or 1, mp_context=context)
+    try:
+        with _terminated_on_sigterm():
+            futures = {pool.submit(run_one, c.to_dict(), str(output_dir), threads, tuple(imports)): i
+                       for i, c in enumerate(cfgs)}
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    outcomes[i] = future.result()
+                except Exception as err:  # noqa: BLE001 - e.g. a worker killed by the OS
+                    outcomes[i] = outcome(cfgs[i], output_dir, "failed", f"{type(err).__name__}: {err}")
+                bar.update(outcomes[i], min(workers, len(cfgs) - len(outcomes)))
+    except BaseException:  # Ctrl-C, SIGTERM (below), an error: stop the workers, not only the queue
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
     return [outcomes[i] for i in range(len(cfgs))]
+
+
+class _Terminated(SystemExit):
+    """SIGTERM in a sweep's parent process (e.g. `kill PID` of a background sweep)."""
+
+
+@contextlib.contextmanager
+def _terminated_on_sigterm():
+    """SIGTERM raises _Terminated in the main thread while the pool runs, so that the workers are
+    stopped with their parent instead of training on as orphans that hold their runs' locks (a run
+    they leave unfinished is resumed by the next sweep). Elsewhere (not the main thread) a no-op."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise _Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and terminate the running workers (their runs stay resumable:
+    checkpoints are written atomically, and the OS releases a dead process's run lock)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def _import_ray():
