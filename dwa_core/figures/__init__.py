@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from dwa_core import aggregate, metrics, plots
 from dwa_core.experiment import run_experiment
 from dwa_core.profiles import PAPER_APPROACHES, PROFILES, available, profile_config  # noqa: F401 (API)
@@ -66,8 +68,6 @@ def fig7_from_run(run_dir, out_dir="figures", command: str = "", n_per_task: int
     results, bench, model = diagnosis.rebuild_run(Path(run_dir), torch.device("cpu"), None)
     model.load_state_dict(diagnosis.load_snapshots(run_dir)[-1])
     intro = introspect(model, bench, n_per_task=n_per_task, seed=results.config["seed"])
-    import numpy as np
-
     stats = {entry["name"]: {layer: [round(float(f(np.asarray(h))), 4) for f in (np.mean, np.min, np.max)]
                              for layer, h in entry["masks"].items()} for entry in intro.values()}
     cfg = {"run": Path(run_dir).name, "config": results.config, "n_per_task": n_per_task, "sample": sample,

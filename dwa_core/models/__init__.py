@@ -94,8 +94,7 @@ def check_network_params(arch: str, family: str, params: dict | None) -> None:
     knows, or a value that every variant knowing the key rejects (type, bounds), is a ConfigError
     (naming the first variant's reason)."""
     params = canonical_params(params)
-    names = [network_name(a, family) for a in (ARCHITECTURES if arch == "auto" else (arch,))]
-    variants = {n: constructor_options(NETWORKS.get(n)) for n in names if n in NETWORKS}
+    variants = _variant_options(arch, family)
     for key, value in params.items():
         accepting = [n for n, options in variants.items() if key in options]
         if not accepting:
@@ -116,10 +115,15 @@ def params_for_family(arch: str, family: str, params: dict | None) -> dict:
     """The part of `params` that the `family` variant of `arch` accepts (for arch "auto", any of the
     architectures' variants): what a run of another family keeps of a config's network_params, e.g.
     a plain reference run derived from a DWA run drops DWA's `mask_start` but keeps `fc_units`."""
-    params = canonical_params(params)
+    options = {o for variant in _variant_options(arch, family).values() for o in variant}
+    return {k: v for k, v in canonical_params(params).items() if k in options}
+
+
+def _variant_options(arch: str, family: str) -> dict:
+    """{network name: its constructor options} of the `family` variant of `arch`, or for arch "auto"
+    of every architecture that has one."""
     names = [network_name(a, family) for a in (ARCHITECTURES if arch == "auto" else (arch,))]
-    options = {o for n in names if n in NETWORKS for o in constructor_options(NETWORKS.get(n))}
-    return {k: v for k, v in params.items() if k in options}
+    return {n: constructor_options(NETWORKS.get(n)) for n in names if n in NETWORKS}
 
 
 def constructor_parameters(cls: type) -> dict[str, tuple]:
