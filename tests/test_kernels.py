@@ -244,3 +244,51 @@ def test_build_failure_is_reported_not_raised(monkeypatch, tmp_path):
     monkeypatch.setattr(kernels, "_state", {})
     monkeypatch.setenv("DWA_CORE_KERNELS", "0")
     assert kernels.rank_one() is None and "DWA_CORE_KERNELS=0" in kernels.unavailable_reason()
+
+
+class _PoolOnly:
+    """The loaded library, reporting a build without OpenMP: kernels then run one range per call on the
+    Python thread pool."""
+
+    def __init__(self, lib):
+        self._lib = lib
+
+    def __getattr__(self, name):
+        return getattr(self._lib, name)
+
+    @staticmethod
+    def rank_one_parallel():
+        return 0
+
+
+def test_the_thread_pool_path_gives_the_openmp_path_bits(monkeypatch):
+    """Without OpenMP the ranges run one per call on a Python thread pool; the ranges and the order
+    in which their partial sums are added are the same, so are the bits."""
+    if not kernels.parallel():
+        pytest.skip("this build has no OpenMP: the thread pool is the only path")
+    torch.manual_seed(4)
+    batch, n_out, n_in = 6, 131, 77
+    x, weight, u, v = (torch.randn(batch, n_in), torch.randn(n_out, n_in), torch.randn(batch, n_out),
+                       torch.randn(batch, n_in))
+    gy, gs, gr, f = torch.randn(batch, n_out), torch.randn(batch), torch.randn(batch), torch.rand(n_out, n_in)
+
+    def run():
+        fisher_sum = torch.zeros(n_out, n_in)
+        dx = kernels.fisher(x, weight, u, v, gy, "tanh", fisher_sum, True)
+        return [*kernels.linear_forward(x, weight, u, v, "tanh", f),
+                *kernels.linear_backward(x, weight, u, v, gy, gs, "tanh", f, gr),
+                kernels.mask_sum_forward(u, v, weight, "sigmoid", "relu"),
+                *kernels.mask_sum_backward(u, v, weight, "sigmoid", "abs", gs), dx, fisher_sum]
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        expected = run()
+        monkeypatch.setitem(kernels._state, "lib", _PoolOnly(kernels.rank_one()))
+        assert not kernels.parallel()
+        got = run()
+    finally:
+        torch.set_num_threads(threads)
+    assert len(got) == len(expected) == 12
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)

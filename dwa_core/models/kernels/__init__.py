@@ -6,11 +6,15 @@ kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 and its per-sample Fisher; `linear_forward`, `linear_backward`, `mask_sum_forward`,
 `mask_sum_backward` and `fisher` run them on float32 CPU tensors, splitting the output rows into a
 fixed number of ranges (`ROW_RANGES`, so that the sums over rows, and hence the results, do not
-depend on the thread count) run on `torch.get_num_threads()` threads (the C calls release the
-GIL). `applies(...)` says whether they can be used; `unavailable_reason()` why not. Nothing here is
-required: the masked layers fall back to their PyTorch formulation. The build is keyed by the
-source, the compiler, the flags and the CPU, so a cache shared between machines never loads a
-wrong binary.
+depend on the thread count) run on `torch.get_num_threads()` threads. Built with OpenMP (the first
+flag set), the ranges run on PyTorch's own OpenMP threads: a second pool would compete with PyTorch's
+intra-op threads, which spin for a while after each op (measured: `benchmarks/profile_dwa.py`).
+Without OpenMP, a Python thread pool runs them (the C calls release the GIL). `applies(...)` says
+whether the kernels can be used; `unavailable_reason()` why not; `parallel()` whether they run on
+OpenMP. Nothing here is required: the masked layers fall back to their PyTorch formulation. The
+build is keyed by the source, the compiler, the flags and the CPU, so a cache shared between
+machines never loads a wrong binary; a build that compiles but does not load (an OpenMP runtime
+older than the compiler's, say) gives way to the next flag set.
 
     DWA_CORE_KERNELS=0          never build or load (use the PyTorch formulation)
     DWA_CORE_KERNEL_DIR=PATH    where builds are cached (default ~/.cache/dwa_core/kernels)
@@ -27,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,12 +40,16 @@ import torch
 SOURCE = Path(__file__).with_name("rank_one.c")
 GATE_CODES = {"tanh": 0, "sigmoid": 1}  # the enums of rank_one.c
 PHI_CODES = {"abs": 0, "relu": 1}
-# Tried in order; the first that compiles wins. -fopenmp-simd honours the `omp simd` pragmas (no
-# OpenMP runtime); -ffinite-math-only and -fno-trapping-math let the selects and fmaxf vectorise;
-# on CPUs with AVX-512, GCC's -march=native still prefers 256-bit vectors unless told otherwise
-# (512-bit: about 25 % faster here, benchmarks/bench_dwa.py).
-_MATH = ("-O3", "-fopenmp-simd", "-ffinite-math-only", "-fno-trapping-math")
-FLAG_SETS = ((*_MATH, "-march=native", "-mprefer-vector-width=512"), (*_MATH, "-march=native"), _MATH,
+# Tried in order; the first that compiles and loads wins. -fopenmp: the range runners share PyTorch's
+# OpenMP threads (its libgomp.so.1 is already loaded); -fopenmp-simd honours the `omp simd` pragmas
+# alone (no OpenMP runtime); -ffinite-math-only and -fno-trapping-math let the selects and fmaxf
+# vectorise; on CPUs with AVX-512, GCC's -march=native still prefers 256-bit vectors unless told
+# otherwise (512-bit: about 25 % faster here, benchmarks/bench_dwa.py). The per-row code is the same
+# with -fopenmp and -fopenmp-simd (checked bit for bit on the 2048x2048 layer).
+_MATH = ("-O3", "-ffinite-math-only", "-fno-trapping-math")
+_WIDE = ("-march=native", "-mprefer-vector-width=512")
+FLAG_SETS = ((_MATH[0], "-fopenmp", *_MATH[1:], *_WIDE), (_MATH[0], "-fopenmp-simd", *_MATH[1:], *_WIDE),
+             (_MATH[0], "-fopenmp-simd", *_MATH[1:], "-march=native"), (_MATH[0], "-fopenmp-simd", *_MATH[1:]),
              ("-O3",))
 # Row ranges of every kernel call, whatever the thread count: a sum over rows (dx, dv) is summed
 # range by range in a fixed order, so the result is the same on 1 thread or 16.
@@ -60,15 +69,17 @@ def _cpu_id() -> str:
     return "".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
 
 
-def _build(compiler: str) -> tuple[Path | None, str]:
-    """Compile SOURCE into the cache (atomically: concurrent processes may race); (path, log)."""
+def _builds(compiler: str) -> Iterator[tuple[Path | None, str]]:
+    """Compile SOURCE into the cache with each flag set in turn (atomically: concurrent processes may
+    race), yielding (path, "") for each build that exists or compiles, and at the end (None, log)."""
     source, log = SOURCE.read_bytes(), []
     for flags in FLAG_SETS:
         key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(flags).encode(),
                                          platform.machine().encode(), _cpu_id().encode()])).hexdigest()[:16]
         target = cache_dir() / f"rank_one-{key}.so"
         if target.exists():
-            return target, ""
+            yield target, ""
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
             out = Path(tmp) / target.name
@@ -76,22 +87,26 @@ def _build(compiler: str) -> tuple[Path | None, str]:
                                  capture_output=True, text=True)
             if run.returncode == 0:
                 os.replace(out, target)
-                return target, ""
+                yield target, ""
+                continue
             log.append(f"{compiler} {' '.join(flags)}: {run.stderr.strip()[:300]}")
-    return None, "\n".join(log)
+    yield None, "\n".join(log)
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    rows = [i64, i64, i64, i64, i64]  # B, O, I, o_begin, o_end
-    signatures = {"rank_one_forward": [*rows, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr],
-                  "rank_one_backward": [*rows, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr, ptr,
-                                        ptr],
-                  "rank_one_fisher": [*rows, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr],
-                  "rank_one_sum_forward": [*rows, ptr, ptr, ptr, i64, c_int, c_int, ptr],
-                  "rank_one_sum_backward": [*rows, ptr, ptr, ptr, i64, c_int, c_int, ptr, ptr, ptr]}
+    ranges = [i64, i64, ptr, c_int]  # first, count, bounds, threads
+    shape = [i64, i64, i64]  # B, O, I
+    signatures = {"rank_one_forward_ranges": [*ranges, *shape, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr],
+                  "rank_one_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr,
+                                               ptr, ptr, ptr, ptr],
+                  "rank_one_fisher_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr],
+                  "rank_one_sum_forward_ranges": [*ranges, *shape, ptr, ptr, ptr, i64, c_int, c_int, ptr],
+                  "rank_one_sum_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, i64, c_int, c_int, ptr,
+                                                   ptr, ptr]}
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
+    lib.rank_one_parallel.argtypes, lib.rank_one_parallel.restype = [], c_int
     return lib
 
 
@@ -105,15 +120,24 @@ def rank_one() -> ctypes.CDLL | None:
         elif compiler is None:
             _state["reason"] = f"no C compiler ({os.environ.get('CC', 'cc')!r} not found)"
         else:
-            path, log = _build(compiler)
-            if path is None:
-                _state["reason"] = f"compilation failed:\n{log}"
-            else:
+            failures = []
+            for path, log in _builds(compiler):
+                if path is None:
+                    _state["reason"] = "\n".join(failures) or f"compilation failed:\n{log}"
+                    break
                 try:
                     _state["lib"] = _declare(ctypes.CDLL(str(path)))
-                except OSError as err:
-                    _state["reason"] = f"cannot load {path}: {err}"
+                    break
+                except (OSError, AttributeError) as err:  # AttributeError: a function missing
+                    failures.append(f"cannot load {path}: {err}")
     return _state["lib"]
+
+
+def parallel() -> bool:
+    """Whether the loaded kernels run their row ranges on PyTorch's OpenMP threads (else on a Python
+    thread pool); False when there are no kernels."""
+    lib = rank_one()
+    return bool(lib is not None and lib.rank_one_parallel())
 
 
 def applies(*tensors: torch.Tensor) -> bool:
@@ -148,16 +172,18 @@ def _parts(n_rows: int) -> int:
     return max(1, min(ROW_RANGES, n_rows))
 
 
-def _over_rows(fn, n_rows: int, call) -> None:
-    """Run `call(fn, part, o_begin, o_end)` for `_parts(n_rows)` contiguous row ranges, spread over
-    torch.get_num_threads() threads (the callers keep one (B, I) partial-sum buffer per range)."""
-    parts = _parts(n_rows)
-    bounds = [n_rows * i // parts for i in range(parts + 1)]
-    if torch.get_num_threads() == 1:
-        for i in range(parts):
-            call(fn, i, bounds[i], bounds[i + 1])
+def _over_rows(name: str, n_rows: int, *args) -> None:
+    """Run kernel `name` (rank_one.c's `name`_ranges) over `_parts(n_rows)` contiguous row ranges on
+    torch.get_num_threads() threads: in one call on OpenMP when the build has it, else one range per
+    call on a Python thread pool. `args` follow the range arguments (callers that sum over rows pass
+    the stride between the ranges' partial arrays first)."""
+    lib, parts, threads = rank_one(), _parts(n_rows), torch.get_num_threads()
+    bounds = (ctypes.c_int64 * (parts + 1))(*[n_rows * i // parts for i in range(parts + 1)])
+    fn = getattr(lib, f"{name}_ranges")
+    if threads == 1 or lib.rank_one_parallel():
+        fn(0, parts, bounds, threads, *args)
         return
-    for future in [_pool().submit(call, fn, i, bounds[i], bounds[i + 1]) for i in range(parts)]:
+    for future in [_pool().submit(fn, i, 1, bounds, 1, *args) for i in range(parts)]:
         future.result()
 
 
@@ -168,9 +194,8 @@ def linear_forward(x, weight, u, v, gate: str, relu_weight=None) -> tuple[torch.
     (batch, n_in), n_out = x.shape, weight.shape[0]
     y, abs_rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)
     relu_rows = None if relu_weight is None else x.new_empty(batch, n_out)
-    _over_rows(rank_one().rank_one_forward, n_out, lambda fn, _, o0, o1: fn(
-        batch, n_out, n_in, o0, o1, _ptr(x), _ptr(weight), _ptr(u), _ptr(v), GATE_CODES[gate], _ptr(y),
-        _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows)))
+    _over_rows("rank_one_forward", n_out, batch, n_out, n_in, _ptr(x), _ptr(weight), _ptr(u), _ptr(v),
+               GATE_CODES[gate], _ptr(y), _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows))
     if relu_rows is None:
         return y, abs_rows.sum(1)
     return y, abs_rows.sum(1), relu_rows.sum(1)
@@ -181,10 +206,9 @@ def linear_backward(x, weight, u, v, gy, gs, gate: str, relu_weight=None, gr=Non
     (batch, n_in), n_out = x.shape, weight.shape[0]
     gw, gu = torch.zeros_like(weight), torch.empty_like(u)
     partial = x.new_zeros(_parts(n_out), 2, batch, n_in)  # dx and dv of each row range
-    _over_rows(rank_one().rank_one_backward, n_out, lambda fn, i, o0, o1: fn(
-        batch, n_out, n_in, o0, o1, _ptr(x), _ptr(weight), _ptr(u), _ptr(v), _ptr(gy), _ptr(gs),
-        GATE_CODES[gate], _ptr(gw), _ptr(gu), _ptr(partial[i, 0]), _ptr(partial[i, 1]), _ptr(relu_weight),
-        _ptr(gr)))
+    _over_rows("rank_one_backward", n_out, partial.stride(0), batch, n_out, n_in, _ptr(x), _ptr(weight), _ptr(u),
+               _ptr(v), _ptr(gy), _ptr(gs), GATE_CODES[gate], _ptr(gw), _ptr(gu), _ptr(partial[0, 0]),
+               _ptr(partial[0, 1]), _ptr(relu_weight), _ptr(gr))
     # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
     return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
 
@@ -195,9 +219,9 @@ def fisher(x, weight, u, v, gy, gate: str, fisher_sum, need_dx: bool) -> torch.T
     (batch, n_in), n_out = x.shape, weight.shape[0]
     x2 = x.square()
     partial = x.new_zeros(_parts(n_out), batch, n_in) if need_dx else None  # dx of each row range
-    _over_rows(rank_one().rank_one_fisher, n_out, lambda fn, i, o0, o1: fn(
-        batch, n_out, n_in, o0, o1, _ptr(x2), _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy),
-        GATE_CODES[gate], _ptr(fisher_sum), _ptr(partial[i]) if need_dx else None))
+    _over_rows("rank_one_fisher", n_out, partial.stride(0) if need_dx else 0, batch, n_out, n_in, _ptr(x2),
+               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), GATE_CODES[gate], _ptr(fisher_sum),
+               _ptr(partial[0]) if need_dx else None)
     return partial.sum(0) if need_dx else None
 
 
@@ -206,9 +230,8 @@ def mask_sum_forward(u, v, w, gate: str, kind: str) -> torch.Tensor:
     (batch, n_u), n_v = u.shape, v.shape[1]
     w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
     rows = u.new_empty(batch, n_u)
-    _over_rows(rank_one().rank_one_sum_forward, n_u, lambda fn, _, o0, o1: fn(
-        batch, n_u, n_v, o0, o1, _ptr(u), _ptr(v), _ptr(w), stride, GATE_CODES[gate], PHI_CODES[kind],
-        _ptr(rows)))
+    _over_rows("rank_one_sum_forward", n_u, batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w), stride,
+               GATE_CODES[gate], PHI_CODES[kind], _ptr(rows))
     return rows.sum(1)
 
 
@@ -217,9 +240,8 @@ def mask_sum_backward(u, v, w, gate: str, kind: str, gs) -> tuple[torch.Tensor, 
     (batch, n_u), n_v = u.shape, v.shape[1]
     w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
     gu, partial = torch.empty_like(u), u.new_zeros(_parts(n_u), batch, n_v)
-    _over_rows(rank_one().rank_one_sum_backward, n_u, lambda fn, i, o0, o1: fn(
-        batch, n_u, n_v, o0, o1, _ptr(u), _ptr(v), _ptr(w), stride, GATE_CODES[gate], PHI_CODES[kind],
-        _ptr(gs), _ptr(gu), _ptr(partial[i])))
+    _over_rows("rank_one_sum_backward", n_u, partial.stride(0), batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w),
+               stride, GATE_CODES[gate], PHI_CODES[kind], _ptr(gs), _ptr(gu), _ptr(partial[0]))
     return gu, partial.sum(0)
 
 

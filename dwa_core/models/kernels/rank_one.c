@@ -265,3 +265,61 @@ void rank_one_fisher(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o
 #undef CALL
         }
 }
+
+/* Range runners: each calls one function above for the row ranges [bounds[i], bounds[i+1]),
+   first <= i < first + count, on `threads` threads. Built with -fopenmp they run on the OpenMP
+   runtime PyTorch has already loaded (its libgomp.so.1, found by soname), so PyTorch's intra-op
+   threads and these are one team, not two pools competing for the cores; built without, they run
+   their ranges one after the other, and the caller spreads single ranges over a thread pool of its
+   own (kernels/__init__.py). A range that sums over rows (dx, dv) writes its own partial array, at
+   base + i * partial_stride: the caller adds the ranges' partials in a fixed order, so the results
+   depend neither on the number of threads nor on which thread ran which range. */
+#define OVER_RANGES(CALL)                                                                          \
+    (void)threads;                                                                                 \
+    _Pragma("omp parallel for num_threads(threads) schedule(dynamic, 1)")                          \
+    for (int64_t i = first; i < first + count; ++i) {                                              \
+        const int64_t o_begin = bounds[i], o_end = bounds[i + 1];                                   \
+        CALL;                                                                                       \
+    }
+#define RANGES int64_t first, int64_t count, const int64_t *bounds, int threads
+
+int rank_one_parallel(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void rank_one_forward_ranges(RANGES, int64_t B, int64_t O, int64_t I, const float *x, const float *W,
+                             const float *u, const float *v, int gate, float *y, float *abs_rows, const float *f,
+                             float *relu_rows) {
+    OVER_RANGES(rank_one_forward(B, O, I, o_begin, o_end, x, W, u, v, gate, y, abs_rows, f, relu_rows))
+}
+
+void rank_one_backward_ranges(RANGES, int64_t partial_stride, int64_t B, int64_t O, int64_t I, const float *x,
+                              const float *W, const float *u, const float *v, const float *gy, const float *gs,
+                              int gate, float *gW, float *gu, float *gx, float *gv, const float *f,
+                              const float *gr) {
+    OVER_RANGES(rank_one_backward(B, O, I, o_begin, o_end, x, W, u, v, gy, gs, gate, gW, gu,
+                                  gx + i * partial_stride, gv + i * partial_stride, f, gr))
+}
+
+void rank_one_fisher_ranges(RANGES, int64_t partial_stride, int64_t B, int64_t O, int64_t I, const float *x2,
+                            const float *W, const float *u, const float *v, const float *gy, int gate, float *F,
+                            float *gx) {
+    OVER_RANGES(rank_one_fisher(B, O, I, o_begin, o_end, x2, W, u, v, gy, gate, F,
+                                gx == 0 ? 0 : gx + i * partial_stride))
+}
+
+void rank_one_sum_forward_ranges(RANGES, int64_t B, int64_t O, int64_t I, const float *u, const float *v,
+                                 const float *w, int64_t w_stride, int gate, int kind, float *rows) {
+    OVER_RANGES(rank_one_sum_forward(B, O, I, o_begin, o_end, u, v, w, w_stride, gate, kind, rows))
+}
+
+void rank_one_sum_backward_ranges(RANGES, int64_t partial_stride, int64_t B, int64_t O, int64_t I,
+                                  const float *u, const float *v, const float *w, int64_t w_stride, int gate,
+                                  int kind, const float *gs, float *gu, float *gv) {
+    OVER_RANGES(rank_one_sum_backward(B, O, I, o_begin, o_end, u, v, w, w_stride, gate, kind, gs, gu,
+                                      gv + i * partial_stride))
+}
