@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from dwa_core import allocator
 from dwa_core.cli.figures import add_diagnosis_command, add_figures_command, cmd_diagnosis, cmd_figures
 from dwa_core.cli.run import (SHORTCUTS, ProgressBar, add_run_command, cmd_list, cmd_run, config_from_args,
                               format_matrix, load_preset_or_file, parse_assignment, save_accuracy_figure)
@@ -41,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def entry(argv=None) -> int:
     """The program `python -m dwa_core` / `dwa-core`: `main(argv)` in a process that only writes
-    figure files, so matplotlib gets a file backend (Agg) unless the user chose one (MPLBACKEND).
-    Calling `main` from Python (a notebook, a test) leaves the caller's backend and environment alone."""
+    figure files, so matplotlib gets a file backend (Agg) unless the user chose one (MPLBACKEND), and
+    whose malloc keeps freed memory for reuse (`allocator.keep_freed_memory`). Calling `main` from
+    Python (a notebook, a test) leaves the caller's backend, allocator and environment alone."""
     os.environ.setdefault("MPLBACKEND", "Agg")
+    allocator.keep_freed_memory()  # this process is ours: freed tensors' pages are reused (allocator.py)
     return main(argv)
 
 

@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from dwa_core import metrics
+from dwa_core.allocator import keep_freed_memory
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import check_output_dir, merge
 from dwa_core.runs import RESULTS, is_finished, outcome, run_dir
@@ -137,7 +138,8 @@ def _run_local(cfgs, output_dir, workers, threads, bar, imports) -> list[dict]:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(min(workers, len(cfgs)) or 1, mp_context=context)
+    pool = ProcessPoolExecutor(min(workers, len(cfgs)) or 1, mp_context=context,
+                               initializer=keep_freed_memory)  # the workers are ours (allocator.py)
     try:
         with _terminated_on_sigterm():
             futures = {pool.submit(run_one, c.to_dict(), str(output_dir), threads, tuple(imports)): i
