@@ -4,7 +4,8 @@
     PYTHONPATH=. python benchmarks/bench_dwa.py --device cuda            # batches 32 and 256
 
 Paper size: input 3x32x32, mixture heads (8 tasks, 293 classes), batch 32 (the paper's), plain SGD
-as the training loop makes it (Approach.make_optimizer: no momentum), loss = CE + plasticity + sparsity (paper forms; a random Fisher). Configurations:
+as the training loop makes it (Approach.make_optimizer: no momentum), loss = CE + plasticity +
+sparsity (paper forms; a random Fisher). Configurations:
 
     alexnet (plain)          the plain AlexNet, for scale
     alexnet-dwa fast         masked_impl="fast": the fused C kernels on the CPU, the Triton
@@ -16,11 +17,14 @@ as the training loop makes it (Approach.make_optimizer: no momentum), loss = CE 
                              formulation (DWA_CORE_RANK_ONE=compiled); on CUDA by default, on the
                              CPU with --only (Inductor's C++; slow to compile)
 
-Each configuration runs in a fresh subprocess. CPU memory is resource.getrusage's ru_maxrss (the
-process's peak resident set): `runtime` is the RSS after `import torch` (the same for every
-configuration) and `training` = peak - runtime. CUDA memory is torch.cuda.max_memory_allocated
-(peak of the whole run: model, gradients, optimiser state, Fisher, activations); `after build` is
-what was allocated before the first step. Times on CUDA are taken after torch.cuda.synchronize().
+Each configuration runs in a fresh subprocess, whose malloc keeps freed memory for reuse as the
+program's and the sweep workers' do (dwa_core/allocator.py; DWA_CORE_MALLOC=default: as it is),
+--warmup steps (the slow configurations: 1) before the timed ones. CPU memory is
+resource.getrusage's ru_maxrss (the process's peak resident set): `runtime` is the RSS after
+`import torch` (the same for every configuration) and `training` = peak - runtime. CUDA memory is
+torch.cuda.max_memory_allocated (peak of the whole run: model, gradients, optimiser state, Fisher,
+activations); `after build` is what was allocated before the first step. Times on CUDA are taken
+after torch.cuda.synchronize().
 
 The ratios printed (each DWA configuration's samples/s / the plain AlexNet's and / the reference's)
 are what to compare across machines; with --repeat N the configurations run N times in turn and each
@@ -42,6 +46,12 @@ import torch.nn.functional as F
 from _machine import machine, write_json
 
 from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
+
+try:
+    from dwa_core.allocator import keep_freed_memory
+except ImportError:  # PYTHONPATH on a library from before allocator.py: malloc as it is
+    def keep_freed_memory() -> bool:
+        return False
 from dwa_core.models import build
 from dwa_core.models.dwa import DWAState
 from dwa_core.models.masked import FullMask
@@ -78,8 +88,10 @@ def _memory(device: torch.device, before: float) -> dict:
     return dict(runtime_mb=RUNTIME_MB, rss_before_mb=before, peak_mb=peak, training_mb=peak - RUNTIME_MB)
 
 
-def measure(arch: str, family: str, params: dict, steps: int, batch: int, device: str = "cpu") -> dict:
-    """samples/s over `steps` training steps after one warm-up step, and memory (see the module)."""
+def measure(arch: str, family: str, params: dict, steps: int, batch: int, device: str = "cpu",
+            warmup: int = 1) -> dict:
+    """samples/s over `steps` training steps after `warmup` warm-up steps (at least one), and memory
+    (see the module); first_step_s is the first warm-up step's time."""
     device = torch.device(device)
     torch.manual_seed(0)
     model = build(arch, family, (3, 32, 32), MIXTURE, params=params).to(device)
@@ -107,6 +119,9 @@ def measure(arch: str, family: str, params: dict, steps: int, batch: int, device
     step()  # warm-up (and, on CUDA, Triton / Inductor compilation)
     _sync(device)
     first = time.perf_counter() - t0
+    for _ in range(warmup - 1):  # the allocator settles on its thresholds over the first steps
+        step()
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -144,6 +159,7 @@ def run_one(name: str, args, batch: int) -> dict:
     {"error": the last line of its stderr} if it fails."""
     env = {**os.environ, **CONFIGS[name][3]}
     out = subprocess.run([sys.executable, __file__, "--one", name, "--steps", str(args.steps),
+                          "--warmup", str(1 if CONFIGS[name][4] else args.warmup),
                           "--ref-steps", str(args.ref_steps), "--batch", str(batch), "--device", args.device],
                          capture_output=True, text=True, env=env)
     if out.returncode != 0:  # e.g. out of memory: report it, go on with the others
@@ -176,6 +192,8 @@ def _compare(results: dict, names, batch: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3,
+                        help="warm-up steps before the timed ones (the slow configurations: 1)")
     parser.add_argument("--ref-steps", type=int, default=2)
     parser.add_argument("--batch", type=int, nargs="+", help="default: 32 on the CPU, 32 and 256 on CUDA")
     parser.add_argument("--device", choices=("cpu", "cuda"),
@@ -187,10 +205,11 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     batches = args.batch or ([32, 256] if args.device == "cuda" else [32])
-    if args.one:
+    if args.one:  # a fresh process per configuration, with malloc set as dwa_core's training processes set it
+        keep_freed_memory()
         arch, family, params, _, slow = CONFIGS[args.one]
         print(json.dumps(measure(arch, family, params, args.ref_steps if slow else args.steps, batches[0],
-                                 args.device)))
+                                 args.device, max(1, args.warmup))))
         return
     names = args.only or [n for n in CONFIGS if args.device == "cuda" or not n.endswith("compiled")]
     print(_header(args.device, batches), flush=True)
@@ -207,7 +226,8 @@ def main() -> None:
                     results[f"{name} @ {batch}"] = r  # the fastest of the repeats
         ratios.update(_compare(results, names, batch))
     write_json(args.json, dict(benchmark="bench_dwa", command=" ".join(["bench_dwa.py"] + sys.argv[1:]),
-                               header=_header(args.device, batches), steps=args.steps, repeat=args.repeat,
+                               header=_header(args.device, batches), steps=args.steps, warmup=args.warmup,
+                               repeat=args.repeat,
                                ref_steps=args.ref_steps, results=results, ratios=ratios), before)
 
 

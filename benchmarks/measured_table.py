@@ -5,7 +5,8 @@ of benchmarks/gpu_check.sh's step outputs into one JSON file.
     PYTHONPATH=. python benchmarks/measured_table.py --readme README.md  # rewrite it between the markers
     python benchmarks/measured_table.py --merge-gpu OUT_DIR   # OUT_DIR/gpu-check.json (gpu_check.sh)
 
-CPU rows come from tables/bench-{loop,dwa,fisher,approaches,data}.json (each benchmark's --json); GPU rows
+CPU rows come from tables/bench-{loop,dwa,fisher,approaches,data}.json and tables/profile-dwa.json
+(each benchmark's --json); GPU rows
 from tables/gpu-check.json (gpu_check.sh's merged file, copied there by whoever was lent a GPU), and
 say "not measured" while it is absent. Every row gives the ratio measured back to back in one process
 (the figure to compare across machines) and the machine's load when it ran."""
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = ROOT / "tables"
 START, END = "<!-- measured start -->", "<!-- measured end -->"
 CPU_FILES = {"loop": "bench-loop.json", "dwa": "bench-dwa.json", "approaches": "bench-approaches.json",
-             "data": "bench-data.json", "fisher": "bench-fisher.json"}
+             "data": "bench-data.json", "fisher": "bench-fisher.json", "profile": "profile-dwa.json"}
 GPU_FILE = "gpu-check.json"
 NO_GPU = "not measured: no GPU was lent to this work"
 
@@ -72,7 +73,28 @@ def _dwa_row(data: dict) -> list[str]:
     figs, ratios = _dwa_figures(data, 32)
     return ["DWA AlexNet at the paper's size (28.8 M parameters), batch 32, training samples/s and memory "
             f"(peak RSS above the runtime); {data['steps']} timed steps ({data['ref_steps']} for the slow "
-            "ones) after a warm-up", _cmd(data), figs, ratios, _machine(data)]
+            f"ones) after {data.get('warmup', 1)} warm-up step(s) (the slow ones: 1)", _cmd(data), figs,
+            ratios, _machine(data)]
+
+
+def _profile_row(data: dict) -> list[str]:
+    kept, default = data["step"]["kept"], data["step"]["default"]
+    plain, dwa = "alexnet (plain)", "alexnet-dwa fast"
+    step = (f"step: plain {kept['ms'][plain]:.1f} ms, DWA {kept['ms'][dwa]:.1f} ms "
+            f"({kept['faults'][dwa]:.0f} minor page faults; malloc as it is: "
+            f"{default['ms'][dwa]:.1f} ms, {default['faults'][dwa]:.0f} faults)")
+    layers = "each masked layer alone, generator + layer and loss terms: " + ", ".join(
+        f"{r['layer'].split(' ')[0]} {r['generator_ms']:.1f} + {r['layer_and_loss_terms_ms']:.1f} ms"
+        for r in data["layers"])
+    ops = "most self time per step: " + ", ".join(f"{r['op']} {r['ms_per_step']:.1f} ms"
+                                                  for r in data["ops"][:6])
+    kernels = "2048x2048 rank-1 kernels, ns per mask entry and sample: " + ", ".join(
+        f"{r['kernel']} {r['ns_per_entry']:.3f} ({r['threads']} thread{'s' if r['threads'] > 1 else ''})"
+        for r in data["kernels"] if "error" not in r)
+    ratios = ", ".join(f"{k} {v:.2f}" for k, v in data["ratios"].items())
+    return [f"where the DWA AlexNet's training step goes (batch 32; best of {data['repeat']} rounds of "
+            f"{data['steps']} steps)", _cmd(data), "; ".join([step, layers, ops, kernels]), ratios,
+            _machine(data)]
 
 
 def _approaches_row(data: dict) -> list[str]:
@@ -148,7 +170,7 @@ def markdown(tables: Path = TABLES) -> str:
     """The block between the README's markers, from the JSON files in `tables` (see the module)."""
     data = {key: _load(tables / name) for key, name in CPU_FILES.items()}
     rows = []
-    for key, build in (("loop", _loop_row), ("dwa", _dwa_row)):
+    for key, build in (("loop", _loop_row), ("dwa", _dwa_row), ("profile", _profile_row)):
         rows.append(build(data[key]) if data[key] else [key, "", "not measured", "", ""])
     rows += _gpu_rows(_load(tables / GPU_FILE))
     for key, build in (("fisher", _fisher_row), ("approaches", _approaches_row), ("data", _data_row)):

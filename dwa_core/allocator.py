@@ -4,10 +4,12 @@ glibc's malloc hands every block above its mmap threshold (adjusted as blocks ar
 32 MiB) back to the OS when it is freed, so a tensor of that size made at every training step is
 faulted in again, page by page, at every step. The DWA AlexNet makes several per step: the
 gradients of its conv-mask generators (52 and 29 MB) and its (B, n) masks. Measured on the 2-core CPU
-here, that is about 17,000 minor page faults and 6 % of a DWA AlexNet training step
-(`benchmarks/profile_dwa.py` times steps with and without this setting). `keep_freed_memory()` tells
-malloc to serve every block from its heap (no mmap) and to keep up to 1 GiB of freed memory there, so
-the next step reuses the pages.
+here, that is about 17,000 minor page faults per DWA AlexNet step, several per cent of its time
+(`benchmarks/profile_dwa.py` times steps with and without this setting). `keep_freed_memory()`
+raises the threshold to 256 MiB, so such blocks come from malloc's heap, and lets malloc keep up to
+1 GiB of freed memory there, so the next step reuses the pages. Blocks of 256 MiB and more are still
+mapped and unmapped: with no threshold at all, the reference formulation of the DWA layers (512 MiB
+per-sample weights) fragmented the heap to 9.7 GB of peak memory instead of 5.4 GB.
 
 dwa_core calls it in the processes it owns: the program (`python -m dwa_core`) and the workers of a
 local sweep. `import dwa_core` does not (a notebook's kernel keeps its allocator as it is; it may call
@@ -22,17 +24,20 @@ import ctypes
 import os
 import platform
 
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's malloc.h
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+MMAP_BYTES = 256 << 20
 KEEP_BYTES = 1 << 30  # freed memory kept at the top of the heap before it is returned to the OS
 
 
 def keep_freed_memory() -> bool:
-    """Set glibc malloc's M_MMAP_MAX to 0 and M_TRIM_THRESHOLD to 1 GiB for this process (see the
-    module). Returns whether it did: False off glibc (macOS, musl), or with DWA_CORE_MALLOC=default."""
+    """Set glibc malloc's M_MMAP_THRESHOLD to 256 MiB and M_TRIM_THRESHOLD to 1 GiB for this process
+    (see the module). Returns whether it did: False off glibc (macOS, musl), or with
+    DWA_CORE_MALLOC=default."""
     if os.environ.get("DWA_CORE_MALLOC", "") == "default" or platform.libc_ver()[0] != "glibc":
         return False
     try:
         libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(libc.mallopt(M_TRIM_THRESHOLD,
+                                                                                KEEP_BYTES))
     except (OSError, AttributeError):
         return False

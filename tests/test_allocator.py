@@ -17,7 +17,7 @@ def cycle():  # a 64 MiB tensor made, written and freed, as a per-step gradient 
     t = torch.empty(16 << 20)
     t.fill_(1.0)
     del t
-for _ in range(3):  # malloc settles over the first cycles
+for _ in range(5):  # malloc settles over the first cycles
     cycle()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(4):

@@ -27,7 +27,8 @@ def test_readme_block_equals_the_committed_files():
     assert block == module.markdown(module.TABLES)
 
 
-FILES = ["bench-loop.json", "bench-dwa.json", "bench-fisher.json", "bench-approaches.json", "bench-data.json"]
+FILES = ["bench-loop.json", "bench-dwa.json", "bench-fisher.json", "bench-approaches.json", "bench-data.json",
+         "profile-dwa.json"]
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -91,8 +92,8 @@ def test_without_the_gpu_file_every_gpu_row_says_not_measured(tmp_path):
     block = module.markdown(tmp_path)  # no JSON at all
     rows = [line for line in block.splitlines() if line.startswith("| ") and line != block.splitlines()[2]]
     gpu = [row for row in rows if "GPU" in row.split("|")[1]]
-    assert len(rows) == 8 and len(gpu) == 3
-    assert all("not measured" in row.split("|")[3] for row in rows)  # 5 CPU files absent, 3 GPU rows
+    assert len(rows) == 9 and len(gpu) == 3
+    assert all("not measured" in row.split("|")[3] for row in rows)  # 6 CPU files absent, 3 GPU rows
 
 
 def test_rewrite_replaces_only_the_block(tmp_path):

@@ -15,8 +15,18 @@ import sys
 
 from dwa_core import allocator
 from dwa_core.cli.figures import add_diagnosis_command, add_figures_command, cmd_diagnosis, cmd_figures
-from dwa_core.cli.run import (SHORTCUTS, ProgressBar, add_run_command, cmd_list, cmd_run, config_from_args,
-                              format_matrix, load_preset_or_file, parse_assignment, save_accuracy_figure)
+from dwa_core.cli.run import (
+    SHORTCUTS,
+    ProgressBar,
+    add_run_command,
+    cmd_list,
+    cmd_run,
+    config_from_args,
+    format_matrix,
+    load_preset_or_file,
+    parse_assignment,
+    save_accuracy_figure,
+)
 from dwa_core.cli.sweep import add_compare_command, add_sweep_command, cmd_compare, cmd_sweep
 from dwa_core.errors import message
 

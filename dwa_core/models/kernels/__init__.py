@@ -48,8 +48,8 @@ PHI_CODES = {"abs": 0, "relu": 1}
 # with -fopenmp and -fopenmp-simd (checked bit for bit on the 2048x2048 layer).
 _MATH = ("-O3", "-ffinite-math-only", "-fno-trapping-math")
 _WIDE = ("-march=native", "-mprefer-vector-width=512")
-FLAG_SETS = ((_MATH[0], "-fopenmp", *_MATH[1:], *_WIDE), (_MATH[0], "-fopenmp-simd", *_MATH[1:], *_WIDE),
-             (_MATH[0], "-fopenmp-simd", *_MATH[1:], "-march=native"), (_MATH[0], "-fopenmp-simd", *_MATH[1:]),
+FLAG_SETS = (("-O3", "-fopenmp", *_MATH[1:], *_WIDE), ("-O3", "-fopenmp-simd", *_MATH[1:], *_WIDE),
+             ("-O3", "-fopenmp-simd", *_MATH[1:], "-march=native"), ("-O3", "-fopenmp-simd", *_MATH[1:]),
              ("-O3",))
 # Row ranges of every kernel call, whatever the thread count: a sum over rows (dx, dv) is summed
 # range by range in a fixed order, so the result is the same on 1 thread or 16.
@@ -98,12 +98,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     ranges = [i64, i64, ptr, c_int]  # first, count, bounds, threads
     shape = [i64, i64, i64]  # B, O, I
     signatures = {"rank_one_forward_ranges": [*ranges, *shape, ptr, ptr, ptr, ptr, c_int, ptr, ptr, ptr, ptr],
-                  "rank_one_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr,
-                                               ptr, ptr, ptr, ptr],
+                  "rank_one_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, ptr, ptr, ptr, c_int, ptr,
+                                               ptr, ptr, ptr, ptr, ptr],
                   "rank_one_fisher_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr],
                   "rank_one_sum_forward_ranges": [*ranges, *shape, ptr, ptr, ptr, i64, c_int, c_int, ptr],
-                  "rank_one_sum_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, i64, c_int, c_int, ptr,
-                                                   ptr, ptr]}
+                  "rank_one_sum_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, i64, c_int, c_int,
+                                                   ptr, ptr, ptr]}
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
     lib.rank_one_parallel.argtypes, lib.rank_one_parallel.restype = [], c_int
@@ -201,14 +201,15 @@ def linear_forward(x, weight, u, v, gate: str, relu_weight=None) -> tuple[torch.
     return y, abs_rows.sum(1), relu_rows.sum(1)
 
 
-def linear_backward(x, weight, u, v, gy, gs, gate: str, relu_weight=None, gr=None) -> tuple[torch.Tensor, ...]:
+def linear_backward(x, weight, u, v, gy, gs, gate: str, relu_weight=None,
+                    gr=None) -> tuple[torch.Tensor, ...]:
     """(dx, dW, du, dv) of `linear_forward` given gy (B, O), gs (B,) and, with relu_weight, gr (B,)."""
     (batch, n_in), n_out = x.shape, weight.shape[0]
     gw, gu = torch.zeros_like(weight), torch.empty_like(u)
     partial = x.new_zeros(_parts(n_out), 2, batch, n_in)  # dx and dv of each row range
-    _over_rows("rank_one_backward", n_out, partial.stride(0), batch, n_out, n_in, _ptr(x), _ptr(weight), _ptr(u),
-               _ptr(v), _ptr(gy), _ptr(gs), GATE_CODES[gate], _ptr(gw), _ptr(gu), _ptr(partial[0, 0]),
-               _ptr(partial[0, 1]), _ptr(relu_weight), _ptr(gr))
+    _over_rows("rank_one_backward", n_out, partial.stride(0), batch, n_out, n_in, _ptr(x), _ptr(weight),
+               _ptr(u), _ptr(v), _ptr(gy), _ptr(gs), GATE_CODES[gate], _ptr(gw), _ptr(gu),
+               _ptr(partial[0, 0]), _ptr(partial[0, 1]), _ptr(relu_weight), _ptr(gr))
     # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
     return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
 
@@ -220,8 +221,8 @@ def fisher(x, weight, u, v, gy, gate: str, fisher_sum, need_dx: bool) -> torch.T
     x2 = x.square()
     partial = x.new_zeros(_parts(n_out), batch, n_in) if need_dx else None  # dx of each row range
     _over_rows("rank_one_fisher", n_out, partial.stride(0) if need_dx else 0, batch, n_out, n_in, _ptr(x2),
-               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), GATE_CODES[gate], _ptr(fisher_sum),
-               _ptr(partial[0]) if need_dx else None)
+               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), GATE_CODES[gate],
+               _ptr(fisher_sum), _ptr(partial[0]) if need_dx else None)
     return partial.sum(0) if need_dx else None
 
 
