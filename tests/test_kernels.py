@@ -292,3 +292,38 @@ def test_the_thread_pool_path_gives_the_openmp_path_bits(monkeypatch):
     assert len(got) == len(expected) == 12
     for a, b in zip(got, expected):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("forms", [("paper", "paper"), ("paper", "binary"), ("original-code", "paper")])
+def test_full_mask_terms_give_autograds_bits(forms):
+    """A full mask's loss statistics computed by the layer (full_mask_terms: one C pass in the backward)
+    give the losses and the gradient of H that autograd gives when the losses reduce H themselves,
+    bit for bit, with the layer's own product W ⊙ H in the graph as in the network."""
+    from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
+    from dwa_core.models.dwa import DWAState
+    from dwa_core.models.masked import FullMask, full_mask_terms
+
+    plasticity_form, sparsity_form = forms
+    torch.manual_seed(5)
+    shape = (6, 5, 3, 3)
+    pre, weight, gy = torch.randn(4, *shape), torch.randn(shape), torch.randn(4, *shape)
+    fisher = {"c.weight": torch.rand(shape)}
+
+    def run(fused: bool):
+        h = torch.tanh(pre).requires_grad_()
+        mask = FullMask(h)
+        mask.relu_weight = fisher["c.weight"]
+        w = weight * mask.materialise()
+        if fused:
+            full_mask_terms(mask)
+            assert mask.abs_sum is not None and mask.relu_sum is not None
+        state = DWAState(torch.zeros(4, 3), {"c.weight": mask})
+        terms = [plasticity_loss(state, fisher, form=plasticity_form),
+                 sparsity_loss(state, mu=0.0, form=sparsity_form)]
+        loss = (w * gy).sum() + terms[0] + terms[1]
+        return [*terms, torch.autograd.grad(loss, h)[0]]
+
+    expected, got = run(False), run(True)
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
+    assert (got[-1] != 0).all()

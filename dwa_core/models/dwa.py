@@ -255,7 +255,7 @@ class DWANet(nn.Module):
         e = self._embedding(proc_in, x, t, embedding)  # (B, d)
         masks = {f"{s.name}.weight": self.generators[s.name](e, self.gate) for s in self.specs[self.stem:]}
         for name, mask in masks.items():
-            if isinstance(mask, RankOneMask) and self.plasticity_weights:
+            if self.plasticity_weights:
                 mask.relu_weight = self.plasticity_weights.get(name)
         for spec in self.specs[self.stem:]:
             h = self._block(spec, h, masks[f"{spec.name}.weight"])

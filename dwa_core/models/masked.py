@@ -45,8 +45,13 @@ def check_impl(impl: str) -> str:
 
 @dataclass
 class FullMask:
-    """H (B, *shape), already gated."""
+    """H (B, *shape), already gated. The fast layers fill abs_sum (B,) = Σ_i |H_bi| for the sparsity
+    loss and, with relu_weight F (*shape) set before the layer runs, relu_sum (B,) = Σ_i F_i relu(H_bi)
+    for the plasticity loss (`full_mask_terms`)."""
     h: torch.Tensor
+    abs_sum: torch.Tensor | None = None
+    relu_weight: torch.Tensor | None = None
+    relu_sum: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -150,7 +155,51 @@ class _RankOneKernel(torch.autograd.Function):
             g_relu = x.new_zeros(x.shape[0]) if g_relu is None else g_relu.contiguous()
         else:
             g_relu = None
-        return (*kernels.linear_backward(x, weight, u, v, gy, g_abs, ctx.gate, relu_weight, g_relu), None, None)
+        grads = kernels.linear_backward(x, weight, u, v, gy, g_abs, ctx.gate, relu_weight, g_relu)
+        return (*grads, None, None)
+
+
+class _FullMaskTerms(torch.autograd.Function):
+    """(s, r) with s_b = Σ_i |H_bi| and r_b = Σ_i f_i relu(H_bi) of a full mask H (B, n), f (n,) or
+    None (r then zeros, unused). The forward is the losses' own formula (vector_norm; relu(H) @ f);
+    the backward is one pass of the C kernel (kernels.mask_terms_backward) instead of autograd's five
+    (sign, product, outer product, threshold, sum), with autograd's bits: the sparsity and plasticity
+    terms reach H through this one node, and autograd adds the layer's own gradient of H after it,
+    as it did."""
+
+    @staticmethod
+    def forward(ctx, h, f):
+        ctx.save_for_backward(h, f)
+        ctx.set_materialize_grads(False)
+        abs_sum = torch.linalg.vector_norm(h, 1, dim=1)
+        return abs_sum, (torch.relu(h) @ f if f is not None else h.new_zeros(h.shape[0]))
+
+    @staticmethod
+    def backward(ctx, g_abs, g_relu):
+        h, f = ctx.saved_tensors
+        if f is None:
+            g_relu = None
+        if g_abs is None and g_relu is None:
+            return None, None
+        as_input = (lambda g: None if g is None else g.contiguous())
+        return kernels.mask_terms_backward(h, f, as_input(g_abs), as_input(g_relu)), None
+
+
+def full_mask_terms(mask: FullMask) -> None:
+    """Fill mask.abs_sum and, with mask.relu_weight, mask.relu_sum (see FullMask), when the C kernels
+    take H (float32 on the CPU) and autograd records (without gradients nothing is gained); else leave
+    them None (the losses then reduce H themselves, to the same values)."""
+    if not (torch.is_grad_enabled() and mask.h.requires_grad):
+        return
+    h = mask.h.flatten(1)
+    f = mask.relu_weight
+    if f is not None and (f.shape != mask.h.shape[1:] or not kernels.applies(f)):
+        f = None
+    if not h.is_contiguous() or not kernels.applies(h):
+        return
+    f = None if f is None else f.detach().reshape(-1).contiguous()
+    mask.abs_sum, relu_sum = _FullMaskTerms.apply(h, f)
+    mask.relu_sum = None if f is None else relu_sum
 
 
 def kernel_applies(x: torch.Tensor, weight: torch.Tensor, mask: RankOneMask) -> bool:
@@ -206,6 +255,8 @@ class MaskedLinear(nn.Module):
         if self.impl != "reference" and isinstance(mask, RankOneMask):
             return rank_one_masked_linear(x, self.weight, mask, use_kernel=self.impl == "fast") + self.bias
         w = self.weight * mask.materialise()  # (B, out, in)
+        if self.impl == "fast":
+            full_mask_terms(mask)  # after the product: autograd adds the product's dH last, as before
         return torch.bmm(w, x[:, :, None]).squeeze(-1) + self.bias
 
 
@@ -230,6 +281,8 @@ class MaskedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
         w = self.weight * mask.materialise()  # (B, out, in, k, k)
+        if self.impl == "fast":
+            full_mask_terms(mask)  # after the product: autograd adds the product's dH last, as before
         batch, out_c = w.shape[:2]
         rows, cols_out = x.shape[-2] - self.kernel_size + 1, x.shape[-1] - self.kernel_size + 1
         if self.impl == "reference":  # one grouped convolution, groups = B (as the original code)

@@ -3,10 +3,11 @@ path is in this package too: `ops` (torch.library operators), `triton_rank_one` 
 kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 
 `rank_one.c` holds the fused rank-1 masked linear layer of DWA, the reduction of its mask losses
-and its per-sample Fisher; `linear_forward`, `linear_backward`, `mask_sum_forward`,
-`mask_sum_backward` and `fisher` run them on float32 CPU tensors, splitting the output rows into a
-fixed number of ranges (`ROW_RANGES`, so that the sums over rows, and hence the results, do not
-depend on the thread count) run on `torch.get_num_threads()` threads. Built with OpenMP (the first
+and its per-sample Fisher, and the backward of a full mask's loss statistics; `linear_forward`,
+`linear_backward`, `mask_sum_forward`, `mask_sum_backward`, `fisher` and `mask_terms_backward` run
+them on float32 CPU tensors, splitting the output rows into a fixed number of ranges
+(`ROW_RANGES`, so that the sums over rows, and hence the results, do not depend on the thread count)
+run on `torch.get_num_threads()` threads. Built with OpenMP (the first
 flag set), the ranges run on PyTorch's own OpenMP threads: a second pool would compete with PyTorch's
 intra-op threads, which spin for a while after each op (measured: `benchmarks/profile_dwa.py`).
 Without OpenMP, a Python thread pool runs them (the C calls release the GIL). `applies(...)` says
@@ -104,6 +105,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
                   "rank_one_sum_forward_ranges": [*ranges, *shape, ptr, ptr, ptr, i64, c_int, c_int, ptr],
                   "rank_one_sum_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, i64, c_int, c_int,
                                                    ptr, ptr, ptr]}
+    signatures["mask_terms_backward_ranges"] = [*ranges, i64, ptr, ptr, ptr, ptr, ptr]
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
     lib.rank_one_parallel.argtypes, lib.rank_one_parallel.restype = [], c_int
@@ -244,6 +246,17 @@ def mask_sum_backward(u, v, w, gate: str, kind: str, gs) -> tuple[torch.Tensor, 
     _over_rows("rank_one_sum_backward", n_u, partial.stride(0), batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w),
                stride, GATE_CODES[gate], PHI_CODES[kind], _ptr(gs), _ptr(gu), _ptr(partial[0]))
     return gu, partial.sum(0)
+
+
+def mask_terms_backward(h, f, gs, gr) -> torch.Tensor:
+    """dH (B, n) of a full mask's statistics s_b = Σ_i |H_bi| and r_b = Σ_i f_i relu(H_bi), given
+    their gradients gs (B,) and gr (B,), either None (that statistic unused): sign(H) gs_b +
+    [H > 0] gr_b f, bit for bit as autograd computes it from vector_norm and relu(H) @ f. h (B, n),
+    f (n,) or None."""
+    batch, n = h.shape
+    dh = torch.empty_like(h)
+    _over_rows("mask_terms_backward", batch, n, _ptr(h), _ptr(f), _ptr(gs), _ptr(gr), _ptr(dh))
+    return dh
 
 
 def unavailable_reason() -> str | None:

@@ -323,3 +323,46 @@ void rank_one_sum_backward_ranges(RANGES, int64_t partial_stride, int64_t B, int
     OVER_RANGES(rank_one_sum_backward(B, O, I, o_begin, o_end, u, v, w, w_stride, gate, kind, gs, gu,
                                       gv + i * partial_stride))
 }
+
+/* The backward of a full mask's two loss statistics (models/masked.py, _FullMaskTerms): for the
+   samples o_begin <= b < o_end of H (B, n), dH = sign(H) gs[b] + [H > 0] gr[b] f, with either term
+   left out when its gradient (gs or gr) is NULL. Written as PyTorch's autograd writes it (the
+   product gr[b] f rounded, then the sum), without contracting it into a fused multiply-add, so the
+   bits are autograd's. */
+#if defined(__clang__)
+#define NO_CONTRACT
+#else
+#define NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#endif
+static NO_CONTRACT void mask_terms_rows(int64_t n, int64_t b_begin, int64_t b_end, const float *h, const float *f,
+                                        const float *gs, const float *gr, float *dh) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
+    for (int64_t b = b_begin; b < b_end; ++b) {
+        const float *hb = h + b * n;
+        float *d = dh + b * n;
+        if (gs != 0 && gr != 0) {
+            const float s = gs[b], r = gr[b];
+            #pragma omp simd
+            for (int64_t i = 0; i < n; ++i)
+                d[i] = ((float)(hb[i] > 0.0f) - (float)(hb[i] < 0.0f)) * s + (hb[i] > 0.0f ? r * f[i] : 0.0f);
+        } else if (gs != 0) {
+            const float s = gs[b];
+            #pragma omp simd
+            for (int64_t i = 0; i < n; ++i)
+                d[i] = ((float)(hb[i] > 0.0f) - (float)(hb[i] < 0.0f)) * s;
+        } else {
+            const float r = gr[b];
+            #pragma omp simd
+            for (int64_t i = 0; i < n; ++i)
+                d[i] = hb[i] > 0.0f ? r * f[i] : 0.0f;
+        }
+    }
+}
+
+/* Rows here are samples: o_begin <= b < o_end. */
+void mask_terms_backward_ranges(RANGES, int64_t n, const float *h, const float *f, const float *gs,
+                                const float *gr, float *dh) {
+    OVER_RANGES(mask_terms_rows(n, o_begin, o_end, h, f, gs, gr, dh))
+}
