@@ -4,7 +4,7 @@ glibc's malloc hands every block above its mmap threshold (adjusted as blocks ar
 32 MiB) back to the OS when it is freed, so a tensor of that size made at every training step is
 faulted in again, page by page, at every step. The DWA AlexNet makes several per step: the
 gradients of its conv-mask generators (52 and 29 MB) and its (B, n) masks. Measured on the 2-core CPU
-here, that is about 17,000 minor page faults per DWA AlexNet step, several per cent of its time
+here, that is 17,000 to 31,000 minor page faults per DWA AlexNet step, several per cent of its time
 (`benchmarks/profile_dwa.py` times steps with and without this setting). `keep_freed_memory()`
 raises the threshold to 256 MiB, so such blocks come from malloc's heap, and lets malloc keep up to
 1 GiB of freed memory there, so the next step reuses the pages. Blocks of 256 MiB and more are still
