@@ -88,11 +88,10 @@ def _memory(device: torch.device, before: float) -> dict:
     return dict(runtime_mb=RUNTIME_MB, rss_before_mb=before, peak_mb=peak, training_mb=peak - RUNTIME_MB)
 
 
-def measure(arch: str, family: str, params: dict, steps: int, batch: int, device: str = "cpu",
-            warmup: int = 1) -> dict:
-    """samples/s over `steps` training steps after `warmup` warm-up steps (at least one), and memory
-    (see the module); first_step_s is the first warm-up step's time."""
-    device = torch.device(device)
+def training_step(arch: str, family: str, params: dict, batch: int, device: torch.device):
+    """(model, step, fisher, x): the network built with seed 0, random inputs, a random Fisher handed
+    to the DWA network as the approach does, and one training step of SGD on CE + plasticity +
+    sparsity (see the module); benchmarks/profile_dwa.py times the same step."""
     torch.manual_seed(0)
     model = build(arch, family, (3, 32, 32), MIXTURE, params=params).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)  # as the loop: Approach.make_optimizer
@@ -101,7 +100,6 @@ def measure(arch: str, family: str, params: dict, steps: int, batch: int, device
               if n in getattr(model, "masked_weight_names", list)()}
     if family == "dwa":  # as the DWA approach does after each task: the fused layers use F
         model.plasticity_weights = fisher
-    before = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -114,6 +112,17 @@ def measure(arch: str, family: str, params: dict, steps: int, batch: int, device
             loss = loss + plasticity_loss(state, fisher) + sparsity_loss(state)
         loss.backward()
         opt.step()
+
+    return model, step, fisher, x
+
+
+def measure(arch: str, family: str, params: dict, steps: int, batch: int, device: str = "cpu",
+            warmup: int = 1) -> dict:
+    """samples/s over `steps` training steps after `warmup` warm-up steps (at least one), and memory
+    (see the module); first_step_s is the first warm-up step's time."""
+    device = torch.device(device)
+    _, step, _, _ = training_step(arch, family, params, batch, device)
+    before = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
 
     t0 = time.perf_counter()
     step()  # warm-up (and, on CUDA, Triton / Inductor compilation)

@@ -38,16 +38,15 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from _machine import machine, write_json
+from bench_dwa import training_step
 
 from dwa_core import allocator
 from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
-from dwa_core.models import build, kernels
+from dwa_core.models import kernels
 from dwa_core.models.dwa import DWAState
 from dwa_core.models.masked import RankOneMask
 
-MIXTURE = [100, 10, 100, 10, 10, 10, 43, 10]  # bench_dwa.py's heads
 BATCH = 32
 
 
@@ -68,26 +67,9 @@ def _best_ms(items: dict, steps: int, repeat: int) -> dict:
 
 
 def _trainer(family: str):
-    """(model, one training step, the random Fisher) as bench_dwa.py builds them."""
-    torch.manual_seed(0)
-    model = build("alexnet", family, (3, 32, 32), MIXTURE,
-                  params={"masked_impl": "fast"} if family == "dwa" else {})
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, y = torch.randn(BATCH, 3, 32, 32), torch.randint(0, 10, (BATCH,))
-    fisher = {n: torch.rand_like(p) for n, p in model.named_parameters()
-              if n in getattr(model, "masked_weight_names", list)()}
-    if family == "dwa":
-        model.plasticity_weights = fisher
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x, 1), y)
-        if family == "dwa":
-            loss = loss + plasticity_loss(model.state, fisher) + sparsity_loss(model.state)
-        loss.backward()
-        opt.step()
-
-    return model, step, fisher, x
+    """(model, one training step, the random Fisher, the inputs): bench_dwa.py's step on the CPU."""
+    params = {"masked_impl": "fast"} if family == "dwa" else {}
+    return training_step("alexnet", family, params, BATCH, torch.device("cpu"))
 
 
 def _layer_inputs(model, x) -> dict:

@@ -44,7 +44,9 @@ VERSION = 3
 # the losses' own formulas, and their backward is one C pass with autograd's bits
 # (tests/test_kernels.py::test_full_mask_terms_give_autograds_bits; eight DWA AlexNet steps, with the
 # sparsity term active and not, hash as before).
-SOURCE_DIGEST = "56dd450e2946c97f9e8f6872771710168f372e41d9a422a009767253b3abee93"
+# Then: full_mask_terms refuses a plasticity weight of another shape, as its rank-1 twin does (an
+# error, no number).
+SOURCE_DIGEST = "3e2708d6e274d3445dbe2a27b8aca9c9c2588581d8f4f4fa73fdebbb1801c392"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

@@ -26,9 +26,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _faults(mode: str, env=None) -> tuple[str, int]:
-    out = subprocess.run([sys.executable, "-c", PROGRAM, mode], capture_output=True, text=True, check=True,
-                         env=env).stdout.split()
+def _faults(mode: str) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", PROGRAM, mode], capture_output=True, text=True,
+                         check=True).stdout.split()
     return out[0], int(out[1])
 
 

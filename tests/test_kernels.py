@@ -327,3 +327,38 @@ def test_full_mask_terms_give_autograds_bits(forms):
     for a, b in zip(got, expected):
         assert torch.equal(a, b)
     assert (got[-1] != 0).all()
+
+
+def test_a_build_that_does_not_load_gives_way_to_the_next_flag_set(monkeypatch, tmp_path):
+    """A build that compiles but cannot be loaded (an OpenMP runtime older than the compiler's, say) is
+    passed over for the next flag set, and the failure is kept for unavailable_reason."""
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("DWA_CORE_KERNEL_DIR", str(tmp_path))
+    monkeypatch.setattr(kernels, "FLAG_SETS", (("-O3", "-fopenmp-simd"), ("-O3",)))
+    declare, loaded = kernels._declare, []
+
+    def declare_all_but_the_first(lib):
+        loaded.append(lib)
+        if len(loaded) == 1:
+            raise OSError("undefined symbol: GOMP_test")
+        return declare(lib)
+
+    monkeypatch.setattr(kernels, "_declare", declare_all_but_the_first)
+    assert kernels.rank_one() is not None and len(loaded) == 2
+    assert len(list(tmp_path.glob("rank_one-*.so"))) == 2
+    assert not kernels.parallel()  # the second set has no OpenMP
+
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setattr(kernels, "_declare", lambda lib: (_ for _ in ()).throw(OSError("no GOMP")))
+    assert kernels.rank_one() is None
+    reason = kernels.unavailable_reason()
+    assert reason.count("cannot load") == 2 and "no GOMP" in reason
+
+
+def test_full_mask_terms_refuse_a_plasticity_weight_of_another_shape():
+    from dwa_core.models.masked import FullMask, full_mask_terms
+
+    mask = FullMask(torch.rand(2, 3, 4).requires_grad_())
+    mask.relu_weight = torch.rand(4, 3)
+    with pytest.raises(ValueError, match=r"relu_weight: expected the mask's shape \(3, 4\), got \(4, 3\)"):
+        full_mask_terms(mask)

@@ -191,10 +191,12 @@ def full_mask_terms(mask: FullMask) -> None:
     them None (the losses then reduce H themselves, to the same values)."""
     if not (torch.is_grad_enabled() and mask.h.requires_grad):
         return
-    h = mask.h.flatten(1)
-    f = mask.relu_weight
-    if f is not None and (f.shape != mask.h.shape[1:] or not kernels.applies(f)):
-        f = None
+    h, f = mask.h.flatten(1), mask.relu_weight
+    if f is not None and f.shape != mask.h.shape[1:]:
+        raise ValueError(f"relu_weight: expected the mask's shape {tuple(mask.h.shape[1:])}, "
+                         f"got {tuple(f.shape)}")
+    if f is not None and not kernels.applies(f):
+        f = None  # another dtype or device: the plasticity loss reduces H on its own
     if not h.is_contiguous() or not kernels.applies(h):
         return
     f = None if f is None else f.detach().reshape(-1).contiguous()

@@ -47,10 +47,9 @@ PHI_CODES = {"abs": 0, "relu": 1}
 # vectorise; on CPUs with AVX-512, GCC's -march=native still prefers 256-bit vectors unless told
 # otherwise (512-bit: about 25 % faster here, benchmarks/bench_dwa.py). The per-row code is the same
 # with -fopenmp and -fopenmp-simd (checked bit for bit on the 2048x2048 layer).
-_MATH = ("-O3", "-ffinite-math-only", "-fno-trapping-math")
+_SIMD = ("-O3", "-fopenmp-simd", "-ffinite-math-only", "-fno-trapping-math")
 _WIDE = ("-march=native", "-mprefer-vector-width=512")
-FLAG_SETS = (("-O3", "-fopenmp", *_MATH[1:], *_WIDE), ("-O3", "-fopenmp-simd", *_MATH[1:], *_WIDE),
-             ("-O3", "-fopenmp-simd", *_MATH[1:], "-march=native"), ("-O3", "-fopenmp-simd", *_MATH[1:]),
+FLAG_SETS = (("-O3", "-fopenmp", *_SIMD[2:], *_WIDE), (*_SIMD, *_WIDE), (*_SIMD, "-march=native"), _SIMD,
              ("-O3",))
 # Row ranges of every kernel call, whatever the thread count: a sum over rows (dx, dv) is summed
 # range by range in a fixed order, so the result is the same on 1 thread or 16.
@@ -104,8 +103,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
                   "rank_one_fisher_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, ptr, ptr, c_int, ptr, ptr],
                   "rank_one_sum_forward_ranges": [*ranges, *shape, ptr, ptr, ptr, i64, c_int, c_int, ptr],
                   "rank_one_sum_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, i64, c_int, c_int,
-                                                   ptr, ptr, ptr]}
-    signatures["mask_terms_backward_ranges"] = [*ranges, i64, ptr, ptr, ptr, ptr, ptr]
+                                                   ptr, ptr, ptr],
+                  "mask_terms_backward_ranges": [*ranges, i64, ptr, ptr, ptr, ptr, ptr]}
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
     lib.rank_one_parallel.argtypes, lib.rank_one_parallel.restype = [], c_int
