@@ -10,6 +10,10 @@ sparsity (paper forms; a random Fisher). Configurations:
     alexnet (plain)          the plain AlexNet, for scale
     alexnet-dwa fast         masked_impl="fast": the fused C kernels on the CPU, the Triton
                              operators on CUDA (dwa_core/models/kernels)
+    alexnet-dwa fast numerics 4
+                             the same under the next numerics (DWA_CORE_NUMERICS=4,
+                             dwa_core/numerics.py): the kernels' rational tanh, and the full
+                             (conv) masks' gate, product and loss statistics in C
     alexnet-dwa per-sample   what "fast" was without them: the PyTorch Functions that walk the
                              batch one sample at a time (DWA_CORE_KERNELS=0, DWA_CORE_RANK_ONE=none)
     alexnet-dwa reference    per-sample weights materialised for the whole batch
@@ -61,6 +65,8 @@ PER_SAMPLE_ENV = {"DWA_CORE_KERNELS": "0", "DWA_CORE_RANK_ONE": "none"}
 CONFIGS = {  # name: (arch, family, params, environment, uses --ref-steps)
     "alexnet (plain)": ("alexnet", "plain", {}, {}, False),
     "alexnet-dwa fast": ("alexnet", "dwa", {"masked_impl": "fast"}, {}, False),
+    "alexnet-dwa fast numerics 4": ("alexnet", "dwa", {"masked_impl": "fast"}, {"DWA_CORE_NUMERICS": "4"},
+                                    False),
     "alexnet-dwa per-sample": ("alexnet", "dwa", {"masked_impl": "fast"}, PER_SAMPLE_ENV, True),
     "alexnet-dwa reference": ("alexnet", "dwa", {"masked_impl": "reference"}, {}, True),
     "alexnet-dwa compiled": ("alexnet", "dwa", {"masked_impl": "fast"}, {"DWA_CORE_RANK_ONE": "compiled"},

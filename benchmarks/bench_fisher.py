@@ -6,7 +6,9 @@ sample (fisher_diagonal over batches of one), 5 heads of 2 classes, random data,
   criterion (dwa_core.functional.fisher.masked_per_sample_fisher), at task 0 (the loop's loss,
   DWA.loss, is CE + λ3 sparsity) and at task 1 ("t1": a Fisher is held, so the loop's loss also
   has the plasticity term, as in every DWA Fisher pass after the first task). The batched form
-  differentiates the CE alone: the mask terms have no gradient in the masked weights.
+  differentiates the CE alone: the mask terms have no gradient in the masked weights. The DWA rows
+  are measured again under the next numerics ("numerics 4": the kernels' rational tanh,
+  dwa_core/numerics.py).
 
     PYTHONPATH=. python benchmarks/bench_fisher.py [--samples 256] [--batch 64] [--repeat 2] [--json FILE]
         [--only NETWORK ...]
@@ -25,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from _machine import machine, write_json
 
+from dwa_core import numerics
 from dwa_core.approaches.dwa import DWA
 from dwa_core.config import TrainConfig
 from dwa_core.functional.fisher import (
@@ -41,6 +44,10 @@ NETWORKS = {"mlp 2x800": ("mlp", "plain", (1, 28, 28), {"hidden": 800, "layers":
             "alexnet-dwa": ("alexnet", "dwa", (3, 32, 32), {}, 0),
             "mlp-dwa 2x800 t1": ("mlp", "dwa", (1, 28, 28), {"hidden": 800, "layers": 2}, 1),
             "alexnet-dwa t1": ("alexnet", "dwa", (3, 32, 32), {}, 1)}
+# The DWA rows again under the next numerics (dwa_core/numerics.py; what DWA_CORE_NUMERICS=4 selects):
+# both forms then use its kernels (the rational tanh).
+NEXT = {f"{label} numerics {numerics.NEXT}": label for label in NETWORKS if "-dwa" in label}
+NETWORKS.update({label: NETWORKS[base] for label, base in NEXT.items()})
 
 
 def forms(family: str, model, t: int, x, y):
@@ -58,7 +65,17 @@ def forms(family: str, model, t: int, x, y):
 
 
 def measure(label: str, samples: int, batch: int, repeat: int) -> dict:
-    """Best-of-`repeat` seconds of each form over the same `samples` inputs, alternated."""
+    """Best-of-`repeat` seconds of each form over the same `samples` inputs, alternated (under the
+    next numerics for the NEXT rows)."""
+    saved = numerics.VERSION
+    numerics.VERSION = numerics.NEXT if label in NEXT else saved
+    try:
+        return _measure(label, samples, batch, repeat)
+    finally:
+        numerics.VERSION = saved
+
+
+def _measure(label: str, samples: int, batch: int, repeat: int) -> dict:
     arch, family, shape, params, t = NETWORKS[label]
     model = build(arch, family, shape, [2] * 5, params=params)
     gen = torch.Generator().manual_seed(0)
@@ -91,13 +108,13 @@ def main() -> None:
     before, rows = machine(), []
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; {args.samples} samples, "
           f"batched form in batches of {args.batch}, best of {args.repeat}")
-    print(f"{'network':<18}{'batched (s)':>12}{'loop (s)':>10}{'ms/sample loop':>16}{'loop/batched':>14}"
+    print(f"{'network':<28}{'batched (s)':>12}{'loop (s)':>10}{'ms/sample loop':>16}{'loop/batched':>14}"
           f"{'max rel diff':>14}")
     for label in args.only or NETWORKS:
         r = measure(label, args.samples, args.batch, args.repeat)
         rows.append(r)
         per_sample_ms = 1000 * r["loop_s"] / r["samples"]
-        print(f"{label:<18}{r['batched_s']:>12.3f}{r['loop_s']:>10.3f}{per_sample_ms:>16.2f}"
+        print(f"{label:<28}{r['batched_s']:>12.3f}{r['loop_s']:>10.3f}{per_sample_ms:>16.2f}"
               f"{r['ratio']:>13.1f}x{r['max_rel_diff']:>14.1e}", flush=True)
     write_json(args.json, dict(benchmark="bench_fisher",
                                command=" ".join(["bench_fisher.py"] + sys.argv[1:]), rows=rows,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dwa_core import approaches, data, models, runs
+from dwa_core import approaches, data, models, numerics, runs
 from dwa_core.config import ConfigError, ExperimentConfig, build_params
 from dwa_core.loop import empty_results, record_scores, train_tasks  # noqa: F401 (record_scores: API)
 from dwa_core.observers import Callbacks, Observer, Observers
@@ -73,8 +73,10 @@ class Plan:
 
 
 def validate(cfg: ExperimentConfig) -> Plan:
-    """Check every name and parameter of cfg; raises ConfigError before any work is done."""
+    """Check every name and parameter of cfg (and the numerics DWA_CORE_NUMERICS selects); raises
+    ConfigError before any work is done."""
     try:
+        numerics.check_selection()
         approach_cls = approaches.get(cfg.approach)
         data.get_spec(cfg.benchmark)
     except ValueError as err:
@@ -292,8 +294,6 @@ def restore_checkpoint(run_dir: Path, approach, fresh: Results) -> Results:
         results = Results.from_dict(state["results"])
     except ResultsError as err:
         raise CheckpointError(f"checkpoint {path}: {err}") from err
-    from dwa_core import numerics
-
     differences = config_differences(results.config, fresh.config)
     changed = numerics.mismatch(results.numerics)
     if changed:

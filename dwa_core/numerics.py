@@ -19,12 +19,19 @@ all; other sources (the C kernel) are hashed as text.
 
 Only `VERSION` decides whether two runs have the same numerics; the package version is recorded
 beside it for the reader (a release that leaves the numerics alone does not invalidate runs).
+
+The next numerics can land before the committed data files are remade with it (a few CPU hours):
+`DWA_CORE_NUMERICS=<NEXT>` in the environment selects it for a process and its workers, whose runs,
+folders and data files then record NEXT; without it `VERSION` is `DEFAULT`, the numerics of every
+committed data file. Once they are all remade under NEXT (`DWA_CORE_NUMERICS=<NEXT> python
+scripts/regenerate.py --run`), NEXT becomes the default. What NEXT changes is listed at its number below.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -32,7 +39,36 @@ from pathlib import Path
 #    ranges (results independent of the thread count) with 512-bit vectors, compute the plasticity
 #    term in the layer's pass; full masks' loss terms reduce in another order; DWA's per-sample
 #    Fisher is batched (one backward per batch), equal to the loop's to float rounding.
-VERSION = 3
+# 4 (DWA_CORE_NUMERICS=4; DWA only): the C kernels' tanh gate is a rational function, x P(x²) / Q(x²)
+#    clamped to [-1, 1] (at most 6 float ulps from tanh; the degree-7 polynomial of e^x it replaces was
+#    about 3), about a quarter fewer operations per mask entry.
+DEFAULT, NEXT = 3, 4
+VERSIONS = (DEFAULT, NEXT)
+ENV = "DWA_CORE_NUMERICS"
+
+
+def selected(environ=os.environ) -> int:
+    """DEFAULT, or the version named by the DWA_CORE_NUMERICS variable of `environ` (one of
+    VERSIONS). Raises ValueError for any other value."""
+    value = environ.get(ENV, "").strip()
+    if not value:
+        return DEFAULT
+    if value not in {str(v) for v in VERSIONS}:
+        raise ValueError(f"{ENV}: must be one of {', '.join(map(str, VERSIONS))}, got {value!r}")
+    return int(value)
+
+
+def check_selection() -> None:
+    """Raise ValueError (one line) when DWA_CORE_NUMERICS names no version: the command line and
+    run_experiment call it before any training (importing the package does not raise, so the
+    error is reported as a bad input, not a traceback)."""
+    selected()
+
+
+try:
+    VERSION = selected()
+except ValueError:  # reported by check_selection before anything is computed
+    VERSION = DEFAULT
 # Digest renewed within 3, no bump: models.params_for_family (which network params a reference run
 # keeps) computes no number; DWA's Fisher pass leaves out the fused plasticity term, which leaves
 # the layers' outputs bit for bit (tests/test_dwa_fisher.py); models._variant_options (one lookup for
@@ -46,7 +82,11 @@ VERSION = 3
 # sparsity term active and not, hash as before).
 # Then: full_mask_terms refuses a plasticity weight of another shape, as its rank-1 twin does (an
 # error, no number).
-SOURCE_DIGEST = "3e2708d6e274d3445dbe2a27b8aca9c9c2588581d8f4f4fa73fdebbb1801c392"
+# Then numerics 4 landed beside 3 (selected by DWA_CORE_NUMERICS, see above): under 3 the bits are
+# unchanged (four DWA AlexNet training steps, and the Fisher and mask-sum kernels on the DWA MLP and
+# AlexNet, hashed against the previous build); the kernels now zero dW's rows and their partial
+# sums in their own pass instead of the caller beforehand (the same zeros).
+SOURCE_DIGEST = "eda8b3c8fca40fe5afcb0bce15713b2875a28be4f63ed36acdbb978b5a1fa97a"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

@@ -6,6 +6,7 @@ the gates, the layer, the mask-loss reduction, a paper-size network, and the fal
 import pytest
 import torch
 
+from dwa_core import numerics
 from dwa_core.functional import dwa_masks
 from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
 from dwa_core.models import build, kernels
@@ -18,13 +19,21 @@ pytestmark = pytest.mark.skipif(kernels.rank_one() is None,
                                 reason=f"kernels unavailable: {kernels.unavailable_reason()}")
 
 
+@pytest.fixture(params=[3, 4], ids=["numerics3", "numerics4"])
+def version(request, monkeypatch) -> int:
+    """Run the test under numerics 3 (the default) and 4 (DWA_CORE_NUMERICS=4: the rational tanh and
+    the full masks' C passes)."""
+    monkeypatch.setattr(numerics, "VERSION", request.param)
+    return request.param
+
+
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.detach().double(), b.detach().double()
     return float((a - b).norm() / b.norm())
 
 
 @pytest.mark.parametrize("gate,kind", [("tanh", "abs"), ("sigmoid", "relu")])
-def test_gates_match_float64_over_their_range(gate, kind):
+def test_gates_match_float64_over_their_range(gate, kind, version):
     """rows[0, o] = Σ_k I[o, k] φ(gate(1 · z_k)) = φ(gate(z_o)) with an identity weight: the gate
     itself."""
     tiny = torch.tensor([0.0, 1e-8, -1e-6, 1e-4, -1e-3, 0.124, 0.126])
@@ -42,7 +51,7 @@ def test_gates_match_float64_over_their_range(gate, kind):
 
 
 @pytest.mark.parametrize("gate", ["tanh", "sigmoid"])
-def test_masked_linear_kernel_matches_float64_reference(gate):
+def test_masked_linear_kernel_matches_float64_reference(gate, version):
     torch.manual_seed(0)
     batch, n_out, n_in = 6, 37, 29  # odd sizes: the vector loops' remainders are exercised
     layer = MaskedLinear(n_in, n_out)
@@ -84,7 +93,7 @@ def test_unaligned_factors_and_float64_use_the_pytorch_function():
 @pytest.mark.parametrize("gate", ["tanh", "sigmoid"])
 @pytest.mark.parametrize("kind", ["abs", "relu"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_mask_sum_kernel_matches_float64(gate, kind, weighted):
+def test_mask_sum_kernel_matches_float64(gate, kind, weighted, version):
     torch.manual_seed(1)
     u, v = torch.randn(5, 19), torch.randn(5, 23)
     w = torch.rand(19, 23) if weighted else None
@@ -104,7 +113,7 @@ def test_mask_sum_kernel_matches_float64(gate, kind, weighted):
         assert rel(a, b) < 1e-5, name
 
 
-def test_results_are_bit_identical_on_any_number_of_threads():
+def test_results_are_bit_identical_on_any_number_of_threads(version):
     """The rows are cut into the same ranges whatever the thread count, and the ranges' partial sums
     (dx, dv) are added in a fixed order: 1, 2, 3 or 16 threads give the same bits."""
     torch.manual_seed(2)
@@ -119,17 +128,20 @@ def test_results_are_bit_identical_on_any_number_of_threads():
             torch.set_num_threads(n)
             results.append([*kernels.linear_forward(x, weight, u, v, "tanh", f),
                             *kernels.linear_backward(x, weight, u, v, gy, gs, "tanh", f, gr),
-                            *kernels.mask_sum_backward(u, v, weight, "sigmoid", "abs", gs)])
+                            *kernels.mask_sum_backward(u, v, weight, "sigmoid", "abs", gs),
+                            *kernels.full_product(u, weight[:, 0].contiguous(), f[:, 0].contiguous()),
+                            *kernels.full_product_backward(u, weight[:, 0].contiguous(), f[:, 0].contiguous(),
+                                                           gy, gs, gr)])
     finally:
         torch.set_num_threads(threads)
-    assert len(results[0]) == 9
+    assert len(results[0]) == 14
     for other in results[1:]:
         for a, b in zip(other, results[0]):
             assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("gate", ["tanh", "sigmoid"])
-def test_fused_plasticity_term_matches_float64(gate):
+def test_fused_plasticity_term_matches_float64(gate, version):
     """With relu_weight F the layer also returns r_b = Σ F ⊙ relu(H_b): value and every gradient
     (through y, Σ|H| and r together) against the formula written out in float64."""
     torch.manual_seed(3)
@@ -187,7 +199,7 @@ def test_network_with_plasticity_weights_gives_the_same_loss_and_gradients():
         assert rel(grads_b[name], grads_a[name]) < 1e-5, name
 
 
-def test_paper_size_network_fast_equals_reference():
+def test_paper_size_network_fast_equals_reference(version):
     """The mixture-size DWA AlexNet (28.8 M parameters), batch 3: outputs, the mask losses and every
     parameter's gradient, fast (kernels) vs reference (materialised per-sample weights), both float32."""
     torch.manual_seed(0)
@@ -362,3 +374,78 @@ def test_full_mask_terms_refuse_a_plasticity_weight_of_another_shape():
     mask.relu_weight = torch.rand(4, 3)
     with pytest.raises(ValueError, match=r"relu_weight: expected the mask's shape \(3, 4\), got \(4, 3\)"):
         full_mask_terms(mask)
+
+
+def test_the_rational_tanh_of_numerics_4_is_tanh_to_six_tenths_of_a_micro():
+    """kernels.full_tanh (rank_one.c's tanh_rational): element by element within 6e-7 of tanh,
+    relative, from tiny arguments to far past saturation; odd; never beyond ±1; 0 at 0."""
+    tiny = torch.tensor([0.0, 1e-30, 1e-8, -1e-6, 1e-4, -1e-3, 0.124, 0.126])
+    z = torch.cat([torch.linspace(-40, 40, 400_001), tiny, -tiny])[None]
+    h = kernels.full_tanh(z.contiguous())
+    exact = torch.tanh(z.double())
+    err = ((h.double() - exact).abs() / exact.abs().clamp(min=1e-300)).max()
+    assert err < 6e-7, err
+    assert torch.equal(kernels.full_tanh((-z).contiguous()), -h)
+    assert h.abs().max() == 1.0 and h[0, -2 * len(tiny)] == 0
+
+
+@pytest.mark.parametrize("sigmoid", [False, True])
+def test_full_masks_under_numerics_4_match_float64(monkeypatch, sigmoid):
+    """Under numerics 4 a conv layer's full mask takes the C passes (its tanh in the generator, then
+    W ⊙ H with Σ|H| and Σ F relu(H) in the layer): the layer's output, both statistics and the
+    gradients of the weight, the generator and the input, against the formula written out in float64."""
+    from torch import nn
+
+    from dwa_core.models.dwa import FullGenerator
+    from dwa_core.models.masked import MaskedConv2d
+
+    monkeypatch.setattr(numerics, "VERSION", 4)
+    torch.manual_seed(6)
+    layer, gen = MaskedConv2d(5, 7, 3), FullGenerator(4, (7, 5, 3, 3))
+    e, x, f = torch.randn(3, 4), torch.randn(3, 5, 6, 6), torch.rand(7, 5, 3, 3)
+    coeff = [torch.randn(3, 7, 4, 4), torch.randn(3), torch.randn(3)]
+    gate = "sigmoid" if sigmoid else "tanh"
+
+    def run(dtype):
+        lay, g = MaskedConv2d(5, 7, 3).to(dtype), FullGenerator(4, (7, 5, 3, 3)).to(dtype)
+        lay.load_state_dict(layer.state_dict())
+        g.load_state_dict(gen.state_dict())
+        ee, xx = e.to(dtype).requires_grad_(), x.to(dtype).requires_grad_()
+        mask = g(ee, gate)
+        if dtype == torch.float32:
+            mask.relu_weight = f
+            y = lay(xx, mask)
+            s, r = mask.abs_sum, mask.relu_sum
+            assert s is not None and r is not None
+        else:
+            h = mask.h
+            y = nn.functional.conv2d(xx.reshape(1, -1, 6, 6), (lay.weight * h).reshape(-1, 5, 3, 3), groups=3)
+            y = y.view(3, 7, 4, 4) + lay.bias[:, None, None]
+            s, r = h.abs().flatten(1).sum(1), (torch.relu(h) * f.double()).flatten(1).sum(1)
+        loss = sum((out * c.to(dtype)).sum() for out, c in zip((y, s, r), coeff))
+        return [y, s, r, *torch.autograd.grad(loss, [lay.weight, g.linear.weight, ee, xx])]
+
+    for name, a, b in zip(["y", "abs_sum", "relu_sum", "dW", "dgenerator", "de", "dx"], run(torch.float32),
+                          run(torch.float64)):
+        assert rel(a, b) < 1e-5, name
+
+
+def test_numerics_4_changes_the_bits_not_the_values(monkeypatch):
+    """The DWA AlexNet's output and gradients under numerics 3 and 4: not the same bits (the switch
+    is live), the same values to float32 rounding."""
+    torch.manual_seed(7)
+    net = build("alexnet", "dwa", (3, 32, 32), MIXTURE)
+    x = torch.randn(2, 3, 32, 32)
+    fisher = {n: torch.rand_like(p) for n, p in net.named_parameters() if n in net.masked_weight_names()}
+    net.plasticity_weights = fisher
+    results = []
+    for v in (3, 4):
+        monkeypatch.setattr(numerics, "VERSION", v)
+        net.zero_grad()
+        out = net(x, 1)
+        (out.pow(2).mean() + plasticity_loss(net.state, fisher) + sparsity_loss(net.state, 0.1)).backward()
+        results.append([out.detach()] + [p.grad.clone() for p in net.parameters() if p.grad is not None])
+    assert len(results[0]) > 20
+    assert any(not torch.equal(a, b) for a, b in zip(*results))
+    for a, b in zip(*results):
+        assert rel(b, a) < 1e-5

@@ -135,6 +135,41 @@ def test_stale_data_files_lists_tables_and_figure_sidecars_of_other_numerics(tmp
         f"figures/fig.json: numerics version unknown -> {numerics.VERSION}"]
 
 
+def test_the_environment_selects_the_numerics_and_a_bad_value_is_one_line_before_a_run(monkeypatch, tmp_path,
+                                                                                       capsys):
+    assert numerics.selected({}) == numerics.DEFAULT == 3
+    assert numerics.selected({"DWA_CORE_NUMERICS": " 4 "}) == numerics.NEXT == 4
+    with pytest.raises(ValueError, match=r"^DWA_CORE_NUMERICS: must be one of 3, 4, got '5'$"):
+        numerics.selected({"DWA_CORE_NUMERICS": "5"})
+    monkeypatch.setenv("DWA_CORE_NUMERICS", "four")
+    code = main(["run", "--approach", "sgd", "--benchmark", "split-digits", "--output-dir", str(tmp_path)])
+    assert code == 2
+    assert capsys.readouterr().err == "error: DWA_CORE_NUMERICS: must be one of 3, 4, got 'four'\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_process_under_the_next_numerics_records_it(tmp_path):
+    """DWA_CORE_NUMERICS=4 reaches a fresh process (a sweep worker, say): its runs record version 4
+    and live in other folders than the default's."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from dwa_core import numerics, runs; from dwa_core.config import ExperimentConfig; "
+            "print(numerics.identity()['version'], runs.run_dir(ExperimentConfig(approach='sgd')).name)")
+    names = {}
+    for value in ("", "4"):
+        env = {**os.environ, "DWA_CORE_NUMERICS": value}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                             check=True)
+        version, name = out.stdout.split()
+        names[int(version)] = name
+    assert set(names) == {3, 4} and names[3] != names[4]
+
+
 def test_committed_tables_and_figures_record_the_current_numerics():
+    if numerics.VERSION != numerics.DEFAULT:
+        pytest.skip(f"the committed files are of the default numerics ({numerics.DEFAULT}), this process "
+                    f"runs {numerics.VERSION} (DWA_CORE_NUMERICS)")
     stale = numerics.stale_data_files()
     assert stale == [], "regenerate these data files with their commands:\n" + "\n".join(stale)

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from dwa_core import allocator
+from dwa_core import allocator, numerics
 from dwa_core.cli.figures import add_diagnosis_command, add_figures_command, cmd_diagnosis, cmd_figures
 from dwa_core.cli.run import (
     SHORTCUTS,
@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        numerics.check_selection()
         return args.func(args)
     except (FileNotFoundError, ValueError) as err:  # a missing dataset or file, ConfigError, bad names
         print(f"error: {message(err)}", file=sys.stderr)

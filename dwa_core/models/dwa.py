@@ -28,7 +28,7 @@ from dwa_core.coerce import Bounds, ConfigError, Size
 from dwa_core.fields import Spec
 from dwa_core.functional.gates import GATES, Gate, gate_fn
 from dwa_core.models.heads import MultiHead
-from dwa_core.models.masked import IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask
+from dwa_core.models.masked import IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask, full_tanh
 from dwa_core.models.plain import alexnet_kernel_sizes
 from dwa_core.models.registry import NETWORKS
 
@@ -58,15 +58,18 @@ def combination_sizes(s: int) -> tuple[int, int]:
 
 
 class FullGenerator(nn.Module):
-    """One Linear(d -> prod(shape)); H = gate(.) (conv masks, dense without combination)."""
+    """One Linear(d -> prod(shape)); H = gate(.) (conv masks, dense without combination). Under
+    numerics 4 with impl "fast", tanh is the C kernels' (models/masked.py, full_tanh)."""
 
-    def __init__(self, d: int, shape: tuple[int, ...]):
+    def __init__(self, d: int, shape: tuple[int, ...], impl: str = "fast"):
         super().__init__()
-        self.shape = shape
+        self.shape, self.impl = shape, impl
         self.linear = nn.Linear(d, math.prod(shape))
 
     def forward(self, e: torch.Tensor, gate: str) -> FullMask:
-        return FullMask(gate_fn(gate)(self.linear(e)).view(-1, *self.shape))
+        z = self.linear(e)
+        h = full_tanh(z, self.impl) if gate == "tanh" else None
+        return FullMask((gate_fn(gate)(z) if h is None else h).view(-1, *self.shape))
 
     @torch.no_grad()
     def start_open(self, pre: float) -> None:
@@ -191,7 +194,7 @@ class DWANet(nn.Module):
                               f"widths whose factors align: in x out with no divisor of in·out between min "
                               f"and sqrt(in·out) + 1 (e.g. 784x800, 800x800)", stacklevel=4)
             return RankOneGenerator(self.embedding_size, shape)
-        return FullGenerator(self.embedding_size, shape)
+        return FullGenerator(self.embedding_size, shape, getattr(self, spec.name).impl)
 
     @torch.no_grad()
     def _processor(self, input_shape, feats) -> nn.Sequential:

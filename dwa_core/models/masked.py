@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dwa_core import numerics
 from dwa_core.functional.gates import gate_, gate_fn
 from dwa_core.models import kernels
 from dwa_core.models.kernels import ops
@@ -204,6 +205,81 @@ def full_mask_terms(mask: FullMask) -> None:
     mask.relu_sum = None if f is None else relu_sum
 
 
+class _FullTanh(torch.autograd.Function):
+    """H = tanh(Z) by the C kernels' rational tanh (numerics 4), Z (B, n) contiguous; dZ = dH (1 - H²)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        h = kernels.full_tanh(z)
+        ctx.save_for_backward(h)
+        return h
+
+    @staticmethod
+    def backward(ctx, dh):
+        (h,) = ctx.saved_tensors
+        return kernels.full_tanh_backward(h, dh.contiguous())
+
+
+class _FullMaskProduct(torch.autograd.Function):
+    """(W ⊙ H, s, r) of a full mask H (B, n) and a weight W (n,) in one C pass (numerics 4), with
+    s_b = Σ_i |H_bi| and, with f (n,), r_b = Σ_i f_i relu(H_bi) (else r is zeros, unused); the
+    backward is one C pass too (kernels.full_product_backward)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, f):
+        ctx.save_for_backward(h, weight, f)
+        ctx.set_materialize_grads(False)
+        wh, abs_sum, relu_sum = kernels.full_product(h, weight, f)
+        return wh, abs_sum, (relu_sum if f is not None else h.new_zeros(h.shape[0]))
+
+    @staticmethod
+    def backward(ctx, g_wh, g_abs, g_relu):
+        h, weight, f = ctx.saved_tensors
+        g_wh = torch.zeros_like(h) if g_wh is None else g_wh.contiguous()
+        as_input = (lambda g: None if g is None else g.contiguous())
+        dh, dw = kernels.full_product_backward(h, weight, f, g_wh, as_input(g_abs),
+                                               as_input(g_relu) if f is not None else None)
+        return dh, dw, None
+
+
+def full_tanh(z: torch.Tensor, impl: str) -> torch.Tensor | None:
+    """tanh(z) by the C kernels under numerics 4 with impl "fast" on float32 CPU tensors; None
+    where they do not apply (the caller then uses torch.tanh)."""
+    if numerics.VERSION < 4 or impl != "fast" or not kernels.applies(z):
+        return None
+    return _FullTanh.apply(z.contiguous())
+
+
+def full_mask_product(weight: torch.Tensor, mask: FullMask) -> torch.Tensor | None:
+    """W ⊙ H (B, *weight shape) by one C pass under numerics 4, filling mask.abs_sum and, with
+    mask.relu_weight, mask.relu_sum as `full_mask_terms` does; None where the kernels do not apply
+    (float32 CPU tensors only) or under numerics 3."""
+    if numerics.VERSION < 4 or not kernels.applies(weight, mask.h):
+        return None
+    f = mask.relu_weight
+    if f is not None and f.shape != mask.h.shape[1:]:
+        raise ValueError(f"relu_weight: expected the mask's shape {tuple(mask.h.shape[1:])}, "
+                         f"got {tuple(f.shape)}")
+    if f is not None and not kernels.applies(f):
+        f = None  # another dtype or device: the plasticity loss reduces H on its own
+    f = None if f is None else f.detach().reshape(-1).contiguous()
+    h = mask.h.flatten(1).contiguous()
+    wh, mask.abs_sum, relu_sum = _FullMaskProduct.apply(h, weight.reshape(-1), f)
+    mask.relu_sum = None if f is None else relu_sum
+    return wh.view(mask.h.shape)
+
+
+def _masked_weight(weight: torch.Tensor, mask: FullMask, impl: str) -> torch.Tensor:
+    """W ⊙ H (B, *weight shape) of a full mask; with impl "fast" the loss statistics too (in the
+    product's C pass under numerics 4, else `full_mask_terms`)."""
+    if impl == "fast" and (w := full_mask_product(weight, mask)) is not None:
+        return w
+    w = weight * mask.materialise()
+    if impl == "fast":
+        full_mask_terms(mask)  # after the product: autograd adds the product's dH last, as before
+    return w
+
+
 def kernel_applies(x: torch.Tensor, weight: torch.Tensor, mask: RankOneMask) -> bool:
     """Whether the fused C kernel computes this layer (else the PyTorch per-sample Function)."""
     return factors_aligned(weight, mask) and kernels.applies(x, weight, mask.u, mask.v)
@@ -256,9 +332,7 @@ class MaskedLinear(nn.Module):
     def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
         if self.impl != "reference" and isinstance(mask, RankOneMask):
             return rank_one_masked_linear(x, self.weight, mask, use_kernel=self.impl == "fast") + self.bias
-        w = self.weight * mask.materialise()  # (B, out, in)
-        if self.impl == "fast":
-            full_mask_terms(mask)  # after the product: autograd adds the product's dH last, as before
+        w = _masked_weight(self.weight, mask, self.impl)  # (B, out, in)
         return torch.bmm(w, x[:, :, None]).squeeze(-1) + self.bias
 
 
@@ -282,9 +356,7 @@ class MaskedConv2d(nn.Module):
         self.bias.zero_()
 
     def forward(self, x: torch.Tensor, mask) -> torch.Tensor:
-        w = self.weight * mask.materialise()  # (B, out, in, k, k)
-        if self.impl == "fast":
-            full_mask_terms(mask)  # after the product: autograd adds the product's dH last, as before
+        w = _masked_weight(self.weight, mask, self.impl)  # (B, out, in, k, k)
         batch, out_c = w.shape[:2]
         rows, cols_out = x.shape[-2] - self.kernel_size + 1, x.shape[-1] - self.kernel_size + 1
         if self.impl == "reference":  # one grouped convolution, groups = B (as the original code)

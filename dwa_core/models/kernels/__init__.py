@@ -38,8 +38,11 @@ from pathlib import Path
 
 import torch
 
+from dwa_core import numerics
+
 SOURCE = Path(__file__).with_name("rank_one.c")
 GATE_CODES = {"tanh": 0, "sigmoid": 1}  # the enums of rank_one.c
+TANH_RATIONAL = 2  # tanh under numerics 4
 PHI_CODES = {"abs": 0, "relu": 1}
 # Tried in order; the first that compiles and loads wins. -fopenmp: the range runners share PyTorch's
 # OpenMP threads (its libgomp.so.1 is already loaded); -fopenmp-simd honours the `omp simd` pragmas
@@ -104,7 +107,11 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
                   "rank_one_sum_forward_ranges": [*ranges, *shape, ptr, ptr, ptr, i64, c_int, c_int, ptr],
                   "rank_one_sum_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, i64, c_int, c_int,
                                                    ptr, ptr, ptr],
-                  "mask_terms_backward_ranges": [*ranges, i64, ptr, ptr, ptr, ptr, ptr]}
+                  "mask_terms_backward_ranges": [*ranges, i64, ptr, ptr, ptr, ptr, ptr],
+                  "full_tanh_ranges": [*ranges, i64, ptr, ptr],
+                  "full_tanh_backward_ranges": [*ranges, i64, ptr, ptr, ptr],
+                  "full_product_ranges": [*ranges, i64, ptr, ptr, ptr, ptr, ptr, ptr],
+                  "full_product_backward_ranges": [*ranges, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr]}
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
     lib.rank_one_parallel.argtypes, lib.rank_one_parallel.restype = [], c_int
@@ -153,6 +160,13 @@ def applies(*tensors: torch.Tensor) -> bool:
     return rank_one() is not None
 
 
+def gate_code(gate: str) -> int:
+    """rank_one.c's code of `gate`: under numerics 4 (dwa_core/numerics.py) tanh is its rational form."""
+    if gate == "tanh" and numerics.VERSION >= 4:
+        return TANH_RATIONAL
+    return GATE_CODES[gate]
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     if t is None:
         return None
@@ -196,7 +210,7 @@ def linear_forward(x, weight, u, v, gate: str, relu_weight=None) -> tuple[torch.
     y, abs_rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)
     relu_rows = None if relu_weight is None else x.new_empty(batch, n_out)
     _over_rows("rank_one_forward", n_out, batch, n_out, n_in, _ptr(x), _ptr(weight), _ptr(u), _ptr(v),
-               GATE_CODES[gate], _ptr(y), _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows))
+               gate_code(gate), _ptr(y), _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows))
     if relu_rows is None:
         return y, abs_rows.sum(1)
     return y, abs_rows.sum(1), relu_rows.sum(1)
@@ -206,10 +220,10 @@ def linear_backward(x, weight, u, v, gy, gs, gate: str, relu_weight=None,
                     gr=None) -> tuple[torch.Tensor, ...]:
     """(dx, dW, du, dv) of `linear_forward` given gy (B, O), gs (B,) and, with relu_weight, gr (B,)."""
     (batch, n_in), n_out = x.shape, weight.shape[0]
-    gw, gu = torch.zeros_like(weight), torch.empty_like(u)
-    partial = x.new_zeros(_parts(n_out), 2, batch, n_in)  # dx and dv of each row range
+    gw, gu = torch.empty_like(weight), torch.empty_like(u)  # the kernel zeroes dW and the partials
+    partial = x.new_empty(_parts(n_out), 2, batch, n_in)  # dx and dv of each row range
     _over_rows("rank_one_backward", n_out, partial.stride(0), batch, n_out, n_in, _ptr(x), _ptr(weight),
-               _ptr(u), _ptr(v), _ptr(gy), _ptr(gs), GATE_CODES[gate], _ptr(gw), _ptr(gu),
+               _ptr(u), _ptr(v), _ptr(gy), _ptr(gs), gate_code(gate), _ptr(gw), _ptr(gu),
                _ptr(partial[0, 0]), _ptr(partial[0, 1]), _ptr(relu_weight), _ptr(gr))
     # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
     return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
@@ -220,9 +234,9 @@ def fisher(x, weight, u, v, gy, gate: str, fisher_sum, need_dx: bool) -> torch.T
     dx = ((W ⊙ H_b)ᵀ gy_b)_b (B, I) if need_dx, else None. x (B, I), u (B, O), v (B, I), gy (B, O)."""
     (batch, n_in), n_out = x.shape, weight.shape[0]
     x2 = x.square()
-    partial = x.new_zeros(_parts(n_out), batch, n_in) if need_dx else None  # dx of each row range
+    partial = x.new_empty(_parts(n_out), batch, n_in) if need_dx else None  # dx of each row range
     _over_rows("rank_one_fisher", n_out, partial.stride(0) if need_dx else 0, batch, n_out, n_in, _ptr(x2),
-               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), GATE_CODES[gate],
+               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), gate_code(gate),
                _ptr(fisher_sum), _ptr(partial[0]) if need_dx else None)
     return partial.sum(0) if need_dx else None
 
@@ -233,7 +247,7 @@ def mask_sum_forward(u, v, w, gate: str, kind: str) -> torch.Tensor:
     w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
     rows = u.new_empty(batch, n_u)
     _over_rows("rank_one_sum_forward", n_u, batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w), stride,
-               GATE_CODES[gate], PHI_CODES[kind], _ptr(rows))
+               gate_code(gate), PHI_CODES[kind], _ptr(rows))
     return rows.sum(1)
 
 
@@ -241,9 +255,9 @@ def mask_sum_backward(u, v, w, gate: str, kind: str, gs) -> tuple[torch.Tensor, 
     """(du, dv) of `mask_sum_forward` given gs (B,)."""
     (batch, n_u), n_v = u.shape, v.shape[1]
     w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
-    gu, partial = torch.empty_like(u), u.new_zeros(_parts(n_u), batch, n_v)
+    gu, partial = torch.empty_like(u), u.new_empty(_parts(n_u), batch, n_v)
     _over_rows("rank_one_sum_backward", n_u, partial.stride(0), batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w),
-               stride, GATE_CODES[gate], PHI_CODES[kind], _ptr(gs), _ptr(gu), _ptr(partial[0]))
+               stride, gate_code(gate), PHI_CODES[kind], _ptr(gs), _ptr(gu), _ptr(partial[0]))
     return gu, partial.sum(0)
 
 
@@ -256,6 +270,43 @@ def mask_terms_backward(h, f, gs, gr) -> torch.Tensor:
     dh = torch.empty_like(h)
     _over_rows("mask_terms_backward", batch, n, _ptr(h), _ptr(f), _ptr(gs), _ptr(gr), _ptr(dh))
     return dh
+
+
+def full_tanh(z: torch.Tensor) -> torch.Tensor:
+    """H = tanh(Z) elementwise by the rational form of numerics 4 (rank_one.c's tanh_rational);
+    z (B, n) contiguous."""
+    h = torch.empty_like(z)
+    _over_rows("full_tanh", z.shape[0], z.shape[1], _ptr(z), _ptr(h))
+    return h
+
+
+def full_tanh_backward(h: torch.Tensor, dh: torch.Tensor) -> torch.Tensor:
+    """dZ = dH ⊙ (1 - H²) of `full_tanh`; h, dh (B, n) contiguous."""
+    dz = torch.empty_like(h)
+    _over_rows("full_tanh_backward", h.shape[0], h.shape[1], _ptr(h), _ptr(dh), _ptr(dz))
+    return dz
+
+
+def full_product(h: torch.Tensor, weight: torch.Tensor, f: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    """(W ⊙ H (B, n), s (B,), r (B,) or None) for a full mask H (B, n) and a weight W (n,):
+    s_b = Σ_i |H_bi| and, with f (n,), r_b = Σ_i f_i relu(H_bi), in one pass over H."""
+    batch, n = h.shape
+    wh, abs_sum = torch.empty_like(h), h.new_empty(batch)
+    relu_sum = None if f is None else h.new_empty(batch)
+    _over_rows("full_product", batch, n, _ptr(h), _ptr(weight), _ptr(f), _ptr(wh), _ptr(abs_sum),
+               _ptr(relu_sum))
+    return wh, abs_sum, relu_sum
+
+
+def full_product_backward(h, weight, f, g_wh, gs, gr) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dH (B, n), dW (n,)) of `full_product` given the gradients g_wh (B, n) of W ⊙ H, gs (B,) of s
+    and gr (B,) of r (gs, gr: None when unused): dH = g_wh ⊙ W + sign(H) gs_b + [H > 0] gr_b f,
+    dW = Σ_b g_wh_b ⊙ H_b (summed over b in order)."""
+    batch, n = h.shape
+    dh, dw = torch.empty_like(h), torch.empty_like(weight)
+    _over_rows("full_product_backward", n, batch, n, _ptr(h), _ptr(weight), _ptr(f), _ptr(g_wh), _ptr(gs),
+               _ptr(gr), _ptr(dh), _ptr(dw))
+    return dh, dw
 
 
 def unavailable_reason() -> str | None:

@@ -22,21 +22,24 @@
                     (H_b ⊙ gy_b x_bᵀ is sample b's gradient of W, F sums its square; gx is dx)
    Mask losses, forward : rows[b,o] = Σ_k w[o,k] φ(H),  φ = |.| or relu; w's row o at w + o w_stride
                 backward: D = gs[b] w[o,k] φ'(H) gate'(z);  du[b,o] = Σ_k D v[b,k],  dv[b,k] = Σ_o D u[b,o]
-   dx and dv sum over rows, so a row range adds into its own (B, I) arrays (zeroed by the caller),
+   dx and dv sum over rows, so a row range adds into its own (B, I) arrays (zeroed here: dW's rows
+   and the partials are written in the pass that uses them, not by the caller beforehand),
    which the caller sums over the ranges. The caller cuts the rows into a fixed number of ranges,
    whatever the number of threads, so the results do not depend on it.
 
    tanh and sigmoid are written with plain arithmetic (a degree-7 polynomial after range reduction)
    so that the compiler vectorises them without a vector math library; relative error about 2e-7
-   (a few float ulps). Built with -ffinite-math-only (needed for the vectorised fmaxf): inputs are
-   assumed finite. */
+   (a few float ulps). GATE_TANH_RATIONAL (numerics 4, dwa_core/numerics.py) is tanh again, as a
+   rational function: fewer operations per entry, relative error at most about 6 ulps. Built with
+   -ffinite-math-only (needed for the vectorised fmaxf): inputs are assumed finite. */
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { GATE_TANH = 0, GATE_SIGMOID = 1 };
+enum { GATE_TANH = 0, GATE_SIGMOID = 1, GATE_TANH_RATIONAL = 2 };
 
 /* e^x = 2^n e^r for x <= 0, with x = n ln2 + r, |r| <= ln2 / 2: *q = e^r - 1 by its Taylor
    polynomial (degree 7), *scale = 2^n from the exponent bits. */
@@ -75,6 +78,25 @@ INLINE float tanh_f(float z) {
     return copysignf(-m / (2.0f + m), z);
 }
 
+/* tanh(z) = z P(z²) / Q(z²) on |z| <= 9 (beyond, tanh(9) rounds to 1 in float), clamped to [-1, 1]:
+   a [13/6] rational fitted to tanh on [0, 9] for least relative error (at most about 6 float ulps). */
+INLINE float tanh_rational(float z) {
+    z = fminf(fmaxf(z, -9.0f), 9.0f);
+    const float s = z * z;
+    float p = -8.488409875300434e-14f;
+    p = p * s + 5.277831806753837e-11f;
+    p = p * s - 2.0224983535781187e-08f;
+    p = p * s + 1.1154248334078228e-05f;
+    p = p * s + 3.1039504560834534e-03f;
+    p = p * s + 1.3084004930992588e-01f;
+    p = p * s + 9.999999933837076e-01f;
+    float q = 2.54613685498676e-04f;
+    q = q * s + 2.4495155423518114e-02f;
+    q = q * s + 4.641733203089412e-01f;
+    q = q * s + 1.0f;
+    return fminf(fmaxf(z * p / q, -1.0f), 1.0f);
+}
+
 /* sigmoid(z) with e = e^{-|z|} <= 1: 1 / (1 + e) for z >= 0, e / (1 + e) below. */
 INLINE float sigmoid_f(float z) {
     float e = exp_nonpos(-fabsf(z)), q = 1.0f / (1.0f + e);
@@ -83,28 +105,32 @@ INLINE float sigmoid_f(float z) {
 
 enum { PHI_ABS = 0, PHI_RELU = 1 };
 
-INLINE float gate_f(int gate, float z) { return gate == GATE_TANH ? tanh_f(z) : sigmoid_f(z); }
+INLINE float gate_f(int gate, float z) {
+    return gate == GATE_TANH ? tanh_f(z) : gate == GATE_TANH_RATIONAL ? tanh_rational(z) : sigmoid_f(z);
+}
 
 /* gate'(z) written with h = gate(z) */
-INLINE float gate_grad(int gate, float h) { return gate == GATE_TANH ? 1.0f - h * h : h * (1.0f - h); }
+INLINE float gate_grad(int gate, float h) { return gate != GATE_SIGMOID ? 1.0f - h * h : h * (1.0f - h); }
 
 /* sign(H) = sign(z) for tanh, 1 for sigmoid (H > 0) */
 INLINE float gate_sign(int gate, float z) {
-    return gate == GATE_TANH ? (float)(z > 0.0f) - (float)(z < 0.0f) : 1.0f;
+    return gate != GATE_SIGMOID ? (float)(z > 0.0f) - (float)(z < 0.0f) : 1.0f;
 }
 
 /* φ'(H): sign(H) for |.|, [H > 0] = [z > 0] (tanh) or 1 (sigmoid) for relu */
 INLINE float phi_grad(int gate, int kind, float z) {
-    return kind == PHI_ABS ? gate_sign(gate, z) : (gate == GATE_TANH ? (float)(z > 0.0f) : 1.0f);
+    return kind == PHI_ABS ? gate_sign(gate, z) : (gate != GATE_SIGMOID ? (float)(z > 0.0f) : 1.0f);
 }
 
 INLINE float phi_f(int kind, float h) { return kind == PHI_ABS ? fabsf(h) : fmaxf(h, 0.0f); }
 
 /* The row functions below are called with literal gate and kind (through DISPATCH) so that, once
    inlined, their loops have no branches and vectorise. */
+#define DISPATCH_KIND(G, kind, CALL) ((kind) == PHI_ABS ? CALL(G, PHI_ABS) : CALL(G, PHI_RELU))
 #define DISPATCH(gate, kind, CALL)                                                                 \
-    ((gate) == GATE_TANH ? ((kind) == PHI_ABS ? CALL(GATE_TANH, PHI_ABS) : CALL(GATE_TANH, PHI_RELU)) \
-                         : ((kind) == PHI_ABS ? CALL(GATE_SIGMOID, PHI_ABS) : CALL(GATE_SIGMOID, PHI_RELU)))
+    ((gate) == GATE_TANH ? DISPATCH_KIND(GATE_TANH, kind, CALL)                                    \
+     : (gate) == GATE_TANH_RATIONAL ? DISPATCH_KIND(GATE_TANH_RATIONAL, kind, CALL)                \
+                                    : DISPATCH_KIND(GATE_SIGMOID, kind, CALL))
 
 /* y[b,o] for one (b, o); *abs_sum = Σ_k |H|, and with WEIGHTED *relu_sum = Σ_k f[k] relu(H) (the
    plasticity term of one row, fused here so that H is generated once for both) */
@@ -189,10 +215,9 @@ INLINE float sum_row_backward(int gate, int kind, int64_t I, float c, float g, c
 }
 
 /* Both layer functions take f (O, I) and its outputs (relu_rows, gr) or NULL: the plasticity term
-   Σ f relu(H) computed alongside the layer, or not. */
-#define DISPATCH_W(gate, weighted, CALL)                                                              \
-    ((gate) == GATE_TANH ? ((weighted) ? CALL(GATE_TANH, 1) : CALL(GATE_TANH, 0))                     \
-                         : ((weighted) ? CALL(GATE_SIGMOID, 1) : CALL(GATE_SIGMOID, 0)))
+   Σ f relu(H) computed alongside the layer, or not (their second literal is 1 or 0: DISPATCH's kind
+   codes, PHI_RELU = 1 and PHI_ABS = 0, serve as the flag). */
+#define DISPATCH_W(gate, weighted, CALL) DISPATCH(gate, (weighted) ? PHI_RELU : PHI_ABS, CALL)
 
 void rank_one_forward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *x,
                       const float *W, const float *u, const float *v, int gate, float *y, float *abs_rows,
@@ -214,7 +239,10 @@ void rank_one_backward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t
                        const float *W, const float *u, const float *v, const float *gy, const float *gs,
                        int gate, float *gW, float *gu, float *gx, float *gv, const float *f, const float *gr) {
     const int weighted = f != 0;
-    for (int64_t o = o_begin; o < o_end; ++o)
+    memset(gx, 0, sizeof(float) * B * I);  /* this range's own partials */
+    memset(gv, 0, sizeof(float) * B * I);
+    for (int64_t o = o_begin; o < o_end; ++o) {
+        memset(gW + o * I, 0, sizeof(float) * I);  /* zeroed here, while the row is about to be used */
         for (int64_t b = 0; b < B; ++b) {
             const float c = u[b * O + o], g = gy[b * O + o], s = gs[b], r = weighted ? gr[b] : 0.0f;
             const float *w = W + o * I, *xb = x + b * I, *vb = v + b * I, *fo = weighted ? f + o * I : 0;
@@ -223,6 +251,7 @@ void rank_one_backward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t
             gu[b * O + o] = DISPATCH_W(gate, weighted, CALL);
 #undef CALL
         }
+    }
 }
 
 void rank_one_sum_forward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *u,
@@ -239,6 +268,7 @@ void rank_one_sum_forward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int6
 void rank_one_sum_backward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *u,
                            const float *v, const float *w, int64_t w_stride, int gate, int kind,
                            const float *gs, float *gu, float *gv) {
+    memset(gv, 0, sizeof(float) * B * I);  /* this range's own partial */
     for (int64_t o = o_begin; o < o_end; ++o)
         for (int64_t b = 0; b < B; ++b) {
             const float c = u[b * O + o], *wo = w + o * w_stride, *vb = v + b * I;
@@ -253,6 +283,8 @@ void rank_one_sum_backward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int
 void rank_one_fisher(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *x2,
                      const float *W, const float *u, const float *v, const float *gy, int gate, float *F,
                      float *gx) {
+    if (gx != 0)
+        memset(gx, 0, sizeof(float) * B * I);  /* this range's own partial */
     for (int64_t o = o_begin; o < o_end; ++o)
         for (int64_t b = 0; b < B; ++b) {
             const float c = u[b * O + o], g = gy[b * O + o];
@@ -365,4 +397,109 @@ static NO_CONTRACT void mask_terms_rows(int64_t n, int64_t b_begin, int64_t b_en
 void mask_terms_backward_ranges(RANGES, int64_t n, const float *h, const float *f, const float *gs,
                                 const float *gr, float *dh) {
     OVER_RANGES(mask_terms_rows(n, o_begin, o_end, h, f, gs, gr, dh))
+}
+
+/* Full masks under numerics 4 (models/masked.py: _FullTanh, _FullMaskProduct). H (B, n) is a full
+   mask (a conv layer's, n = out·in·k·k), W and f (n) the layer's weight and the plasticity term's
+   Fisher (or NULL).
+   Tanh gate, forward : H = tanh(Z) (the rational form)   backward: dZ = dH (1 - H²)
+   Product, forward : WH[b,i] = W[i] H[b,i],  abs_sum[b] = Σ_i |H[b,i]|,  relu_sum[b] = Σ_i f[i] relu(H[b,i])
+           backward : dH[b,i] = gWH[b,i] W[i] + gs[b] sign(H[b,i]) + gr[b] f[i] [H[b,i] > 0]
+                      dW[i] = Σ_b gWH[b,i] H[b,i], summed over b in order
+   The gate and the product's forward take sample ranges; the product's backward takes ranges of
+   the index i (each range sums dW over every sample), so no result depends on the thread count. */
+static void full_tanh_rows(int64_t n, int64_t b_begin, int64_t b_end, const float *z, float *h) {
+    #pragma omp simd
+    for (int64_t i = b_begin * n; i < b_end * n; ++i)
+        h[i] = tanh_rational(z[i]);
+}
+
+static void full_tanh_backward_rows(int64_t n, int64_t b_begin, int64_t b_end, const float *h,
+                                    const float *dh, float *dz) {
+    #pragma omp simd
+    for (int64_t i = b_begin * n; i < b_end * n; ++i)
+        dz[i] = dh[i] * (1.0f - h[i] * h[i]);
+}
+
+static void full_product_rows(int64_t n, int64_t b_begin, int64_t b_end, const float *h, const float *w,
+                              const float *f, float *wh, float *abs_sum, float *relu_sum) {
+    for (int64_t b = b_begin; b < b_end; ++b) {
+        const float *hb = h + b * n;
+        float *whb = wh + b * n, abs_acc = 0.0f, relu_acc = 0.0f;
+        if (f == 0) {
+            #pragma omp simd reduction(+ : abs_acc)
+            for (int64_t i = 0; i < n; ++i) {
+                whb[i] = w[i] * hb[i];
+                abs_acc += fabsf(hb[i]);
+            }
+        } else {
+            #pragma omp simd reduction(+ : abs_acc, relu_acc)
+            for (int64_t i = 0; i < n; ++i) {
+                whb[i] = w[i] * hb[i];
+                abs_acc += fabsf(hb[i]);
+                relu_acc += f[i] * fmaxf(hb[i], 0.0f);
+            }
+        }
+        abs_sum[b] = abs_acc;
+        if (f != 0)
+            relu_sum[b] = relu_acc;
+    }
+}
+
+/* INCLUDE_GS / INCLUDE_GR: literal flags, so that each variant's loop has no branches */
+INLINE void full_product_backward_row(int include_gs, int include_gr, int64_t i_begin, int64_t i_end,
+                                      const float *hb, const float *w, const float *f, const float *gwhb,
+                                      float s, float r, float *dhb, float *dw) {
+    #pragma omp simd
+    for (int64_t i = i_begin; i < i_end; ++i) {
+        const float hv = hb[i], g = gwhb[i];
+        float d = g * w[i];
+        if (include_gs)
+            d += s * ((float)(hv > 0.0f) - (float)(hv < 0.0f));
+        if (include_gr)
+            d += hv > 0.0f ? r * f[i] : 0.0f;
+        dhb[i] = d;
+        dw[i] += g * hv;
+    }
+}
+
+static void full_product_backward_cols(int64_t B, int64_t n, int64_t i_begin, int64_t i_end, const float *h,
+                                       const float *w, const float *f, const float *gwh, const float *gs,
+                                       const float *gr, float *dh, float *dw) {
+    for (int64_t i = i_begin; i < i_end; ++i)
+        dw[i] = 0.0f;
+    const int with_r = gr != 0 && f != 0;
+    for (int64_t b = 0; b < B; ++b) {
+        const float s = gs == 0 ? 0.0f : gs[b], r = with_r ? gr[b] : 0.0f;
+        const float *hb = h + b * n, *gwhb = gwh + b * n;
+        float *dhb = dh + b * n;
+        if (gs != 0 && with_r)
+            full_product_backward_row(1, 1, i_begin, i_end, hb, w, f, gwhb, s, r, dhb, dw);
+        else if (gs != 0)
+            full_product_backward_row(1, 0, i_begin, i_end, hb, w, f, gwhb, s, r, dhb, dw);
+        else if (with_r)
+            full_product_backward_row(0, 1, i_begin, i_end, hb, w, f, gwhb, s, r, dhb, dw);
+        else
+            full_product_backward_row(0, 0, i_begin, i_end, hb, w, f, gwhb, s, r, dhb, dw);
+    }
+}
+
+/* Rows are samples for these three */
+void full_tanh_ranges(RANGES, int64_t n, const float *z, float *h) {
+    OVER_RANGES(full_tanh_rows(n, o_begin, o_end, z, h))
+}
+
+void full_tanh_backward_ranges(RANGES, int64_t n, const float *h, const float *dh, float *dz) {
+    OVER_RANGES(full_tanh_backward_rows(n, o_begin, o_end, h, dh, dz))
+}
+
+void full_product_ranges(RANGES, int64_t n, const float *h, const float *w, const float *f, float *wh,
+                         float *abs_sum, float *relu_sum) {
+    OVER_RANGES(full_product_rows(n, o_begin, o_end, h, w, f, wh, abs_sum, relu_sum))
+}
+
+/* and ranges of the index i for this one */
+void full_product_backward_ranges(RANGES, int64_t B, int64_t n, const float *h, const float *w, const float *f,
+                                  const float *gwh, const float *gs, const float *gr, float *dh, float *dw) {
+    OVER_RANGES(full_product_backward_cols(B, n, o_begin, o_end, h, w, f, gwh, gs, gr, dh, dw))
 }
