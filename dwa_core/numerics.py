@@ -39,9 +39,11 @@ from pathlib import Path
 #    ranges (results independent of the thread count) with 512-bit vectors, compute the plasticity
 #    term in the layer's pass; full masks' loss terms reduce in another order; DWA's per-sample
 #    Fisher is batched (one backward per batch), equal to the loop's to float rounding.
-# 4 (DWA_CORE_NUMERICS=4; DWA only): the C kernels' tanh gate is a rational function, x P(x²) / Q(x²)
-#    clamped to [-1, 1] (at most 6 float ulps from tanh; the degree-7 polynomial of e^x it replaces was
-#    about 3), about a quarter fewer operations per mask entry.
+# 4 (DWA_CORE_NUMERICS=4; DWA only, on the CPU): the C kernels' tanh gate is a rational function,
+#    x P(x²) / Q(x²) clamped to [-1, 1] (within 1e-6 of tanh, relative; the degree-7 polynomial of
+#    e^x it replaces was within 2e-7), with about a third fewer operations per mask entry; a full
+#    (conv) mask's tanh, its product with the weight and both loss statistics are C passes
+#    (models/masked.py: _FullTanh, _FullMaskProduct), which sum in another order.
 DEFAULT, NEXT = 3, 4
 VERSIONS = (DEFAULT, NEXT)
 ENV = "DWA_CORE_NUMERICS"
@@ -86,7 +88,9 @@ except ValueError:  # reported by check_selection before anything is computed
 # unchanged (four DWA AlexNet training steps, and the Fisher and mask-sum kernels on the DWA MLP and
 # AlexNet, hashed against the previous build); the kernels now zero dW's rows and their partial
 # sums in their own pass instead of the caller beforehand (the same zeros).
-SOURCE_DIGEST = "eda8b3c8fca40fe5afcb0bce15713b2875a28be4f63ed36acdbb978b5a1fa97a"
+# Then numerics 4's tanh became a [9/6] rational (from [13/6]: two fewer multiply-adds per entry):
+# no committed file had its numbers yet, so 4 stays 4; 3's bits unchanged.
+SOURCE_DIGEST = "cd16b7a222a5cca25034636c05390371d2ce3e23858bed3069650d7efb225da5"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the
