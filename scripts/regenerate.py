@@ -166,19 +166,46 @@ def main() -> int:
     if not steps:
         print(f"every committed data file is of numerics version {numerics.VERSION}")
         return 0
-    for step in steps:
-        print(f"# {step.title}")
-        for argv in step.commands:
-            print(shlex.join(["python" if a == sys.executable else a for a in argv]))
-        if args.run:
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the benchmarks import dwa_core from here
-            for argv in step.commands:
-                subprocess.run(argv, cwd=ROOT, check=True, env=env)
-            if step.after:
-                step.after()
-    if args.run:
-        print("now read the prose that quotes these numbers: " + ", ".join(PROSE))
+    if not args.run:
+        for step in steps:
+            _show(step)
+        return 0
+    run_all()
+    print("now read the prose that quotes these numbers: " + ", ".join(PROSE))
     return 0
+
+
+def _show(step: Step) -> None:
+    print(f"# {step.title}", flush=True)
+    for argv in step.commands:
+        print(shlex.join(["python" if a == sys.executable else a for a in argv]), flush=True)
+
+
+def run_all() -> None:
+    """Run the first stale step, then plan again, until none is left, then the steps that remake no
+    data file (the README's Measured block): a step's commands are built from the files the earlier
+    steps remade (the mixture diagnosis and Fig. 7 read the run folders of the point the remade
+    comparison chose, which may not be the old one). Raises SystemExit when a step ran and its
+    outputs are still stale."""
+    done: set[str] = set()
+    while steps := stale_steps(plan()):
+        step = steps[0]
+        if step.title in done:
+            raise SystemExit(f"{step.title}: its commands ran, and {', '.join(step.outputs)} are still stale")
+        _run(step)
+        done.add(step.title)
+    for step in plan():
+        if not step.outputs:
+            _run(step)
+
+
+def _run(step: Step) -> None:
+    _show(step)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the benchmarks import dwa_core from here
+    for argv in step.commands:
+        subprocess.run(argv, cwd=ROOT, check=True, env=env)
+    if step.after:
+        step.after()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """scripts/regenerate.py: after a numerics bump it remakes every committed data file, in an order where
 each command finds its inputs; the commands that name run folders are rebuilt for the new numerics.
-Nothing is run here: the plan is checked against the commands the committed files record."""
+Nothing is run here: the plan is checked against the commands the committed files record, and
+`--run`'s order against stand-in commands."""
 
 import importlib.util
 import json
@@ -75,3 +76,36 @@ def test_after_a_bump_everything_is_remade_in_order_from_new_run_folders(regener
     new_dirs = _command_run_dirs(split)
     assert len(new_dirs) == 30 and not set(new_dirs) & set(
         _recorded_run_dirs("tables/dwa-diagnosis-split-fmnist.json"))  # the folder names hold the version
+
+
+def test_run_plans_again_after_every_step_and_ends_with_the_readme_block(regenerate, monkeypatch):
+    """--run builds each step's commands after the steps before it ran (a remade comparison may choose
+    another point, whose run folders the mixture diagnosis then reads), ends with the steps that make
+    no data file, and stops when a step leaves its outputs stale."""
+    Step = regenerate.Step
+    current, ran = set(), []
+    plans = {"a": [["make", "a"]], "b": [["make", "b", "from", "old"]]}
+
+    def plan():
+        return [Step("a", ["a.json"], plans["a"]), Step("b", ["b.json"], plans["b"]),
+                Step("block", [], [["block"]])]
+
+    def run(argv, **kwargs):
+        ran.append(argv)
+        if argv[:2] == ["make", "a"]:
+            plans["b"] = [["make", "b", "from", "new"]]  # what step a remade changes step b's command
+        if argv[0] == "make":
+            current.add(f"{argv[1]}.json")
+
+    monkeypatch.setattr(regenerate, "plan", plan)
+    monkeypatch.setattr(regenerate, "_stale", lambda path: path not in current)
+    monkeypatch.setattr(regenerate.subprocess, "run", run)
+    regenerate.run_all()
+    assert ran == [["make", "a"], ["make", "b", "from", "new"], ["block"]]
+
+    current.clear()
+    ran.clear()
+    monkeypatch.setattr(regenerate.subprocess, "run", lambda argv, **kwargs: ran.append(argv))  # no file made
+    with pytest.raises(SystemExit, match="a: its commands ran, and a.json are still stale"):
+        regenerate.run_all()
+    assert ran == [["make", "a"]]
