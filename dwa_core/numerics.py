@@ -90,7 +90,9 @@ except ValueError:  # reported by check_selection before anything is computed
 # sums in their own pass instead of the caller beforehand (the same zeros).
 # Then numerics 4's tanh became a [9/6] rational (from [13/6]: two fewer multiply-adds per entry):
 # no committed file had its numbers yet, so 4 stays 4; 3's bits unchanged.
-SOURCE_DIGEST = "cd16b7a222a5cca25034636c05390371d2ce3e23858bed3069650d7efb225da5"
+# Then: the plasticity weight's checks, shared by full_mask_terms and full_mask_product (one helper,
+# the same tensors; no number changes).
+SOURCE_DIGEST = "8e932fd01fedc73ae6f5951e405b1f636e286a7a29ae601bb8478f329cea7b9c"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

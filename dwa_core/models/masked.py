@@ -192,17 +192,24 @@ def full_mask_terms(mask: FullMask) -> None:
     them None (the losses then reduce H themselves, to the same values)."""
     if not (torch.is_grad_enabled() and mask.h.requires_grad):
         return
-    h, f = mask.h.flatten(1), mask.relu_weight
+    h, f = mask.h.flatten(1), _flat_relu_weight(mask)
+    if not h.is_contiguous() or not kernels.applies(h):
+        return
+    mask.abs_sum, relu_sum = _FullMaskTerms.apply(h, f)
+    mask.relu_sum = None if f is None else relu_sum
+
+
+def _flat_relu_weight(mask: FullMask) -> torch.Tensor | None:
+    """mask.relu_weight flattened (n,), detached and contiguous, for the C kernels; None when unset or
+    of another dtype or device (the plasticity loss then reduces H on its own). Raises ValueError
+    when its shape is not the mask's."""
+    f = mask.relu_weight
     if f is not None and f.shape != mask.h.shape[1:]:
         raise ValueError(f"relu_weight: expected the mask's shape {tuple(mask.h.shape[1:])}, "
                          f"got {tuple(f.shape)}")
-    if f is not None and not kernels.applies(f):
-        f = None  # another dtype or device: the plasticity loss reduces H on its own
-    if not h.is_contiguous() or not kernels.applies(h):
-        return
-    f = None if f is None else f.detach().reshape(-1).contiguous()
-    mask.abs_sum, relu_sum = _FullMaskTerms.apply(h, f)
-    mask.relu_sum = None if f is None else relu_sum
+    if f is None or not kernels.applies(f):
+        return None
+    return f.detach().reshape(-1).contiguous()
 
 
 class _FullTanh(torch.autograd.Function):
@@ -256,13 +263,7 @@ def full_mask_product(weight: torch.Tensor, mask: FullMask) -> torch.Tensor | No
     (float32 CPU tensors only) or under numerics 3."""
     if numerics.VERSION < 4 or not kernels.applies(weight, mask.h):
         return None
-    f = mask.relu_weight
-    if f is not None and f.shape != mask.h.shape[1:]:
-        raise ValueError(f"relu_weight: expected the mask's shape {tuple(mask.h.shape[1:])}, "
-                         f"got {tuple(f.shape)}")
-    if f is not None and not kernels.applies(f):
-        f = None  # another dtype or device: the plasticity loss reduces H on its own
-    f = None if f is None else f.detach().reshape(-1).contiguous()
+    f = _flat_relu_weight(mask)
     h = mask.h.flatten(1).contiguous()
     wh, mask.abs_sum, relu_sum = _FullMaskProduct.apply(h, weight.reshape(-1), f)
     mask.relu_sum = None if f is None else relu_sum
