@@ -10,10 +10,11 @@ sparsity (paper forms; a random Fisher). Configurations:
     alexnet (plain)          the plain AlexNet, for scale
     alexnet-dwa fast         masked_impl="fast": the fused C kernels on the CPU, the Triton
                              operators on CUDA (dwa_core/models/kernels)
-    alexnet-dwa fast numerics 4
-                             the same under the next numerics (DWA_CORE_NUMERICS=4,
-                             dwa_core/numerics.py): the kernels' rational tanh, and the full
-                             (conv) masks' gate, product and loss statistics in C
+    alexnet-dwa fast numerics N
+                             the same under the other selectable numerics (dwa_core/numerics.py):
+                             4 while 3 is the default (the kernels' rational tanh, and the full
+                             (conv) masks' gate, product and loss statistics in C), 3 under
+                             DWA_CORE_NUMERICS=4 (the twin of this process's own is left out)
     alexnet-dwa per-sample   what "fast" was without them: the PyTorch Functions that walk the
                              batch one sample at a time (DWA_CORE_KERNELS=0, DWA_CORE_RANK_ONE=none)
     alexnet-dwa reference    per-sample weights materialised for the whole batch
@@ -49,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from _machine import machine, write_json
 
+from dwa_core import numerics
 from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
 
 try:
@@ -65,8 +67,8 @@ PER_SAMPLE_ENV = {"DWA_CORE_KERNELS": "0", "DWA_CORE_RANK_ONE": "none"}
 CONFIGS = {  # name: (arch, family, params, environment, uses --ref-steps)
     "alexnet (plain)": ("alexnet", "plain", {}, {}, False),
     "alexnet-dwa fast": ("alexnet", "dwa", {"masked_impl": "fast"}, {}, False),
-    "alexnet-dwa fast numerics 4": ("alexnet", "dwa", {"masked_impl": "fast"}, {"DWA_CORE_NUMERICS": "4"},
-                                    False),
+    **{f"alexnet-dwa fast numerics {v}": ("alexnet", "dwa", {"masked_impl": "fast"}, {numerics.ENV: str(v)},
+                                          False) for v in numerics.VERSIONS},
     "alexnet-dwa per-sample": ("alexnet", "dwa", {"masked_impl": "fast"}, PER_SAMPLE_ENV, True),
     "alexnet-dwa reference": ("alexnet", "dwa", {"masked_impl": "reference"}, {}, True),
     "alexnet-dwa compiled": ("alexnet", "dwa", {"masked_impl": "fast"}, {"DWA_CORE_RANK_ONE": "compiled"},
@@ -226,9 +228,10 @@ def main() -> None:
         print(json.dumps(measure(arch, family, params, args.ref_steps if slow else args.steps, batches[0],
                                  args.device, max(1, args.warmup))))
         return
-    # the CPU leaves out the compiled operators (slow to build); CUDA the next numerics (CPU-only changes)
-    names = args.only or [n for n in CONFIGS if (not n.endswith("compiled") if args.device == "cpu"
-                                                 else "numerics" not in n)]
+    # the CPU leaves out the compiled operators (slow to build); CUDA the other numerics (3 and 4 differ
+    # on the CPU only); "fast" runs this process's numerics, so its "numerics N" twin is left out
+    names = args.only or [n for n in CONFIGS if n != f"alexnet-dwa fast numerics {numerics.VERSION}"
+                          and (not n.endswith("compiled") if args.device == "cpu" else "numerics" not in n)]
     print(_header(args.device, batches), flush=True)
     before = machine()
     results, ratios = {}, {}

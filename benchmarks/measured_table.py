@@ -83,8 +83,9 @@ def _profile_row(data: dict) -> list[str]:
     step = (f"step: plain {kept['ms'][plain]:.1f} ms, DWA {kept['ms'][dwa]:.1f} ms "
             f"({kept['faults'][dwa]:.0f} minor page faults; malloc as it is: "
             f"{default['ms'][dwa]:.1f} ms, {default['faults'][dwa]:.0f} faults)")
-    nexts = [name for name in kept["ms"] if name.startswith(f"{dwa} numerics")]  # the next numerics' step
-    step += "".join(f", DWA under numerics {name.rsplit(' ', 1)[-1]} {kept['ms'][name]:.1f} ms" for name in nexts)
+    others = [name for name in kept["ms"] if name.startswith(f"{dwa} numerics")]  # the other numerics' step
+    step += "".join(f", DWA under numerics {name.rsplit(' ', 1)[-1]} {kept['ms'][name]:.1f} ms"
+                    for name in others)
     layers = "each masked layer alone, generator + layer and loss terms: " + ", ".join(
         f"{r['layer'].split(' ')[0]} {r['generator_ms']:.1f} + {r['layer_and_loss_terms_ms']:.1f} ms"
         for r in data["layers"])

@@ -9,8 +9,8 @@ without momentum, loss = CE + plasticity + sparsity (paper forms, a random Fishe
 "fast", in one process. Sections, each timed after warm-up as the best of --repeat rounds of --steps
 iterations (the rounds of a section alternate its items, so a transient load hits them alike):
 
-    step     one training step of the plain AlexNet and of the DWA AlexNet (under the default
-             numerics and the next, DWA_CORE_NUMERICS=4: dwa_core/numerics.py), the ratios and the
+    step     one training step of the plain AlexNet and of the DWA AlexNet (under this process's
+             numerics and the other selectable one: dwa_core/numerics.py), the ratios and the
              minor page faults per step, in two fresh processes: malloc keeping freed memory
              (dwa_core.allocator.keep_freed_memory, as in the program and the sweep workers) and
              malloc as it is (DWA_CORE_MALLOC=default); each twice, alternated, keeping the best.
@@ -22,8 +22,7 @@ iterations (the rounds of a section alternate its items, so a transient load hit
              allocations are not those it meets in the step: the layers do not add up to the step.
     ops      torch.profiler over --steps DWA steps: the ops with the most self CPU time, ms per step.
     kernels  the fused C kernels of the largest rank-1 layer (fc2, 2048x2048) called directly,
-             nanoseconds per mask entry and sample, at 1 and at 2 threads, under the default
-             numerics and the next.
+             nanoseconds per mask entry and sample, at 1 and at 2 threads, under both numerics.
 
 The sections after "step" run in this process, with malloc keeping freed memory. No target is
 asserted here; the README's "Measured" table shows the committed file
@@ -50,13 +49,14 @@ from dwa_core.models.dwa import DWAState
 from dwa_core.models.masked import RankOneMask
 
 BATCH = 32
-NEXT_STEP = f"alexnet-dwa fast numerics {numerics.NEXT}"
+OTHER = numerics.other()  # the numerics measured beside this process's (dwa_core/numerics.py)
+OTHER_STEP = f"alexnet-dwa fast numerics {OTHER}"
 
 
-def _under_next(fn):
-    """fn run under the next numerics (what DWA_CORE_NUMERICS selects; dwa_core/numerics.py)."""
+def _under_other(fn):
+    """fn run under the other selectable numerics (4 while 3 is the default; dwa_core/numerics.py)."""
     def run():
-        saved, numerics.VERSION = numerics.VERSION, numerics.NEXT
+        saved, numerics.VERSION = numerics.VERSION, OTHER
         try:
             fn()
         finally:
@@ -148,11 +148,11 @@ def _kernel_rows(steps: int, repeat: int) -> list[dict]:
     rows, threads = [], torch.get_num_threads()
     forward = (lambda: kernels.linear_forward(x, w, u, v, "tanh", f))
     backward = (lambda: kernels.linear_backward(x, w, u, v, gy, gs, "tanh", f, gr))
-    next_ = f"numerics {numerics.NEXT}"
+    other = f"numerics {OTHER}"
     for n in sorted({1, threads}):
         torch.set_num_threads(n)
-        ms = _best_ms({"forward": forward, "backward": backward, f"forward {next_}": _under_next(forward),
-                       f"backward {next_}": _under_next(backward)}, steps, repeat)
+        ms = _best_ms({"forward": forward, "backward": backward, f"forward {other}": _under_other(forward),
+                       f"backward {other}": _under_other(backward)}, steps, repeat)
         rows += [dict(kernel=k, threads=n, ms=t, ns_per_entry=1e6 * t / entries) for k, t in ms.items()]
     torch.set_num_threads(threads)
     return rows
@@ -181,7 +181,7 @@ def main() -> None:
     if args.step_only:  # a child: the step section in this process's malloc setting
         kept = allocator.keep_freed_memory()
         steps = {"alexnet (plain)": _trainer("plain")[1], "alexnet-dwa fast": _trainer("dwa")[1],
-                 NEXT_STEP: _under_next(_trainer("dwa")[1])}
+                 OTHER_STEP: _under_other(_trainer("dwa")[1])}
         best = _best_ms(steps, args.steps, args.repeat)
         faults = {}
         for name, fn in steps.items():
@@ -211,10 +211,10 @@ def main() -> None:
         for name, ms in r["ms"].items():
             print(f"step  malloc {malloc:7s} {name:20s} {ms:7.1f} ms  {r['faults'][name]:7.0f} minor faults")
         r["dwa / plain samples/s"] = r["ms"]["alexnet (plain)"] / r["ms"]["alexnet-dwa fast"]
-        next_ratio = r[f"dwa numerics {numerics.NEXT} / plain samples/s"] = (r["ms"]["alexnet (plain)"]
-                                                                            / r["ms"][NEXT_STEP])
+        other_ratio = r[f"dwa numerics {OTHER} / plain samples/s"] = (r["ms"]["alexnet (plain)"]
+                                                                            / r["ms"][OTHER_STEP])
         print(f"step  malloc {malloc:7s} DWA / plain samples/s {100 * r['dwa / plain samples/s']:.0f} %, "
-              f"under numerics {numerics.NEXT} {100 * next_ratio:.0f} %")
+              f"under numerics {OTHER} {100 * other_ratio:.0f} %")
     kept_gain = step["default"]["ms"]["alexnet-dwa fast"] / step["kept"]["ms"]["alexnet-dwa fast"]
     print(f"step  DWA step, malloc default / kept: {kept_gain:.3f}x")
 
@@ -242,7 +242,7 @@ def main() -> None:
                   f"{r['ns_per_entry']:.3f} ns per mask entry and sample")
     speedups = {}
     by = {(r["kernel"], r["threads"]): r["ms"] for r in kernel_rows if "error" not in r}
-    for kernel in ("forward", "backward", *(f"{k} numerics {numerics.NEXT}" for k in ("forward", "backward"))):
+    for kernel in ("forward", "backward", *(f"{k} numerics {OTHER}" for k in ("forward", "backward"))):
         if (kernel, 1) in by and (kernel, 2) in by:
             speedups[f"kernel {kernel}: 1 thread / 2 threads"] = by[(kernel, 1)] / by[(kernel, 2)]
     for key, value in speedups.items():
@@ -251,8 +251,8 @@ def main() -> None:
                                steps=args.steps, repeat=args.repeat, batch=BATCH, step=step,
                                layers=layers, ops=ops, kernels=kernel_rows,
                                ratios={"dwa / plain samples/s": step["kept"]["dwa / plain samples/s"],
-                                       f"dwa numerics {numerics.NEXT} / plain samples/s":
-                                           step["kept"][f"dwa numerics {numerics.NEXT} / plain samples/s"],
+                                       f"dwa numerics {OTHER} / plain samples/s":
+                                           step["kept"][f"dwa numerics {OTHER} / plain samples/s"],
                                        "dwa step, malloc default / kept": kept_gain, **speedups}), before)
 
 

@@ -60,6 +60,12 @@ def selected(environ=os.environ) -> int:
     return int(value)
 
 
+def other() -> int:
+    """The selectable version that is not this process's, which the benchmarks measure beside it:
+    NEXT while DEFAULT runs (the speed it will bring), DEFAULT under DWA_CORE_NUMERICS=NEXT."""
+    return next(v for v in VERSIONS if v != VERSION)
+
+
 def check_selection() -> None:
     """Raise ValueError (one line) when DWA_CORE_NUMERICS names no version: the command line and
     run_experiment call it before any training (importing the package does not raise, so the

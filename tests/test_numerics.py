@@ -146,6 +146,9 @@ def test_the_environment_selects_the_numerics_and_a_bad_value_is_one_line_before
     assert code == 2
     assert capsys.readouterr().err == "error: DWA_CORE_NUMERICS: must be one of 3, 4, got 'four'\n"
     assert list(tmp_path.iterdir()) == []
+    for version, other in ((3, 4), (4, 3)):  # what the benchmarks measure beside the running numerics
+        monkeypatch.setattr(numerics, "VERSION", version)
+        assert numerics.other() == other
 
 
 def test_a_process_under_the_next_numerics_records_it(tmp_path):
