@@ -416,7 +416,9 @@ def test_full_masks_under_numerics_4_match_float64(monkeypatch, sigmoid):
             mask.relu_weight = f
             y = lay(xx, mask)
             s, r = mask.abs_sum, mask.relu_sum
-            assert s is not None and r is not None
+            assert type(s.grad_fn).__name__ == "_FullMaskProductBackward" and r is not None
+            gate_node = mask.h.grad_fn.next_functions[0][0]  # under the generator's view to the mask shape
+            assert type(gate_node).__name__ == ("SigmoidBackward0" if sigmoid else "_FullTanhBackward")
         else:
             h = mask.h
             y = nn.functional.conv2d(xx.reshape(1, -1, 6, 6), (lay.weight * h).reshape(-1, 5, 3, 3), groups=3)
@@ -426,6 +428,36 @@ def test_full_masks_under_numerics_4_match_float64(monkeypatch, sigmoid):
         return [y, s, r, *torch.autograd.grad(loss, [lay.weight, g.linear.weight, ee, xx])]
 
     for name, a, b in zip(["y", "abs_sum", "relu_sum", "dW", "dgenerator", "de", "dx"], run(torch.float32),
+                          run(torch.float64)):
+        assert rel(a, b) < 1e-5, name
+
+
+def test_a_dense_full_mask_under_numerics_4_matches_float64(monkeypatch):
+    """A dense layer's full mask (DWA without use_combination) takes the same C passes under
+    numerics 4: output, Σ|H| and the gradients of W, the generator and the input against float64."""
+    from dwa_core.models.dwa import FullGenerator
+
+    monkeypatch.setattr(numerics, "VERSION", 4)
+    torch.manual_seed(8)
+    layer, gen = MaskedLinear(6, 5), FullGenerator(4, (5, 6))
+    e, x, coeff = torch.randn(3, 4), torch.randn(3, 6), [torch.randn(3, 5), torch.randn(3)]
+
+    def run(dtype):
+        lay, g = MaskedLinear(6, 5).to(dtype), FullGenerator(4, (5, 6)).to(dtype)
+        lay.load_state_dict(layer.state_dict())
+        g.load_state_dict(gen.state_dict())
+        ee, xx = e.to(dtype).requires_grad_(), x.to(dtype).requires_grad_()
+        mask = g(ee, "tanh")
+        if dtype == torch.float32:
+            y, s = lay(xx, mask), mask.abs_sum
+            assert type(s.grad_fn).__name__ == "_FullMaskProductBackward"
+        else:
+            y = torch.einsum("boi,bi->bo", lay.weight * mask.h, xx) + lay.bias
+            s = mask.h.abs().flatten(1).sum(1)
+        loss = (y * coeff[0].to(dtype)).sum() + (s * coeff[1].to(dtype)).sum()
+        return [y, s, *torch.autograd.grad(loss, [lay.weight, g.linear.weight, ee, xx])]
+
+    for name, a, b in zip(["y", "abs_sum", "dW", "dgenerator", "de", "dx"], run(torch.float32),
                           run(torch.float64)):
         assert rel(a, b) < 1e-5, name
 
