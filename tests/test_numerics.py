@@ -176,3 +176,28 @@ def test_committed_tables_and_figures_record_the_current_numerics():
                     f"runs {numerics.VERSION} (DWA_CORE_NUMERICS)")
     stale = numerics.stale_data_files()
     assert stale == [], "regenerate these data files with their commands:\n" + "\n".join(stale)
+
+
+def test_a_sweep_worker_of_other_numerics_fails_the_run_instead_of_training_it(tiny_cfg, monkeypatch):
+    """A Ray worker started without the driver's DWA_CORE_NUMERICS would train under its own numerics
+    into another folder: run_one refuses, naming both versions, and trains nothing."""
+    monkeypatch.setattr(numerics, "VERSION", 3)
+    out = run_one(tiny_cfg.to_dict(), tiny_cfg.output_dir, 1, (), numerics_version=4)
+    assert out["status"] == "failed"
+    assert out["error"] == "this worker runs numerics 3, the sweep numerics 4: start the workers with " \
+                           "DWA_CORE_NUMERICS=4"
+    assert not runs.is_finished(runs.run_dir(tiny_cfg))
+
+
+def test_ray_workers_get_the_drivers_numerics_selection(monkeypatch):
+    from types import SimpleNamespace
+
+    from dwa_core.sweep import execute
+
+    calls = []
+    fake_ray = SimpleNamespace(is_initialized=lambda: False, init=lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(numerics, "VERSION", 4)
+    execute._ensure_ray(fake_ray, None, 2)
+    execute._ensure_ray(fake_ray, "ray://head:10001", 2)
+    assert [c["runtime_env"] for c in calls] == [{"env_vars": {"DWA_CORE_NUMERICS": "4"}}] * 2
+    assert calls[1]["address"] == "ray://head:10001"

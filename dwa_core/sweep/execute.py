@@ -13,7 +13,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from dwa_core import metrics
+from dwa_core import metrics, numerics
 from dwa_core.allocator import keep_freed_memory
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import check_output_dir, merge
@@ -24,9 +24,12 @@ ERROR = "error.json"
 BACKENDS = ("local", "ray")
 
 
-def run_one(cfg_dict: dict, output_dir: str, threads: int = 1, imports=()) -> dict:
+def run_one(cfg_dict: dict, output_dir: str, threads: int = 1, imports=(),
+            numerics_version: int | None = None) -> dict:
     """Run (or skip, or resume) one config; never raises: a failure is written to error.json.
-    Returns runs.outcome(...) with "seconds" when it trained."""
+    Returns runs.outcome(...) with "seconds" when it trained. `numerics_version`: the sweep's
+    (the driver's numerics.VERSION); a worker of other numerics (a Ray worker started without the
+    driver's DWA_CORE_NUMERICS) fails the run, naming both, instead of training it under its own."""
     import importlib
 
     import torch
@@ -38,6 +41,10 @@ def run_one(cfg_dict: dict, output_dir: str, threads: int = 1, imports=()) -> di
     if threads:
         torch.set_num_threads(threads)
     cfg = ExperimentConfig.from_dict(cfg_dict).replace(output_dir=str(output_dir))
+    if numerics_version is not None and numerics_version != numerics.VERSION:
+        return outcome(cfg, output_dir, "failed",
+                       error=f"this worker runs numerics {numerics.VERSION}, the sweep numerics "
+                             f"{numerics_version}: start the workers with {numerics.ENV}={numerics_version}")
     where = run_dir(cfg, output_dir)
     try:
         if is_finished(where):
@@ -142,7 +149,8 @@ def _run_local(cfgs, output_dir, workers, threads, bar, imports) -> list[dict]:
                                initializer=keep_freed_memory)  # the workers are ours (allocator.py)
     try:
         with _terminated_on_sigterm():
-            futures = {pool.submit(run_one, c.to_dict(), str(output_dir), threads, tuple(imports)): i
+            futures = {pool.submit(run_one, c.to_dict(), str(output_dir), threads, tuple(imports),
+                                   numerics.VERSION): i
                        for i, c in enumerate(cfgs)}
             for future in as_completed(futures):
                 i = futures[future]
@@ -206,19 +214,22 @@ def _import_ray():
 
 
 def _ensure_ray(ray, address, workers):
+    """Start Ray (or join the cluster at `address`) with this process's numerics selection in the
+    workers' environment (dwa_core/numerics.py), unless Ray is already running."""
     if not ray.is_initialized():
+        runtime_env = {"env_vars": {numerics.ENV: str(numerics.VERSION)}}
         if address:
-            ray.init(address=address)
+            ray.init(address=address, runtime_env=runtime_env)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env)
 
 
 def _run_ray(cfgs, output_dir, workers, threads, address, bar, imports) -> list[dict]:
     ray = _import_ray()
     _ensure_ray(ray, address, workers)
     remote = ray.remote(num_cpus=1)(run_one)
-    refs = {remote.remote(c.to_dict(), str(Path(output_dir).resolve()), threads, tuple(imports)): i
-            for i, c in enumerate(cfgs)}
+    refs = {remote.remote(c.to_dict(), str(Path(output_dir).resolve()), threads, tuple(imports),
+                          numerics.VERSION): i for i, c in enumerate(cfgs)}
     outcomes, pending = {}, list(refs)
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
@@ -256,14 +267,14 @@ def tune_search(base: ExperimentConfig, space: dict, output_dir, *, num_samples:
 
         search_alg = OptunaSearch()
     out = str(Path(output_dir).resolve())
-    base_dict = base.to_dict()
+    base_dict, version = base.to_dict(), numerics.VERSION
 
     def trainable(values):
         from dwa_core.aggregate import validation_score
         from dwa_core.results import Results
 
         cfg = ExperimentConfig.from_dict(merge(base_dict, values))
-        result = run_one(cfg.to_dict(), out, threads)
+        result = run_one(cfg.to_dict(), out, threads, numerics_version=version)
         if result["status"] == "failed":
             raise RuntimeError(result["error"])
         results = Results.load(Path(result["run_dir"]) / RESULTS)
