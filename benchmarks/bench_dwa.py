@@ -12,8 +12,8 @@ sparsity (paper forms; a random Fisher). Configurations:
                              operators on CUDA (dwa_core/models/kernels)
     alexnet-dwa fast numerics N
                              the same under the other selectable numerics (dwa_core/numerics.py):
-                             4 while 3 is the default (the kernels' rational tanh, and the full
-                             (conv) masks' gate, product and loss statistics in C), 3 under
+                             4 while 3 is the default (the full (conv) masks' gate, product and
+                             loss statistics in C), 3 under
                              DWA_CORE_NUMERICS=4 (the twin of this process's own is left out)
     alexnet-dwa per-sample   what "fast" was without them: the PyTorch Functions that walk the
                              batch one sample at a time (DWA_CORE_KERNELS=0, DWA_CORE_RANK_ONE=none)

@@ -213,7 +213,7 @@ def _flat_relu_weight(mask: FullMask) -> torch.Tensor | None:
 
 
 class _FullTanh(torch.autograd.Function):
-    """H = tanh(Z) by the C kernels' rational tanh (numerics 4), Z (B, n) contiguous; dZ = dH (1 - H²)."""
+    """H = tanh(Z) by the C kernels' tanh (numerics 4), Z (B, n) contiguous; dZ = dH (1 - H²)."""
 
     @staticmethod
     def forward(ctx, z):

@@ -38,11 +38,9 @@ from pathlib import Path
 
 import torch
 
-from dwa_core import numerics
 
 SOURCE = Path(__file__).with_name("rank_one.c")
 GATE_CODES = {"tanh": 0, "sigmoid": 1}  # the enums of rank_one.c
-TANH_RATIONAL = 2  # tanh under numerics 4
 PHI_CODES = {"abs": 0, "relu": 1}
 # Tried in order; the first that compiles and loads wins. -fopenmp: the range runners share PyTorch's
 # OpenMP threads (its libgomp.so.1 is already loaded); -fopenmp-simd honours the `omp simd` pragmas
@@ -160,13 +158,6 @@ def applies(*tensors: torch.Tensor) -> bool:
     return rank_one() is not None
 
 
-def gate_code(gate: str) -> int:
-    """rank_one.c's code of `gate`: under numerics 4 (dwa_core/numerics.py) tanh is its rational form."""
-    if gate == "tanh" and numerics.VERSION >= 4:
-        return TANH_RATIONAL
-    return GATE_CODES[gate]
-
-
 def _ptr(t: torch.Tensor | None) -> int | None:
     if t is None:
         return None
@@ -210,7 +201,7 @@ def linear_forward(x, weight, u, v, gate: str, relu_weight=None) -> tuple[torch.
     y, abs_rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)
     relu_rows = None if relu_weight is None else x.new_empty(batch, n_out)
     _over_rows("rank_one_forward", n_out, batch, n_out, n_in, _ptr(x), _ptr(weight), _ptr(u), _ptr(v),
-               gate_code(gate), _ptr(y), _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows))
+               GATE_CODES[gate], _ptr(y), _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows))
     if relu_rows is None:
         return y, abs_rows.sum(1)
     return y, abs_rows.sum(1), relu_rows.sum(1)
@@ -223,7 +214,7 @@ def linear_backward(x, weight, u, v, gy, gs, gate: str, relu_weight=None,
     gw, gu = torch.empty_like(weight), torch.empty_like(u)  # the kernel zeroes dW and the partials
     partial = x.new_empty(_parts(n_out), 2, batch, n_in)  # dx and dv of each row range
     _over_rows("rank_one_backward", n_out, partial.stride(0), batch, n_out, n_in, _ptr(x), _ptr(weight),
-               _ptr(u), _ptr(v), _ptr(gy), _ptr(gs), gate_code(gate), _ptr(gw), _ptr(gu),
+               _ptr(u), _ptr(v), _ptr(gy), _ptr(gs), GATE_CODES[gate], _ptr(gw), _ptr(gu),
                _ptr(partial[0, 0]), _ptr(partial[0, 1]), _ptr(relu_weight), _ptr(gr))
     # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
     return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
@@ -236,7 +227,7 @@ def fisher(x, weight, u, v, gy, gate: str, fisher_sum, need_dx: bool) -> torch.T
     x2 = x.square()
     partial = x.new_empty(_parts(n_out), batch, n_in) if need_dx else None  # dx of each row range
     _over_rows("rank_one_fisher", n_out, partial.stride(0) if need_dx else 0, batch, n_out, n_in, _ptr(x2),
-               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), gate_code(gate),
+               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), GATE_CODES[gate],
                _ptr(fisher_sum), _ptr(partial[0]) if need_dx else None)
     return partial.sum(0) if need_dx else None
 
@@ -247,7 +238,7 @@ def mask_sum_forward(u, v, w, gate: str, kind: str) -> torch.Tensor:
     w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
     rows = u.new_empty(batch, n_u)
     _over_rows("rank_one_sum_forward", n_u, batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w), stride,
-               gate_code(gate), PHI_CODES[kind], _ptr(rows))
+               GATE_CODES[gate], PHI_CODES[kind], _ptr(rows))
     return rows.sum(1)
 
 
@@ -257,7 +248,7 @@ def mask_sum_backward(u, v, w, gate: str, kind: str, gs) -> tuple[torch.Tensor, 
     w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
     gu, partial = torch.empty_like(u), u.new_empty(_parts(n_u), batch, n_v)
     _over_rows("rank_one_sum_backward", n_u, partial.stride(0), batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w),
-               stride, gate_code(gate), PHI_CODES[kind], _ptr(gs), _ptr(gu), _ptr(partial[0]))
+               stride, GATE_CODES[gate], PHI_CODES[kind], _ptr(gs), _ptr(gu), _ptr(partial[0]))
     return gu, partial.sum(0)
 
 
@@ -273,8 +264,8 @@ def mask_terms_backward(h, f, gs, gr) -> torch.Tensor:
 
 
 def full_tanh(z: torch.Tensor) -> torch.Tensor:
-    """H = tanh(Z) elementwise by the rational form of numerics 4 (rank_one.c's tanh_rational);
-    z (B, n) contiguous."""
+    """H = tanh(Z) elementwise by rank_one.c's tanh (the rank-1 kernels' own, for the full masks of
+    numerics 4); z (B, n) contiguous."""
     h = torch.empty_like(z)
     _over_rows("full_tanh", z.shape[0], z.shape[1], _ptr(z), _ptr(h))
     return h

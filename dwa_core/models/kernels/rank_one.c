@@ -29,8 +29,9 @@
 
    tanh and sigmoid are written with plain arithmetic (a degree-7 polynomial after range reduction)
    so that the compiler vectorises them without a vector math library; relative error about 2e-7
-   (a few float ulps). GATE_TANH_RATIONAL (numerics 4, dwa_core/numerics.py) is tanh again, as a
-   rational function: about a third fewer operations per entry, relative error below 1e-6. Built with
+   (a few float ulps), and 1 - H², the gradient's factor, stays accurate in saturation, where the
+   masks sit (a rational approximation of tanh within 1e-6 was tried and dropped: its 1 - H² was
+   biased by up to +35 % for |z| in 6..8, which changed DWA's results). Built with
    -ffinite-math-only (needed for the vectorised fmaxf): inputs are assumed finite. */
 
 #include <math.h>
@@ -39,7 +40,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { GATE_TANH = 0, GATE_SIGMOID = 1, GATE_TANH_RATIONAL = 2 };
+enum { GATE_TANH = 0, GATE_SIGMOID = 1 };
 
 /* e^x = 2^n e^r for x <= 0, with x = n ln2 + r, |r| <= ln2 / 2: *q = e^r - 1 by its Taylor
    polynomial (degree 7), *scale = 2^n from the exponent bits. */
@@ -78,24 +79,6 @@ INLINE float tanh_f(float z) {
     return copysignf(-m / (2.0f + m), z);
 }
 
-/* tanh(z) = z P(z²) / Q(z²) on |z| <= 9 (beyond, tanh(9) rounds to 1 in float), clamped to [-1, 1]:
-   a [9/6] rational fitted to tanh on [0, 9] for least maximum relative error (Lawson's iteration),
-   which evaluated in float stays within 1e-6 of tanh, relative (about 7 float ulps). */
-INLINE float tanh_rational(float z) {
-    z = fminf(fmaxf(z, -9.0f), 9.0f);
-    const float s = z * z;
-    float p = -5.047613774415177e-09f;
-    p = p * s + 6.514830949638465e-06f;
-    p = p * s + 2.6067135334385647e-03f;
-    p = p * s + 1.2622890408408644e-01f;
-    p = p * s + 9.999994409950865e-01f;
-    float q = 1.854111077856491e-04f;
-    q = q * s + 2.2464605407223948e-02f;
-    q = q * s + 4.595580977811208e-01f;
-    q = q * s + 1.0f;
-    return fminf(fmaxf(z * p / q, -1.0f), 1.0f);
-}
-
 /* sigmoid(z) with e = e^{-|z|} <= 1: 1 / (1 + e) for z >= 0, e / (1 + e) below. */
 INLINE float sigmoid_f(float z) {
     float e = exp_nonpos(-fabsf(z)), q = 1.0f / (1.0f + e);
@@ -104,9 +87,7 @@ INLINE float sigmoid_f(float z) {
 
 enum { PHI_ABS = 0, PHI_RELU = 1 };
 
-INLINE float gate_f(int gate, float z) {
-    return gate == GATE_TANH ? tanh_f(z) : gate == GATE_TANH_RATIONAL ? tanh_rational(z) : sigmoid_f(z);
-}
+INLINE float gate_f(int gate, float z) { return gate == GATE_TANH ? tanh_f(z) : sigmoid_f(z); }
 
 /* gate'(z) written with h = gate(z) */
 INLINE float gate_grad(int gate, float h) { return gate != GATE_SIGMOID ? 1.0f - h * h : h * (1.0f - h); }
@@ -127,9 +108,7 @@ INLINE float phi_f(int kind, float h) { return kind == PHI_ABS ? fabsf(h) : fmax
    inlined, their loops have no branches and vectorise. */
 #define DISPATCH_KIND(G, kind, CALL) ((kind) == PHI_ABS ? CALL(G, PHI_ABS) : CALL(G, PHI_RELU))
 #define DISPATCH(gate, kind, CALL)                                                                 \
-    ((gate) == GATE_TANH ? DISPATCH_KIND(GATE_TANH, kind, CALL)                                    \
-     : (gate) == GATE_TANH_RATIONAL ? DISPATCH_KIND(GATE_TANH_RATIONAL, kind, CALL)                \
-                                    : DISPATCH_KIND(GATE_SIGMOID, kind, CALL))
+    ((gate) == GATE_TANH ? DISPATCH_KIND(GATE_TANH, kind, CALL) : DISPATCH_KIND(GATE_SIGMOID, kind, CALL))
 
 /* y[b,o] for one (b, o); *abs_sum = Σ_k |H|, and with WEIGHTED *relu_sum = Σ_k f[k] relu(H) (the
    plasticity term of one row, fused here so that H is generated once for both) */
@@ -401,7 +380,7 @@ void mask_terms_backward_ranges(RANGES, int64_t n, const float *h, const float *
 /* Full masks under numerics 4 (models/masked.py: _FullTanh, _FullMaskProduct). H (B, n) is a full
    mask (a conv layer's, n = out·in·k·k), W and f (n) the layer's weight and the plasticity term's
    Fisher (or NULL).
-   Tanh gate, forward : H = tanh(Z) (the rational form)   backward: dZ = dH (1 - H²)
+   Tanh gate, forward : H = tanh(Z) (tanh_f above)        backward: dZ = dH (1 - H²)
    Product, forward : WH[b,i] = W[i] H[b,i],  abs_sum[b] = Σ_i |H[b,i]|,  relu_sum[b] = Σ_i f[i] relu(H[b,i])
            backward : dH[b,i] = gWH[b,i] W[i] + gs[b] sign(H[b,i]) + gr[b] f[i] [H[b,i] > 0]
                       dW[i] = Σ_b gWH[b,i] H[b,i], summed over b in order
@@ -410,7 +389,7 @@ void mask_terms_backward_ranges(RANGES, int64_t n, const float *h, const float *
 static void full_tanh_rows(int64_t n, int64_t b_begin, int64_t b_end, const float *z, float *h) {
     #pragma omp simd
     for (int64_t i = b_begin * n; i < b_end * n; ++i)
-        h[i] = tanh_rational(z[i]);
+        h[i] = tanh_f(z[i]);
 }
 
 static void full_tanh_backward_rows(int64_t n, int64_t b_begin, int64_t b_end, const float *h,
