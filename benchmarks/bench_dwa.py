@@ -13,8 +13,8 @@ sparsity (paper forms; a random Fisher). Configurations:
     alexnet-dwa fast numerics N
                              the same under the other selectable numerics (dwa_core/numerics.py):
                              4 while 3 is the default (the full (conv) masks' gate, product and
-                             loss statistics in C), 3 under
-                             DWA_CORE_NUMERICS=4 (the twin of this process's own is left out)
+                             loss statistics in C), 3 under DWA_CORE_NUMERICS=4 (the twin of this
+                             process's own numerics is left out)
     alexnet-dwa per-sample   what "fast" was without them: the PyTorch Functions that walk the
                              batch one sample at a time (DWA_CORE_KERNELS=0, DWA_CORE_RANK_ONE=none)
     alexnet-dwa reference    per-sample weights materialised for the whole batch

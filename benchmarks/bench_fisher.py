@@ -67,12 +67,8 @@ def forms(family: str, model, t: int, x, y):
 def measure(label: str, samples: int, batch: int, repeat: int) -> dict:
     """Best-of-`repeat` seconds of each form over the same `samples` inputs, alternated (under the
     other numerics for the OTHER rows)."""
-    saved = numerics.VERSION
-    numerics.VERSION = numerics.other() if label in OTHER else saved
-    try:
+    with numerics.using(numerics.other() if label in OTHER else numerics.VERSION):
         return _measure(label, samples, batch, repeat)
-    finally:
-        numerics.VERSION = saved
 
 
 def _measure(label: str, samples: int, batch: int, repeat: int) -> dict:

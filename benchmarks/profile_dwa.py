@@ -56,11 +56,8 @@ OTHER_STEP = f"alexnet-dwa fast numerics {OTHER}"
 def _under_other(fn):
     """fn run under the other selectable numerics (4 while 3 is the default; dwa_core/numerics.py)."""
     def run():
-        saved, numerics.VERSION = numerics.VERSION, OTHER
-        try:
+        with numerics.using(OTHER):
             fn()
-        finally:
-            numerics.VERSION = saved
     return run
 
 

@@ -33,6 +33,8 @@ import ast
 import hashlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # 3: DWA only (the other approaches' numbers are those of 2): the fused kernels sum over fixed row
@@ -65,6 +67,21 @@ def other() -> int:
     """The selectable version that is not this process's, which the benchmarks measure beside it:
     NEXT while DEFAULT runs (the speed it will bring), DEFAULT under DWA_CORE_NUMERICS=NEXT."""
     return next(v for v in VERSIONS if v != VERSION)
+
+
+@contextmanager
+def using(version: int) -> Iterator[None]:
+    """Compute under `version` (one of VERSIONS) inside the block, in this process: what the
+    benchmarks use to time both numerics back to back. Runs started inside record it. Raises
+    ValueError for another version."""
+    global VERSION
+    if version not in VERSIONS:
+        raise ValueError(f"numerics version: must be one of {', '.join(map(str, VERSIONS))}, got {version!r}")
+    saved, VERSION = VERSION, version
+    try:
+        yield
+    finally:
+        VERSION = saved
 
 
 def check_selection() -> None:
@@ -100,7 +117,9 @@ except ValueError:  # reported by check_selection before anything is computed
 # Then: the plasticity weight's checks, shared by full_mask_terms and full_mask_product (one helper,
 # the same tensors; no number changes).
 # Then numerics 4 without the rational tanh (see 4 above; no committed file had its numbers).
-SOURCE_DIGEST = "f2ecad050bb43926ccf8a084049ad7d2f59c941147dd1038951d38fc8eed4803"
+# Then: rank_one.c's gate dispatch written back as before the rational tanh (two gates); numerics 3
+# and 4 hash as before (four DWA AlexNet steps under each; the Fisher and mask-sum kernels).
+SOURCE_DIGEST = "0d4809e9511bcc4f4fcb08d15cb50436baca158bb5ec760b0a5daba4bca271b6"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

@@ -149,6 +149,12 @@ def test_the_environment_selects_the_numerics_and_a_bad_value_is_one_line_before
     for version, other in ((3, 4), (4, 3)):  # what the benchmarks measure beside the running numerics
         monkeypatch.setattr(numerics, "VERSION", version)
         assert numerics.other() == other
+        with numerics.using(other):
+            assert numerics.VERSION == other and numerics.identity()["version"] == other
+        assert numerics.VERSION == version
+    with pytest.raises(ValueError, match="must be one of 3, 4, got 5"), numerics.using(5):
+        pass
+    assert numerics.VERSION == 4
 
 
 def test_a_process_under_the_next_numerics_records_it(tmp_path):

@@ -3,9 +3,11 @@ path is in this package too: `ops` (torch.library operators), `triton_rank_one` 
 kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 
 `rank_one.c` holds the fused rank-1 masked linear layer of DWA, the reduction of its mask losses
-and its per-sample Fisher, and the backward of a full mask's loss statistics; `linear_forward`,
-`linear_backward`, `mask_sum_forward`, `mask_sum_backward`, `fisher` and `mask_terms_backward` run
-them on float32 CPU tensors, splitting the output rows into a fixed number of ranges
+and its per-sample Fisher, the backward of a full mask's loss statistics and, for numerics 4, a full
+mask's tanh and its product with the weight; `linear_forward`, `linear_backward`, `mask_sum_forward`,
+`mask_sum_backward`, `fisher`, `mask_terms_backward`, `full_tanh(_backward)` and
+`full_product(_backward)` run them on float32 CPU tensors, splitting the output rows (or samples,
+or mask entries) into a fixed number of ranges
 (`ROW_RANGES`, so that the sums over rows, and hence the results, do not depend on the thread count)
 run on `torch.get_num_threads()` threads. Built with OpenMP (the first
 flag set), the ranges run on PyTorch's own OpenMP threads: a second pool would compete with PyTorch's
@@ -37,7 +39,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-
 
 SOURCE = Path(__file__).with_name("rank_one.c")
 GATE_CODES = {"tanh": 0, "sigmoid": 1}  # the enums of rank_one.c

@@ -90,25 +90,25 @@ enum { PHI_ABS = 0, PHI_RELU = 1 };
 INLINE float gate_f(int gate, float z) { return gate == GATE_TANH ? tanh_f(z) : sigmoid_f(z); }
 
 /* gate'(z) written with h = gate(z) */
-INLINE float gate_grad(int gate, float h) { return gate != GATE_SIGMOID ? 1.0f - h * h : h * (1.0f - h); }
+INLINE float gate_grad(int gate, float h) { return gate == GATE_TANH ? 1.0f - h * h : h * (1.0f - h); }
 
 /* sign(H) = sign(z) for tanh, 1 for sigmoid (H > 0) */
 INLINE float gate_sign(int gate, float z) {
-    return gate != GATE_SIGMOID ? (float)(z > 0.0f) - (float)(z < 0.0f) : 1.0f;
+    return gate == GATE_TANH ? (float)(z > 0.0f) - (float)(z < 0.0f) : 1.0f;
 }
 
 /* φ'(H): sign(H) for |.|, [H > 0] = [z > 0] (tanh) or 1 (sigmoid) for relu */
 INLINE float phi_grad(int gate, int kind, float z) {
-    return kind == PHI_ABS ? gate_sign(gate, z) : (gate != GATE_SIGMOID ? (float)(z > 0.0f) : 1.0f);
+    return kind == PHI_ABS ? gate_sign(gate, z) : (gate == GATE_TANH ? (float)(z > 0.0f) : 1.0f);
 }
 
 INLINE float phi_f(int kind, float h) { return kind == PHI_ABS ? fabsf(h) : fmaxf(h, 0.0f); }
 
 /* The row functions below are called with literal gate and kind (through DISPATCH) so that, once
    inlined, their loops have no branches and vectorise. */
-#define DISPATCH_KIND(G, kind, CALL) ((kind) == PHI_ABS ? CALL(G, PHI_ABS) : CALL(G, PHI_RELU))
 #define DISPATCH(gate, kind, CALL)                                                                 \
-    ((gate) == GATE_TANH ? DISPATCH_KIND(GATE_TANH, kind, CALL) : DISPATCH_KIND(GATE_SIGMOID, kind, CALL))
+    ((gate) == GATE_TANH ? ((kind) == PHI_ABS ? CALL(GATE_TANH, PHI_ABS) : CALL(GATE_TANH, PHI_RELU)) \
+                         : ((kind) == PHI_ABS ? CALL(GATE_SIGMOID, PHI_ABS) : CALL(GATE_SIGMOID, PHI_RELU)))
 
 /* y[b,o] for one (b, o); *abs_sum = Σ_k |H|, and with WEIGHTED *relu_sum = Σ_k f[k] relu(H) (the
    plasticity term of one row, fused here so that H is generated once for both) */
@@ -193,9 +193,10 @@ INLINE float sum_row_backward(int gate, int kind, int64_t I, float c, float g, c
 }
 
 /* Both layer functions take f (O, I) and its outputs (relu_rows, gr) or NULL: the plasticity term
-   Σ f relu(H) computed alongside the layer, or not (their second literal is 1 or 0: DISPATCH's kind
-   codes, PHI_RELU = 1 and PHI_ABS = 0, serve as the flag). */
-#define DISPATCH_W(gate, weighted, CALL) DISPATCH(gate, (weighted) ? PHI_RELU : PHI_ABS, CALL)
+   Σ f relu(H) computed alongside the layer, or not. */
+#define DISPATCH_W(gate, weighted, CALL)                                                              \
+    ((gate) == GATE_TANH ? ((weighted) ? CALL(GATE_TANH, 1) : CALL(GATE_TANH, 0))                     \
+                         : ((weighted) ? CALL(GATE_SIGMOID, 1) : CALL(GATE_SIGMOID, 0)))
 
 void rank_one_forward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *x,
                       const float *W, const float *u, const float *v, int gate, float *y, float *abs_rows,
