@@ -41,12 +41,15 @@ from pathlib import Path
 #    ranges (results independent of the thread count) with 512-bit vectors, compute the plasticity
 #    term in the layer's pass; full masks' loss terms reduce in another order; DWA's per-sample
 #    Fisher is batched (one backward per batch), equal to the loop's to float rounding.
-# 4 (DWA_CORE_NUMERICS=4; DWA only, on the CPU): a full (conv) mask's tanh (the C kernels' own),
-#    its product with the weight and both loss statistics are C passes (models/masked.py:
-#    _FullTanh, _FullMaskProduct), which sum in another order. (A rational tanh for all kernels was
-#    tried under 4 and dropped before any committed file had its numbers: within 1e-6 of tanh, but
-#    its 1 - H² was biased by up to +35 % in saturation, and DWA's permuted-fmnist score fell from
-#    0.38 to 0.20 with it.)
+# 4 (DWA_CORE_NUMERICS=4; DWA only, on the CPU): the C kernels' tanh is computed through 2^x with a
+#    degree-5 polynomial (rank_one.c's tanh_exp2: the same formula, within 2.5e-7 of tanh, 1 - H² as
+#    3's in saturation), the rank-1 layer's forward and backward take four output rows per pass (dx
+#    and dv sum in another order), a full (conv) mask's tanh adds its generator's bias (which is no
+#    longer in the matrix product) and, with its product with the weight and both loss statistics,
+#    is a C pass (models/masked.py: _FullTanh, _FullMaskProduct), summing in another order. (A
+#    rational tanh was tried under 4 and dropped before any committed file had its numbers: within
+#    1e-6 of tanh, but its 1 - H² was biased by up to +35 % in saturation, and DWA's permuted-fmnist
+#    score fell from 0.38 to 0.20 with it.)
 DEFAULT, NEXT = 3, 4
 VERSIONS = (DEFAULT, NEXT)
 ENV = "DWA_CORE_NUMERICS"
@@ -119,7 +122,9 @@ except ValueError:  # reported by check_selection before anything is computed
 # Then numerics 4 without the rational tanh (see 4 above; no committed file had its numbers).
 # Then: rank_one.c's gate dispatch written back as before the rational tanh (two gates); numerics 3
 # and 4 hash as before (four DWA AlexNet steps under each; the Fisher and mask-sum kernels).
-SOURCE_DIGEST = "0d4809e9511bcc4f4fcb08d15cb50436baca158bb5ec760b0a5daba4bca271b6"
+# Then numerics 4 gains tanh_exp2, the four-row layer passes and the generator's bias in the full
+# masks' tanh pass; numerics 3 hashes as before (the same two checks).
+SOURCE_DIGEST = "e66cc12faf5cd045bf9ba89947c877762267b734de4cbcf3f9f05084b21d2acd"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

@@ -213,18 +213,20 @@ def _flat_relu_weight(mask: FullMask) -> torch.Tensor | None:
 
 
 class _FullTanh(torch.autograd.Function):
-    """H = tanh(Z) by the C kernels' tanh (numerics 4), Z (B, n) contiguous; dZ = dH (1 - H²)."""
+    """H = tanh(Z + bias) by the C kernels' tanh (numerics 4), Z (B, n) contiguous, bias (n,) or None;
+    dZ = dH (1 - H²) and dbias = Σ_b dZ_b in one C pass."""
 
     @staticmethod
-    def forward(ctx, z):
-        h = kernels.full_tanh(z)
+    def forward(ctx, z, bias):
+        h = kernels.full_tanh(z, None if bias is None else bias.contiguous())
         ctx.save_for_backward(h)
+        ctx.with_bias = bias is not None
         return h
 
     @staticmethod
     def backward(ctx, dh):
         (h,) = ctx.saved_tensors
-        return kernels.full_tanh_backward(h, dh.contiguous())
+        return kernels.full_tanh_backward(h, dh.contiguous(), ctx.with_bias)
 
 
 class _FullMaskProduct(torch.autograd.Function):
@@ -249,12 +251,17 @@ class _FullMaskProduct(torch.autograd.Function):
         return dh, dw, None
 
 
-def full_tanh(z: torch.Tensor, impl: str) -> torch.Tensor | None:
-    """tanh(z) by the C kernels under numerics 4 with impl "fast" on float32 CPU tensors; None
-    where they do not apply (the caller then uses torch.tanh)."""
-    if numerics.VERSION < 4 or impl != "fast" or not kernels.applies(z):
+def linear_tanh(e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                impl: str) -> torch.Tensor | None:
+    """tanh(e Wᵀ + bias) (B, n) for e (B, d), W (n, d), bias (n,) or None: a full mask's generator
+    and gate. Under numerics 4 with impl "fast" on float32 CPU tensors the C kernels' tanh adds the
+    bias in its pass (and sums its gradient in the backward's), so the matrix product has no bias to
+    broadcast into its output first; None where they do not apply (the caller then uses
+    torch.nn.functional.linear and torch.tanh)."""
+    tensors = (e, weight) if bias is None else (e, weight, bias)
+    if numerics.VERSION < 4 or impl != "fast" or not kernels.applies(*tensors):
         return None
-    return _FullTanh.apply(z.contiguous())
+    return _FullTanh.apply(F.linear(e, weight).contiguous(), bias)
 
 
 def full_mask_product(weight: torch.Tensor, mask: FullMask) -> torch.Tensor | None:

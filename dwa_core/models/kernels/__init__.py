@@ -40,8 +40,11 @@ from pathlib import Path
 
 import torch
 
+from dwa_core import numerics
+
 SOURCE = Path(__file__).with_name("rank_one.c")
 GATE_CODES = {"tanh": 0, "sigmoid": 1}  # the enums of rank_one.c
+TANH_EXP2 = 2  # tanh under numerics 4 (rank_one.c's tanh_exp2, with the four-row layer passes)
 PHI_CODES = {"abs": 0, "relu": 1}
 # Tried in order; the first that compiles and loads wins. -fopenmp: the range runners share PyTorch's
 # OpenMP threads (its libgomp.so.1 is already loaded); -fopenmp-simd honours the `omp simd` pragmas
@@ -107,8 +110,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
                   "rank_one_sum_backward_ranges": [*ranges, i64, *shape, ptr, ptr, ptr, i64, c_int, c_int,
                                                    ptr, ptr, ptr],
                   "mask_terms_backward_ranges": [*ranges, i64, ptr, ptr, ptr, ptr, ptr],
-                  "full_tanh_ranges": [*ranges, i64, ptr, ptr],
-                  "full_tanh_backward_ranges": [*ranges, i64, ptr, ptr, ptr],
+                  "full_tanh_ranges": [*ranges, i64, ptr, ptr, c_int, ptr],
+                  "full_tanh_backward_ranges": [*ranges, i64, i64, ptr, ptr, ptr, ptr],
                   "full_product_ranges": [*ranges, i64, ptr, ptr, ptr, ptr, ptr, ptr],
                   "full_product_backward_ranges": [*ranges, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr]}
     for name, argtypes in signatures.items():
@@ -194,6 +197,14 @@ def _over_rows(name: str, n_rows: int, *args) -> None:
         future.result()
 
 
+def gate_code(gate: str) -> int:
+    """rank_one.c's code of `gate` under this process's numerics (dwa_core/numerics.py): under 4,
+    tanh is tanh_exp2 and the layer takes four output rows per pass."""
+    if gate == "tanh" and numerics.VERSION >= 4:
+        return TANH_EXP2
+    return GATE_CODES[gate]
+
+
 def linear_forward(x, weight, u, v, gate: str, relu_weight=None) -> tuple[torch.Tensor, ...]:
     """(y, s) with y_b = (W ⊙ gate(u_b v_bᵀ)) x_b (B, O) and s_b = Σ|gate(u_b v_bᵀ)| (B,); W (O, I),
     u (B, O), v (B, I). With relu_weight f (O, I): (y, s, r), r_b = Σ f ⊙ relu(gate(u_b v_bᵀ)) (B,)
@@ -202,7 +213,7 @@ def linear_forward(x, weight, u, v, gate: str, relu_weight=None) -> tuple[torch.
     y, abs_rows = x.new_empty(batch, n_out), x.new_empty(batch, n_out)
     relu_rows = None if relu_weight is None else x.new_empty(batch, n_out)
     _over_rows("rank_one_forward", n_out, batch, n_out, n_in, _ptr(x), _ptr(weight), _ptr(u), _ptr(v),
-               GATE_CODES[gate], _ptr(y), _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows))
+               gate_code(gate), _ptr(y), _ptr(abs_rows), _ptr(relu_weight), _ptr(relu_rows))
     if relu_rows is None:
         return y, abs_rows.sum(1)
     return y, abs_rows.sum(1), relu_rows.sum(1)
@@ -215,7 +226,7 @@ def linear_backward(x, weight, u, v, gy, gs, gate: str, relu_weight=None,
     gw, gu = torch.empty_like(weight), torch.empty_like(u)  # the kernel zeroes dW and the partials
     partial = x.new_empty(_parts(n_out), 2, batch, n_in)  # dx and dv of each row range
     _over_rows("rank_one_backward", n_out, partial.stride(0), batch, n_out, n_in, _ptr(x), _ptr(weight),
-               _ptr(u), _ptr(v), _ptr(gy), _ptr(gs), GATE_CODES[gate], _ptr(gw), _ptr(gu),
+               _ptr(u), _ptr(v), _ptr(gy), _ptr(gs), gate_code(gate), _ptr(gw), _ptr(gu),
                _ptr(partial[0, 0]), _ptr(partial[0, 1]), _ptr(relu_weight), _ptr(gr))
     # dx and dv as two tensors (not views of one): torch.library's operators may not alias outputs
     return partial[:, 0].sum(0), gw, gu, partial[:, 1].sum(0)
@@ -228,7 +239,7 @@ def fisher(x, weight, u, v, gy, gate: str, fisher_sum, need_dx: bool) -> torch.T
     x2 = x.square()
     partial = x.new_empty(_parts(n_out), batch, n_in) if need_dx else None  # dx of each row range
     _over_rows("rank_one_fisher", n_out, partial.stride(0) if need_dx else 0, batch, n_out, n_in, _ptr(x2),
-               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), GATE_CODES[gate],
+               _ptr(weight) if need_dx else None, _ptr(u), _ptr(v), _ptr(gy), gate_code(gate),
                _ptr(fisher_sum), _ptr(partial[0]) if need_dx else None)
     return partial.sum(0) if need_dx else None
 
@@ -239,7 +250,7 @@ def mask_sum_forward(u, v, w, gate: str, kind: str) -> torch.Tensor:
     w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
     rows = u.new_empty(batch, n_u)
     _over_rows("rank_one_sum_forward", n_u, batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w), stride,
-               GATE_CODES[gate], PHI_CODES[kind], _ptr(rows))
+               gate_code(gate), PHI_CODES[kind], _ptr(rows))
     return rows.sum(1)
 
 
@@ -249,7 +260,7 @@ def mask_sum_backward(u, v, w, gate: str, kind: str, gs) -> tuple[torch.Tensor, 
     w, stride = (u.new_ones(n_v), 0) if w is None else (w, n_v)
     gu, partial = torch.empty_like(u), u.new_empty(_parts(n_u), batch, n_v)
     _over_rows("rank_one_sum_backward", n_u, partial.stride(0), batch, n_u, n_v, _ptr(u), _ptr(v), _ptr(w),
-               stride, GATE_CODES[gate], PHI_CODES[kind], _ptr(gs), _ptr(gu), _ptr(partial[0]))
+               stride, gate_code(gate), PHI_CODES[kind], _ptr(gs), _ptr(gu), _ptr(partial[0]))
     return gu, partial.sum(0)
 
 
@@ -264,19 +275,23 @@ def mask_terms_backward(h, f, gs, gr) -> torch.Tensor:
     return dh
 
 
-def full_tanh(z: torch.Tensor) -> torch.Tensor:
-    """H = tanh(Z) elementwise by rank_one.c's tanh (the rank-1 kernels' own, for the full masks of
-    numerics 4); z (B, n) contiguous."""
+def full_tanh(z: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """H = tanh(Z + bias) elementwise by rank_one.c's tanh (the rank-1 kernels' own under this
+    process's numerics: tanh_f under 3, tanh_exp2 under 4, where the full masks use it); z (B, n)
+    contiguous, bias (n,) contiguous or None."""
     h = torch.empty_like(z)
-    _over_rows("full_tanh", z.shape[0], z.shape[1], _ptr(z), _ptr(h))
+    _over_rows("full_tanh", z.shape[0], z.shape[1], _ptr(z), _ptr(bias), gate_code("tanh"), _ptr(h))
     return h
 
 
-def full_tanh_backward(h: torch.Tensor, dh: torch.Tensor) -> torch.Tensor:
-    """dZ = dH ⊙ (1 - H²) of `full_tanh`; h, dh (B, n) contiguous."""
-    dz = torch.empty_like(h)
-    _over_rows("full_tanh_backward", h.shape[0], h.shape[1], _ptr(h), _ptr(dh), _ptr(dz))
-    return dz
+def full_tanh_backward(h: torch.Tensor, dh: torch.Tensor,
+                       with_bias: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dZ, dbias) of `full_tanh`: dZ = dH ⊙ (1 - H²) (B, n) and, with_bias, dbias = Σ_b dZ_b (n,)
+    summed over b in order (else None); h, dh (B, n) contiguous."""
+    batch, n = h.shape
+    dz, db = torch.empty_like(h), (h.new_empty(n) if with_bias else None)
+    _over_rows("full_tanh_backward", n, batch, n, _ptr(h), _ptr(dh), _ptr(dz), _ptr(db))
+    return dz, db
 
 
 def full_product(h: torch.Tensor, weight: torch.Tensor, f: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
