@@ -475,8 +475,8 @@ def test_a_dense_full_mask_under_numerics_4_matches_float64(monkeypatch):
         loss = (y * coeff[0].to(dtype)).sum() + (s * coeff[1].to(dtype)).sum()
         return [y, s, *torch.autograd.grad(loss, [lay.weight, g.linear.weight, g.linear.bias, ee, xx])]
 
-    for name, a, b in zip(["y", "abs_sum", "dW", "dgenerator", "dgenerator bias", "de", "dx"], run(torch.float32),
-                          run(torch.float64)):
+    names = ["y", "abs_sum", "dW", "dgenerator", "dgenerator bias", "de", "dx"]
+    for name, a, b in zip(names, run(torch.float32), run(torch.float64)):
         assert rel(a, b) < 1e-5, name
 
 
