@@ -224,9 +224,9 @@ INLINE float sum_row_backward(int gate, int kind, int64_t I, float c, float g, c
 /* Numerics 4: the layer's forward and backward for four output rows o..o+3 of one sample b at once
    (w, f: row o, the next rows I further on; c = u[b, o..o+3], g = gy[b, o..o+3]). The sample's x and
    v, and in the backward its dx and dv, are then read and written once for four rows instead of once
-   per row: the one-row backward is bound by streaming dx and dv through the L2 cache (measured:
-   0.56 ns per entry with no tanh at all). Each row sums as the one-row functions do; dx and dv add
-   the four rows' terms pairwise before adding them in, so their bits differ from numerics 3's. */
+   per row (the sample's dx and dv live in L2, not L1, at the paper's sizes). Each row sums as the
+   one-row functions do; dx and dv add the four rows' terms pairwise before adding them in, so their
+   bits differ from numerics 3's. */
 #define ROW_PTRS(p, base, n) const float *p##0 = (base), *p##1 = (n) ? (base) + I : 0, \
     *p##2 = (n) ? (base) + 2 * I : 0, *p##3 = (n) ? (base) + 3 * I : 0
 #define FORWARD_TERM(j)                                                                               \
