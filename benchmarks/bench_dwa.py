@@ -12,9 +12,10 @@ sparsity (paper forms; a random Fisher). Configurations:
                              operators on CUDA (dwa_core/models/kernels)
     alexnet-dwa fast numerics N
                              the same under the other selectable numerics (dwa_core/numerics.py):
-                             4 while 3 is the default (the full (conv) masks' gate, product and
-                             loss statistics in C), 3 under DWA_CORE_NUMERICS=4 (the twin of this
-                             process's own numerics is left out)
+                             5 while 3 is the default (tanh_exp2, four rows per pass, the full
+                             (conv) masks' gate, product and loss statistics in C), 3 under
+                             DWA_CORE_NUMERICS=5 (the twin of this process's own numerics is left
+                             out)
     alexnet-dwa per-sample   what "fast" was without them: the PyTorch Functions that walk the
                              batch one sample at a time (DWA_CORE_KERNELS=0, DWA_CORE_RANK_ONE=none)
     alexnet-dwa reference    per-sample weights materialised for the whole batch
@@ -228,7 +229,7 @@ def main() -> None:
         print(json.dumps(measure(arch, family, params, args.ref_steps if slow else args.steps, batches[0],
                                  args.device, max(1, args.warmup))))
         return
-    # the CPU leaves out the compiled operators (slow to build); CUDA the other numerics (3 and 4 differ
+    # the CPU leaves out the compiled operators (slow to build); CUDA the other numerics (3 and 5 differ
     # on the CPU only); "fast" runs this process's numerics, so its "numerics N" twin is left out
     names = args.only or [n for n in CONFIGS if n != f"alexnet-dwa fast numerics {numerics.VERSION}"
                           and (not n.endswith("compiled") if args.device == "cpu" else "numerics" not in n)]

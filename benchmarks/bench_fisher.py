@@ -7,7 +7,7 @@ sample (fisher_diagonal over batches of one), 5 heads of 2 classes, random data,
   DWA.loss, is CE + λ3 sparsity) and at task 1 ("t1": a Fisher is held, so the loop's loss also
   has the plasticity term, as in every DWA Fisher pass after the first task). The batched form
   differentiates the CE alone: the mask terms have no gradient in the masked weights. The DWA rows
-  are measured again under the other selectable numerics ("numerics 4" while 3 is the default;
+  are measured again under the other selectable numerics ("numerics 5" while 3 is the default;
   dwa_core/numerics.py).
 
     PYTHONPATH=. python benchmarks/bench_fisher.py [--samples 256] [--batch 64] [--repeat 2] [--json FILE]
@@ -44,7 +44,7 @@ NETWORKS = {"mlp 2x800": ("mlp", "plain", (1, 28, 28), {"hidden": 800, "layers":
             "alexnet-dwa": ("alexnet", "dwa", (3, 32, 32), {}, 0),
             "mlp-dwa 2x800 t1": ("mlp", "dwa", (1, 28, 28), {"hidden": 800, "layers": 2}, 1),
             "alexnet-dwa t1": ("alexnet", "dwa", (3, 32, 32), {}, 1)}
-# The DWA rows again under the other selectable numerics (dwa_core/numerics.py: 4 while 3 is the
+# The DWA rows again under the other selectable numerics (dwa_core/numerics.py: 5 while 3 is the
 # default); both forms then use its kernels.
 OTHER = {f"{label} numerics {numerics.other()}": label for label in NETWORKS if "-dwa" in label}
 NETWORKS.update({label: NETWORKS[base] for label, base in OTHER.items()})

@@ -19,10 +19,10 @@ pytestmark = pytest.mark.skipif(kernels.rank_one() is None,
                                 reason=f"kernels unavailable: {kernels.unavailable_reason()}")
 
 
-@pytest.fixture(params=[3, 4], ids=["numerics3", "numerics4"])
+@pytest.fixture(params=[3, 5], ids=["numerics3", "numerics5"])
 def version(request, monkeypatch) -> int:
-    """Run the test under numerics 3 (the default) and 4 (DWA_CORE_NUMERICS=4: the full masks' C
-    passes)."""
+    """Run the test under numerics 3 (the default) and 5 (DWA_CORE_NUMERICS=5: tanh_exp2, four rows per
+    pass, the full masks' C passes)."""
     monkeypatch.setattr(numerics, "VERSION", request.param)
     return request.param
 
@@ -51,7 +51,7 @@ def test_gates_match_float64_over_their_range(gate, kind, version):
 
 
 # (batch, out, in): odd sizes, so that the vector loops' remainders are exercised; the second gives
-# row ranges of 5 and 6 rows (numerics 4's four-row passes and a row left over) and an input longer
+# row ranges of 5 and 6 rows (numerics 5's four-row passes and a row left over) and an input longer
 # than the four-row backward's chunk of 1024.
 SIZES = [(6, 37, 29), (3, 83, 1100)]
 
@@ -386,7 +386,7 @@ def test_full_mask_terms_refuse_a_plasticity_weight_of_another_shape():
 
 def test_the_kernels_tanh_keeps_its_gradient_factor_in_saturation(version):
     """kernels.full_tanh (rank_one.c's tanh, the masks' gate: tanh_f under numerics 3, tanh_exp2 under
-    4): within 2.5e-7 of tanh, relative, from 1e-30 to ±40; odd; never beyond ±1; 0 at 0; and its
+    5): within 2.5e-7 of tanh, relative, from 1e-30 to ±40; odd; never beyond ±1; 0 at 0; and its
     1 - H², the gradient's factor, unbiased where the masks saturate: for |z| in 4..8 its mean relative
     error is below 1 % (a rational tanh within 1e-6 of tanh was +35 % there for |z| in 6..8, and
     changed DWA's results)."""
@@ -406,8 +406,8 @@ def test_the_kernels_tanh_keeps_its_gradient_factor_in_saturation(version):
 
 
 @pytest.mark.parametrize("sigmoid", [False, True])
-def test_full_masks_under_numerics_4_match_float64(monkeypatch, sigmoid):
-    """Under numerics 4 a conv layer's full mask takes the C passes (its tanh, adding the generator's
+def test_full_masks_under_numerics_5_match_float64(monkeypatch, sigmoid):
+    """Under numerics 5 a conv layer's full mask takes the C passes (its tanh, adding the generator's
     bias, in the generator, then W ⊙ H with Σ|H| and Σ F relu(H) in the layer): the layer's output,
     both statistics and the gradients of the weight, the generator (weight and bias) and the input,
     against the formula written out in float64."""
@@ -416,7 +416,7 @@ def test_full_masks_under_numerics_4_match_float64(monkeypatch, sigmoid):
     from dwa_core.models.dwa import FullGenerator
     from dwa_core.models.masked import MaskedConv2d
 
-    monkeypatch.setattr(numerics, "VERSION", 4)
+    monkeypatch.setattr(numerics, "VERSION", 5)
     torch.manual_seed(6)
     layer, gen = MaskedConv2d(5, 7, 3), FullGenerator(4, (7, 5, 3, 3))
     e, x, f = torch.randn(3, 4), torch.randn(3, 5, 6, 6), torch.rand(7, 5, 3, 3)
@@ -450,12 +450,12 @@ def test_full_masks_under_numerics_4_match_float64(monkeypatch, sigmoid):
         assert rel(a, b) < 1e-5, name
 
 
-def test_a_dense_full_mask_under_numerics_4_matches_float64(monkeypatch):
+def test_a_dense_full_mask_under_numerics_5_matches_float64(monkeypatch):
     """A dense layer's full mask (DWA without use_combination) takes the same C passes under
-    numerics 4: output, Σ|H| and the gradients of W, the generator and the input against float64."""
+    numerics 5: output, Σ|H| and the gradients of W, the generator and the input against float64."""
     from dwa_core.models.dwa import FullGenerator
 
-    monkeypatch.setattr(numerics, "VERSION", 4)
+    monkeypatch.setattr(numerics, "VERSION", 5)
     torch.manual_seed(8)
     layer, gen = MaskedLinear(6, 5), FullGenerator(4, (5, 6))
     e, x, coeff = torch.randn(3, 4), torch.randn(3, 6), [torch.randn(3, 5), torch.randn(3)]
@@ -480,8 +480,8 @@ def test_a_dense_full_mask_under_numerics_4_matches_float64(monkeypatch):
         assert rel(a, b) < 1e-5, name
 
 
-def test_numerics_4_changes_the_bits_not_the_values(monkeypatch):
-    """The DWA AlexNet's output and gradients under numerics 3 and 4: not the same bits (the switch
+def test_numerics_5_changes_the_bits_not_the_values(monkeypatch):
+    """The DWA AlexNet's output and gradients under numerics 3 and 5: not the same bits (the switch
     is live), the same values to float32 rounding."""
     torch.manual_seed(7)
     net = build("alexnet", "dwa", (3, 32, 32), MIXTURE)
@@ -489,7 +489,7 @@ def test_numerics_4_changes_the_bits_not_the_values(monkeypatch):
     fisher = {n: torch.rand_like(p) for n, p in net.named_parameters() if n in net.masked_weight_names()}
     net.plasticity_weights = fisher
     results = []
-    for v in (3, 4):
+    for v in (3, 5):
         monkeypatch.setattr(numerics, "VERSION", v)
         net.zero_grad()
         out = net(x, 1)

@@ -138,27 +138,28 @@ def test_stale_data_files_lists_tables_and_figure_sidecars_of_other_numerics(tmp
 def test_the_environment_selects_the_numerics_and_a_bad_value_is_one_line_before_a_run(monkeypatch, tmp_path,
                                                                                        capsys):
     assert numerics.selected({}) == numerics.DEFAULT == 3
-    assert numerics.selected({"DWA_CORE_NUMERICS": " 4 "}) == numerics.NEXT == 4
-    with pytest.raises(ValueError, match=r"^DWA_CORE_NUMERICS: must be one of 3, 4, got '5'$"):
-        numerics.selected({"DWA_CORE_NUMERICS": "5"})
+    assert numerics.selected({"DWA_CORE_NUMERICS": " 5 "}) == numerics.NEXT == 5
+    # 4 was the next numerics before 5 (withdrawn: its code is gone), so it is refused like any other
+    with pytest.raises(ValueError, match=r"^DWA_CORE_NUMERICS: must be one of 3, 5, got '4'$"):
+        numerics.selected({"DWA_CORE_NUMERICS": "4"})
     monkeypatch.setenv("DWA_CORE_NUMERICS", "four")
     code = main(["run", "--approach", "sgd", "--benchmark", "split-digits", "--output-dir", str(tmp_path)])
     assert code == 2
-    assert capsys.readouterr().err == "error: DWA_CORE_NUMERICS: must be one of 3, 4, got 'four'\n"
+    assert capsys.readouterr().err == "error: DWA_CORE_NUMERICS: must be one of 3, 5, got 'four'\n"
     assert list(tmp_path.iterdir()) == []
-    for version, other in ((3, 4), (4, 3)):  # what the benchmarks measure beside the running numerics
+    for version, other in ((3, 5), (5, 3)):  # what the benchmarks measure beside the running numerics
         monkeypatch.setattr(numerics, "VERSION", version)
         assert numerics.other() == other
         with numerics.using(other):
             assert numerics.VERSION == other and numerics.identity()["version"] == other
         assert numerics.VERSION == version
-    with pytest.raises(ValueError, match="must be one of 3, 4, got 5"), numerics.using(5):
+    with pytest.raises(ValueError, match="must be one of 3, 5, got 4"), numerics.using(4):
         pass
-    assert numerics.VERSION == 4
+    assert numerics.VERSION == 5
 
 
 def test_a_process_under_the_next_numerics_records_it(tmp_path):
-    """DWA_CORE_NUMERICS=4 reaches a fresh process (a sweep worker, say): its runs record version 4
+    """DWA_CORE_NUMERICS=5 reaches a fresh process (a sweep worker, say): its runs record version 5
     and live in other folders than the default's."""
     import os
     import subprocess
@@ -167,13 +168,13 @@ def test_a_process_under_the_next_numerics_records_it(tmp_path):
     code = ("from dwa_core import numerics, runs; from dwa_core.config import ExperimentConfig; "
             "print(numerics.identity()['version'], runs.run_dir(ExperimentConfig(approach='sgd')).name)")
     names = {}
-    for value in ("", "4"):
+    for value in ("", "5"):
         env = {**os.environ, "DWA_CORE_NUMERICS": value}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                              check=True)
         version, name = out.stdout.split()
         names[int(version)] = name
-    assert set(names) == {3, 4} and names[3] != names[4]
+    assert set(names) == {3, 5} and names[3] != names[5]
 
 
 def test_committed_tables_and_figures_record_the_current_numerics():
@@ -188,10 +189,10 @@ def test_a_sweep_worker_of_other_numerics_fails_the_run_instead_of_training_it(t
     """A Ray worker started without the driver's DWA_CORE_NUMERICS would train under its own numerics
     into another folder: run_one refuses, naming both versions, and trains nothing."""
     monkeypatch.setattr(numerics, "VERSION", 3)
-    out = run_one(tiny_cfg.to_dict(), tiny_cfg.output_dir, 1, (), numerics_version=4)
+    out = run_one(tiny_cfg.to_dict(), tiny_cfg.output_dir, 1, (), numerics_version=5)
     assert out["status"] == "failed"
-    assert out["error"] == "this worker runs numerics 3, the sweep numerics 4: start the workers with " \
-                           "DWA_CORE_NUMERICS=4"
+    assert out["error"] == "this worker runs numerics 3, the sweep numerics 5: start the workers with " \
+                           "DWA_CORE_NUMERICS=5"
     assert not runs.is_finished(runs.run_dir(tiny_cfg))
 
 
@@ -202,8 +203,8 @@ def test_ray_workers_get_the_drivers_numerics_selection(monkeypatch):
 
     calls = []
     fake_ray = SimpleNamespace(is_initialized=lambda: False, init=lambda **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(numerics, "VERSION", 4)
+    monkeypatch.setattr(numerics, "VERSION", 5)
     execute._ensure_ray(fake_ray, None, 2)
     execute._ensure_ray(fake_ray, "ray://head:10001", 2)
-    assert [c["runtime_env"] for c in calls] == [{"env_vars": {"DWA_CORE_NUMERICS": "4"}}] * 2
+    assert [c["runtime_env"] for c in calls] == [{"env_vars": {"DWA_CORE_NUMERICS": "5"}}] * 2
     assert calls[1]["address"] == "ray://head:10001"

@@ -59,7 +59,7 @@ def combination_sizes(s: int) -> tuple[int, int]:
 
 class FullGenerator(nn.Module):
     """One Linear(d -> prod(shape)); H = gate(.) (conv masks, dense without combination). Under
-    numerics 4 with impl "fast", tanh is the C kernels' and adds the Linear's bias in its pass
+    numerics 5 with impl "fast", tanh is the C kernels' and adds the Linear's bias in its pass
     (models/masked.py, linear_tanh)."""
 
     def __init__(self, d: int, shape: tuple[int, ...], impl: str = "fast"):

@@ -213,7 +213,7 @@ def _flat_relu_weight(mask: FullMask) -> torch.Tensor | None:
 
 
 class _FullTanh(torch.autograd.Function):
-    """H = tanh(Z + bias) by the C kernels' tanh (numerics 4), Z (B, n) contiguous, bias (n,) or None;
+    """H = tanh(Z + bias) by the C kernels' tanh (numerics 5), Z (B, n) contiguous, bias (n,) or None;
     dZ = dH (1 - H²) and dbias = Σ_b dZ_b in one C pass."""
 
     @staticmethod
@@ -230,7 +230,7 @@ class _FullTanh(torch.autograd.Function):
 
 
 class _FullMaskProduct(torch.autograd.Function):
-    """(W ⊙ H, s, r) of a full mask H (B, n) and a weight W (n,) in one C pass (numerics 4), with
+    """(W ⊙ H, s, r) of a full mask H (B, n) and a weight W (n,) in one C pass (numerics 5), with
     s_b = Σ_i |H_bi| and, with f (n,), r_b = Σ_i f_i relu(H_bi) (else r is zeros, unused); the
     backward is one C pass too (kernels.full_product_backward)."""
 
@@ -254,21 +254,21 @@ class _FullMaskProduct(torch.autograd.Function):
 def linear_tanh(e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 impl: str) -> torch.Tensor | None:
     """tanh(e Wᵀ + bias) (B, n) for e (B, d), W (n, d), bias (n,) or None: a full mask's generator
-    and gate. Under numerics 4 with impl "fast" on float32 CPU tensors the C kernels' tanh adds the
+    and gate. Under numerics 5 with impl "fast" on float32 CPU tensors the C kernels' tanh adds the
     bias in its pass (and sums its gradient in the backward's), so the matrix product has no bias to
     broadcast into its output first; None where they do not apply (the caller then uses
     torch.nn.functional.linear and torch.tanh)."""
     tensors = (e, weight) if bias is None else (e, weight, bias)
-    if numerics.VERSION < 4 or impl != "fast" or not kernels.applies(*tensors):
+    if numerics.VERSION < 5 or impl != "fast" or not kernels.applies(*tensors):
         return None
     return _FullTanh.apply(F.linear(e, weight).contiguous(), bias)
 
 
 def full_mask_product(weight: torch.Tensor, mask: FullMask) -> torch.Tensor | None:
-    """W ⊙ H (B, *weight shape) by one C pass under numerics 4, filling mask.abs_sum and, with
+    """W ⊙ H (B, *weight shape) by one C pass under numerics 5, filling mask.abs_sum and, with
     mask.relu_weight, mask.relu_sum as `full_mask_terms` does; None where the kernels do not apply
     (float32 CPU tensors only) or under numerics 3."""
-    if numerics.VERSION < 4 or not kernels.applies(weight, mask.h):
+    if numerics.VERSION < 5 or not kernels.applies(weight, mask.h):
         return None
     f = _flat_relu_weight(mask)
     h = mask.h.flatten(1).contiguous()
@@ -279,7 +279,7 @@ def full_mask_product(weight: torch.Tensor, mask: FullMask) -> torch.Tensor | No
 
 def _masked_weight(weight: torch.Tensor, mask: FullMask, impl: str) -> torch.Tensor:
     """W ⊙ H (B, *weight shape) of a full mask; with impl "fast" the loss statistics too (in the
-    product's C pass under numerics 4, else `full_mask_terms`)."""
+    product's C pass under numerics 5, else `full_mask_terms`)."""
     if impl == "fast" and (w := full_mask_product(weight, mask)) is not None:
         return w
     w = weight * mask.materialise()

@@ -3,7 +3,7 @@ path is in this package too: `ops` (torch.library operators), `triton_rank_one` 
 kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 
 `rank_one.c` holds the fused rank-1 masked linear layer of DWA, the reduction of its mask losses
-and its per-sample Fisher, the backward of a full mask's loss statistics and, for numerics 4, a full
+and its per-sample Fisher, the backward of a full mask's loss statistics and, for numerics 5, a full
 mask's tanh and its product with the weight; `linear_forward`, `linear_backward`, `mask_sum_forward`,
 `mask_sum_backward`, `fisher`, `mask_terms_backward`, `full_tanh(_backward)` and
 `full_product(_backward)` run them on float32 CPU tensors, splitting the output rows (or samples,
@@ -44,7 +44,7 @@ from dwa_core import numerics
 
 SOURCE = Path(__file__).with_name("rank_one.c")
 GATE_CODES = {"tanh": 0, "sigmoid": 1}  # the enums of rank_one.c
-TANH_EXP2 = 2  # tanh under numerics 4 (rank_one.c's tanh_exp2, with the four-row layer passes)
+TANH_EXP2 = 2  # tanh under numerics 5 (rank_one.c's tanh_exp2, with the four-row layer passes)
 PHI_CODES = {"abs": 0, "relu": 1}
 # Tried in order; the first that compiles and loads wins. -fopenmp: the range runners share PyTorch's
 # OpenMP threads (its libgomp.so.1 is already loaded); -fopenmp-simd honours the `omp simd` pragmas
@@ -198,9 +198,9 @@ def _over_rows(name: str, n_rows: int, *args) -> None:
 
 
 def gate_code(gate: str) -> int:
-    """rank_one.c's code of `gate` under this process's numerics (dwa_core/numerics.py): under 4,
+    """rank_one.c's code of `gate` under this process's numerics (dwa_core/numerics.py): under 5,
     tanh is tanh_exp2 and the layer takes four output rows per pass."""
-    if gate == "tanh" and numerics.VERSION >= 4:
+    if gate == "tanh" and numerics.VERSION >= 5:
         return TANH_EXP2
     return GATE_CODES[gate]
 
@@ -277,7 +277,7 @@ def mask_terms_backward(h, f, gs, gr) -> torch.Tensor:
 
 def full_tanh(z: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """H = tanh(Z + bias) elementwise by rank_one.c's tanh (the rank-1 kernels' own under this
-    process's numerics: tanh_f under 3, tanh_exp2 under 4, where the full masks use it); z (B, n)
+    process's numerics: tanh_f under 3, tanh_exp2 under 5, where the full masks use it); z (B, n)
     contiguous, bias (n,) contiguous or None."""
     h = torch.empty_like(z)
     _over_rows("full_tanh", z.shape[0], z.shape[1], _ptr(z), _ptr(bias), gate_code("tanh"), _ptr(h))

@@ -31,7 +31,7 @@
    so that the compiler vectorises them without a vector math library; relative error about 2e-7
    (a few float ulps), and 1 - H², the gradient's factor, stays accurate in saturation, where the
    masks sit (a rational approximation of tanh within 1e-6 was tried and dropped: its 1 - H² was
-   biased by up to +35 % for |z| in 6..8, which changed DWA's results). Numerics 4 (GATE_TANH_EXP2)
+   biased by up to +35 % for |z| in 6..8, which changed DWA's results). Numerics 5 (GATE_TANH_EXP2)
    computes the same formula for tanh through 2^x with a degree-5 polynomial (about a fifth fewer
    operations, relative error below 2.5e-7, the same 1 - H² in saturation), and the layer's forward
    and backward take four output rows per pass over a sample (linear_rows4 below). Built with
@@ -43,7 +43,7 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { GATE_TANH = 0, GATE_SIGMOID = 1, GATE_TANH_EXP2 = 2 };  /* GATE_TANH_EXP2: tanh under numerics 4 */
+enum { GATE_TANH = 0, GATE_SIGMOID = 1, GATE_TANH_EXP2 = 2 };  /* GATE_TANH_EXP2: tanh under numerics 5 */
 
 /* e^x = 2^n e^r for x <= 0, with x = n ln2 + r, |r| <= ln2 / 2: *q = e^r - 1 by its Taylor
    polynomial (degree 7), *scale = 2^n from the exponent bits. */
@@ -221,7 +221,7 @@ INLINE float sum_row_backward(int gate, int kind, int64_t I, float c, float g, c
     return gu_acc;
 }
 
-/* Numerics 4: the layer's forward and backward for four output rows o..o+3 of one sample b at once
+/* Numerics 5: the layer's forward and backward for four output rows o..o+3 of one sample b at once
    (w, f: row o, the next rows I further on; c = u[b, o..o+3], g = gy[b, o..o+3]). The sample's x and
    v, and in the backward its dx and dv, are then read and written once for four rows instead of once
    per row (the sample's dx and dv live in L2, not L1, at the paper's sizes). Each row sums as the
@@ -295,7 +295,7 @@ void rank_one_forward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t 
                       const float *f, float *relu_rows) {
     const int weighted = f != 0;
     float unused[4] = {0.0f};
-    if (gate == GATE_TANH_EXP2)  /* numerics 4: four rows at a time, then the rows left one by one */
+    if (gate == GATE_TANH_EXP2)  /* numerics 5: four rows at a time, then the rows left one by one */
         for (; o_begin + 4 <= o_end; o_begin += 4)
             for (int64_t b = 0; b < B; ++b) {
                 const int64_t at = b * O + o_begin;
@@ -323,7 +323,7 @@ void rank_one_backward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t
     const int weighted = f != 0;
     memset(gx, 0, sizeof(float) * B * I);  /* this range's own partials */
     memset(gv, 0, sizeof(float) * B * I);
-    if (gate == GATE_TANH_EXP2)  /* numerics 4: four rows at a time, then the rows left one by one */
+    if (gate == GATE_TANH_EXP2)  /* numerics 5: four rows at a time, then the rows left one by one */
         for (; o_begin + 4 <= o_end; o_begin += 4) {
             memset(gW + o_begin * I, 0, sizeof(float) * 4 * I);
             for (int64_t b = 0; b < B; ++b)
@@ -501,7 +501,7 @@ void mask_terms_backward_ranges(RANGES, int64_t n, const float *h, const float *
     OVER_RANGES(mask_terms_rows(n, o_begin, o_end, h, f, gs, gr, dh))
 }
 
-/* Full masks under numerics 4 (models/masked.py: _FullTanh, _FullMaskProduct). H (B, n) is a full
+/* Full masks under numerics 5 (models/masked.py: _FullTanh, _FullMaskProduct). H (B, n) is a full
    mask (a conv layer's, n = out·in·k·k), W and f (n) the layer's weight and the plasticity term's
    Fisher (or NULL).
    Tanh gate, forward : H = tanh(Z + bias) (tanh_f or tanh_exp2; bias (n) or NULL: the generator's,
