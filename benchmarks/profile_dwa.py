@@ -54,7 +54,7 @@ OTHER_STEP = f"alexnet-dwa fast numerics {OTHER}"
 
 
 def _under_other(fn):
-    """fn run under the other selectable numerics (4 while 3 is the default; dwa_core/numerics.py)."""
+    """fn run under the other selectable numerics (OTHER; dwa_core/numerics.py)."""
     def run():
         with numerics.using(OTHER):
             fn()
@@ -209,7 +209,7 @@ def main() -> None:
             print(f"step  malloc {malloc:7s} {name:20s} {ms:7.1f} ms  {r['faults'][name]:7.0f} minor faults")
         r["dwa / plain samples/s"] = r["ms"]["alexnet (plain)"] / r["ms"]["alexnet-dwa fast"]
         other_ratio = r[f"dwa numerics {OTHER} / plain samples/s"] = (r["ms"]["alexnet (plain)"]
-                                                                            / r["ms"][OTHER_STEP])
+                                                                     / r["ms"][OTHER_STEP])
         print(f"step  malloc {malloc:7s} DWA / plain samples/s {100 * r['dwa / plain samples/s']:.0f} %, "
               f"under numerics {OTHER} {100 * other_ratio:.0f} %")
     kept_gain = step["default"]["ms"]["alexnet-dwa fast"] / step["kept"]["ms"]["alexnet-dwa fast"]

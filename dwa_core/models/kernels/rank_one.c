@@ -512,28 +512,27 @@ void mask_terms_backward_ranges(RANGES, int64_t n, const float *h, const float *
                       dW[i] = Σ_b gWH[b,i] H[b,i], summed over b in order
    The forwards take sample ranges; the backwards take ranges of the index i (each range sums dW or
    dbias over every sample), so no result depends on the thread count. */
+/* One sample's H = tanh(Z + bias) (bias NULL: none); GATE is a literal (GATE_TANH or GATE_TANH_EXP2),
+   so that each loop is branch-free */
+INLINE void full_tanh_row(int gate, int64_t n, const float *zb, const float *bias, float *hb) {
+    if (bias != 0) {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; ++i)
+            hb[i] = gate_f(gate, zb[i] + bias[i]);
+    } else {
+        #pragma omp simd
+        for (int64_t i = 0; i < n; ++i)
+            hb[i] = gate_f(gate, zb[i]);
+    }
+}
+
 static void full_tanh_rows(int64_t n, int64_t b_begin, int64_t b_end, const float *z, const float *bias,
                            int gate, float *h) {
     for (int64_t b = b_begin; b < b_end; ++b) {
-        const float *zb = z + b * n;
-        float *hb = h + b * n;
-        if (bias != 0 && gate == GATE_TANH_EXP2) {
-            #pragma omp simd
-            for (int64_t i = 0; i < n; ++i)
-                hb[i] = tanh_exp2(zb[i] + bias[i]);
-        } else if (bias != 0) {
-            #pragma omp simd
-            for (int64_t i = 0; i < n; ++i)
-                hb[i] = tanh_f(zb[i] + bias[i]);
-        } else if (gate == GATE_TANH_EXP2) {
-            #pragma omp simd
-            for (int64_t i = 0; i < n; ++i)
-                hb[i] = tanh_exp2(zb[i]);
-        } else {
-            #pragma omp simd
-            for (int64_t i = 0; i < n; ++i)
-                hb[i] = tanh_f(zb[i]);
-        }
+        if (gate == GATE_TANH_EXP2)
+            full_tanh_row(GATE_TANH_EXP2, n, z + b * n, bias, h + b * n);
+        else
+            full_tanh_row(GATE_TANH, n, z + b * n, bias, h + b * n);
     }
 }
 
