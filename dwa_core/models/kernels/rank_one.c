@@ -88,13 +88,14 @@ INLINE float sigmoid_f(float z) {
     return z >= 0.0f ? q : e * q;
 }
 
-/* tanh_f's formula with m = e^{-2|z|} - 1 = 2^n (2^f - 1) + (2^n - 1), where -2|z| log2(e) = n + f,
-   n = round(.) (read from the bits of the sum with 1.5 2^23, which rounds it) and |f| <= 1/2:
-   2^f - 1 = f P(f), P of degree 5 fitted for least maximum relative error on [-1/2, 1/2] (Lawson's
-   iteration; 1.1e-8). One multiplication folds the range reduction's 2 and log2(e), and the
-   polynomial is two degrees shorter than exp_parts': tanh in about a fifth fewer operations,
-   relative error below 2.5e-7, 1 - H² as tanh_f's in saturation (tests/test_kernels.py). */
-INLINE float tanh_exp2(float z) {
+/* -tanh(|z|) = m / (2 + m) <= 0: tanh_f's formula with m = e^{-2|z|} - 1 = 2^n (2^f - 1) + (2^n - 1),
+   where -2|z| log2(e) = n + f, n = round(.) (read from the bits of the sum with 1.5 2^23, which
+   rounds it) and |f| <= 1/2: 2^f - 1 = f P(f), P of degree 5 fitted for least maximum relative error
+   on [-1/2, 1/2] (Lawson's iteration; 1.1e-8). One multiplication folds the range reduction's 2 and
+   log2(e), and the polynomial is two degrees shorter than exp_parts': tanh in about a fifth fewer
+   operations, relative error below 2.5e-7, 1 - H² as tanh_f's in saturation (tests/test_kernels.py).
+   The layer's forward sums |H| as -tanh_exp2_neg: one subtraction instead of a mask and an addition. */
+INLINE float tanh_exp2_neg(float z) {
     const float y = fmaxf(-2.88539008177792681f * fabsf(z), -126.0f);  /* -2 log2(e) |z| */
     const float rounder = 12582912.0f;                                   /* 1.5 2^23 */
     const float t = y + rounder, n = t - rounder, f = y - n;
@@ -107,8 +108,11 @@ INLINE float tanh_exp2(float z) {
     union { float f; int32_t i; } rounded = {t};
     union { int32_t i; float f; } bits = {(rounded.i - 0x4B400000 + 127) << 23};  /* 2^n */
     const float m = bits.f * (p * f) + (bits.f - 1.0f);
-    return copysignf(-m / (2.0f + m), z);
+    return m / (2.0f + m);
 }
+
+/* tanh(z) = sign(z) |tanh_exp2_neg(z)|: copysignf takes the magnitude, the negation goes away. */
+INLINE float tanh_exp2(float z) { return copysignf(tanh_exp2_neg(z), z); }
 
 enum { PHI_ABS = 0, PHI_RELU = 1 };
 
@@ -231,9 +235,9 @@ INLINE float sum_row_backward(int gate, int kind, int64_t I, float c, float g, c
     *p##2 = (n) ? (base) + 2 * I : 0, *p##3 = (n) ? (base) + 3 * I : 0
 #define FORWARD_TERM(j)                                                                               \
     {                                                                                                 \
-        const float h = tanh_exp2(c##j * vk);                                                         \
+        const float z = c##j * vk, neg = tanh_exp2_neg(z), h = copysignf(neg, z);                    \
         y##j += w##j[k] * h * xk;                                                                     \
-        s##j += fabsf(h);                                                                             \
+        s##j -= neg; /* s + |h|, the same bits: |h| = -neg, and s - x is s + (-x) */                 \
         if (weighted)                                                                                 \
             r##j += f##j[k] * fmaxf(h, 0.0f);                                                         \
     }
