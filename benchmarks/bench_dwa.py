@@ -12,10 +12,10 @@ sparsity (paper forms; a random Fisher). Configurations:
                              operators on CUDA (dwa_core/models/kernels)
     alexnet-dwa fast numerics N
                              the same under the other selectable numerics (dwa_core/numerics.py):
-                             5 while 3 is the default (tanh_exp2, four rows per pass, the full
-                             (conv) masks' gate, product and loss statistics in C), 3 under
-                             DWA_CORE_NUMERICS=5 (the twin of this process's own numerics is left
-                             out)
+                             3 while 5 is the default (3 is 5 without tanh_exp2, the four rows per
+                             pass and the full (conv) masks' gate, product and loss statistics in
+                             C), 5 under DWA_CORE_NUMERICS=3 (the twin of this process's own
+                             numerics is left out)
     alexnet-dwa per-sample   what "fast" was without them: the PyTorch Functions that walk the
                              batch one sample at a time (DWA_CORE_KERNELS=0, DWA_CORE_RANK_ONE=none)
     alexnet-dwa reference    per-sample weights materialised for the whole batch
@@ -69,7 +69,7 @@ CONFIGS = {  # name: (arch, family, params, environment, uses --ref-steps)
     "alexnet (plain)": ("alexnet", "plain", {}, {}, False),
     "alexnet-dwa fast": ("alexnet", "dwa", {"masked_impl": "fast"}, {}, False),
     **{f"alexnet-dwa fast numerics {v}": ("alexnet", "dwa", {"masked_impl": "fast"}, {numerics.ENV: str(v)},
-                                          False) for v in numerics.VERSIONS},
+                                          False) for v in numerics.SELECTABLE},
     "alexnet-dwa per-sample": ("alexnet", "dwa", {"masked_impl": "fast"}, PER_SAMPLE_ENV, True),
     "alexnet-dwa reference": ("alexnet", "dwa", {"masked_impl": "reference"}, {}, True),
     "alexnet-dwa compiled": ("alexnet", "dwa", {"masked_impl": "fast"}, {"DWA_CORE_RANK_ONE": "compiled"},

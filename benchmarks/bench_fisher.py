@@ -7,7 +7,7 @@ sample (fisher_diagonal over batches of one), 5 heads of 2 classes, random data,
   DWA.loss, is CE + λ3 sparsity) and at task 1 ("t1": a Fisher is held, so the loop's loss also
   has the plasticity term, as in every DWA Fisher pass after the first task). The batched form
   differentiates the CE alone: the mask terms have no gradient in the masked weights. The DWA rows
-  are measured again under the other selectable numerics ("numerics 5" while 3 is the default;
+  are measured again under the other selectable numerics ("numerics 3" while 5 is the default;
   dwa_core/numerics.py).
 
     PYTHONPATH=. python benchmarks/bench_fisher.py [--samples 256] [--batch 64] [--repeat 2] [--json FILE]

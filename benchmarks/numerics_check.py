@@ -1,6 +1,6 @@
 """Does the other selectable numerics change an approach's results? The chosen point of a committed
 comparison, trained again on its reported seeds under the other numerics (dwa_core/numerics.py:
-numerics 5 while 3 is the default), against the committed per-seed test figures: the paired
+numerics 3 while 5 is the default), against the committed per-seed test figures: the paired
 differences of the final average accuracy, backward transfer and forgetting, with their 95 %
 Student-t interval (scipy).
 

@@ -20,11 +20,13 @@ all; other sources (the C kernel) are hashed as text.
 Only `VERSION` decides whether two runs have the same numerics; the package version is recorded
 beside it for the reader (a release that leaves the numerics alone does not invalidate runs).
 
-The next numerics can land before the committed data files are remade with it (a few CPU hours):
-`DWA_CORE_NUMERICS=<NEXT>` in the environment selects it for a process and its workers, whose runs,
-folders and data files then record NEXT; without it `VERSION` is `DEFAULT`, the numerics of every
-committed data file. Once they are all remade under NEXT (`DWA_CORE_NUMERICS=<NEXT> python
-scripts/regenerate.py --run`), NEXT becomes the default. What NEXT changes is listed at its number below.
+More than one numerics can be selectable (`SELECTABLE`): `DWA_CORE_NUMERICS=<version>` in the
+environment selects one for a process and its workers, whose runs, folders and data files then
+record it; without it `VERSION` is `DEFAULT`, the numerics of every committed data file. A next
+numerics lands selectable before the committed data files are remade with it (a few CPU hours,
+`DWA_CORE_NUMERICS=<next> python scripts/regenerate.py --run`), and becomes `DEFAULT` once they all
+are; the previous default stays selectable, so the benchmarks can time both back to back (`other()`)
+and its runs can be reproduced. What each version changes is listed at its number below.
 """
 
 from __future__ import annotations
@@ -47,42 +49,45 @@ from pathlib import Path
 #    1 - H² was biased by up to +35 % in saturation, and DWA's permuted-fmnist score fell from 0.38
 #    to 0.20 with it). Its numbers changed again after it had landed, so what follows is 5: a run
 #    recorded under 4 is of code that no longer exists, and is refused like any other version.
-# 5 (DWA_CORE_NUMERICS=5; DWA only, on the CPU): 4's full-mask C passes, whose tanh now adds the
-#    generator's bias (no longer in its matrix product) and sums its gradient; the C kernels' tanh
-#    computed through 2^x with a degree-5 polynomial (rank_one.c's tanh_exp2: the same formula,
-#    within 2.5e-7 of tanh, 1 - H² as 3's in saturation); the rank-1 layer's forward and backward
-#    four output rows per pass (dx and dv sum in another order). DWA's results under 5 against the
-#    committed ones under 3: benchmarks/numerics_check.py.
-DEFAULT, NEXT = 3, 5
-VERSIONS = (DEFAULT, NEXT)
+# 5 (the default since every committed data file was remade with it; DWA only, on the CPU): 4's
+#    full-mask C passes, whose tanh now adds the generator's bias (no longer in its matrix product)
+#    and sums its gradient; the C kernels' tanh computed through 2^x with a degree-5 polynomial
+#    (rank_one.c's tanh_exp2: the same formula, within 2.5e-7 of tanh, 1 - H² as 3's in
+#    saturation); the rank-1 layer's forward and backward four output rows per pass (dx and dv sum
+#    in another order). DWA's results under 5 against those under 3, seed by seed:
+#    benchmarks/numerics_check.py. 3 stays selectable (DWA_CORE_NUMERICS=3): the benchmarks time it
+#    beside 5, and runs of it can be reproduced.
+DEFAULT = 5
+SELECTABLE = (3, 5)
 ENV = "DWA_CORE_NUMERICS"
 
 
 def selected(environ=os.environ) -> int:
     """DEFAULT, or the version named by the DWA_CORE_NUMERICS variable of `environ` (one of
-    VERSIONS). Raises ValueError for any other value."""
+    SELECTABLE). Raises ValueError for any other value."""
     value = environ.get(ENV, "").strip()
     if not value:
         return DEFAULT
-    if value not in {str(v) for v in VERSIONS}:
-        raise ValueError(f"{ENV}: must be one of {', '.join(map(str, VERSIONS))}, got {value!r}")
+    if value not in {str(v) for v in SELECTABLE}:
+        raise ValueError(f"{ENV}: must be one of {', '.join(map(str, SELECTABLE))}, got {value!r}")
     return int(value)
 
 
 def other() -> int:
-    """The selectable version that is not this process's, which the benchmarks measure beside it:
-    NEXT while DEFAULT runs (the speed it will bring), DEFAULT under DWA_CORE_NUMERICS=NEXT."""
-    return next(v for v in VERSIONS if v != VERSION)
+    """The selectable version that is not this process's, which the benchmarks measure beside it (the
+    previous numerics while the default runs: what 5 changed; a next one, while it is not yet the
+    default: what it will change)."""
+    return next(v for v in SELECTABLE if v != VERSION)
 
 
 @contextmanager
 def using(version: int) -> Iterator[None]:
-    """Compute under `version` (one of VERSIONS) inside the block, in this process: what the
+    """Compute under `version` (one of SELECTABLE) inside the block, in this process: what the
     benchmarks use to time both numerics back to back. Runs started inside record it. Raises
     ValueError for another version."""
     global VERSION
-    if version not in VERSIONS:
-        raise ValueError(f"numerics version: must be one of {', '.join(map(str, VERSIONS))}, got {version!r}")
+    if version not in SELECTABLE:
+        raise ValueError(f"numerics version: must be one of {', '.join(map(str, SELECTABLE))}, got {version!r}")
     saved, VERSION = VERSION, version
     try:
         yield

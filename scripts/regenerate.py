@@ -7,7 +7,7 @@ them.
     python scripts/regenerate.py          # what is stale and the commands that remake it, in order
     python scripts/regenerate.py --run    # run them; a rerun skips the files already current and
                                           # the runs already finished under results/
-    DWA_CORE_NUMERICS=5 python scripts/regenerate.py --run   # remake them under the next numerics
+    DWA_CORE_NUMERICS=N python scripts/regenerate.py --run   # remake them under a next numerics N
                                           # before it becomes the default (dwa_core/numerics.py)
 
 Most commands are run as recorded. Three are rebuilt, because they name run folders, whose names

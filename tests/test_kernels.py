@@ -21,8 +21,8 @@ pytestmark = pytest.mark.skipif(kernels.rank_one() is None,
 
 @pytest.fixture(params=[3, 5], ids=["numerics3", "numerics5"])
 def version(request, monkeypatch) -> int:
-    """Run the test under numerics 3 (the default) and 5 (DWA_CORE_NUMERICS=5: tanh_exp2, four rows per
-    pass, the full masks' C passes)."""
+    """Run the test under numerics 5 (the default: tanh_exp2, four rows per pass, the full masks' C
+    passes) and 3 (DWA_CORE_NUMERICS=3: without them)."""
     monkeypatch.setattr(numerics, "VERSION", request.param)
     return request.param
 

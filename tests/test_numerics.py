@@ -137,8 +137,8 @@ def test_stale_data_files_lists_tables_and_figure_sidecars_of_other_numerics(tmp
 
 def test_the_environment_selects_the_numerics_and_a_bad_value_is_one_line_before_a_run(monkeypatch, tmp_path,
                                                                                        capsys):
-    assert numerics.selected({}) == numerics.DEFAULT == 3
-    assert numerics.selected({"DWA_CORE_NUMERICS": " 5 "}) == numerics.NEXT == 5
+    assert numerics.selected({}) == numerics.DEFAULT == 5
+    assert numerics.selected({"DWA_CORE_NUMERICS": " 3 "}) == 3  # the previous default stays selectable
     # 4 was the next numerics before 5 (withdrawn: its code is gone), so it is refused like any other
     with pytest.raises(ValueError, match=r"^DWA_CORE_NUMERICS: must be one of 3, 5, got '4'$"):
         numerics.selected({"DWA_CORE_NUMERICS": "4"})
@@ -158,9 +158,9 @@ def test_the_environment_selects_the_numerics_and_a_bad_value_is_one_line_before
     assert numerics.VERSION == 5
 
 
-def test_a_process_under_the_next_numerics_records_it(tmp_path):
-    """DWA_CORE_NUMERICS=5 reaches a fresh process (a sweep worker, say): its runs record version 5
-    and live in other folders than the default's."""
+def test_a_process_under_another_numerics_records_it(tmp_path):
+    """DWA_CORE_NUMERICS=3 reaches a fresh process (a sweep worker, say): its runs record version 3
+    and live in other folders than the default's (5)."""
     import os
     import subprocess
     import sys
@@ -168,7 +168,7 @@ def test_a_process_under_the_next_numerics_records_it(tmp_path):
     code = ("from dwa_core import numerics, runs; from dwa_core.config import ExperimentConfig; "
             "print(numerics.identity()['version'], runs.run_dir(ExperimentConfig(approach='sgd')).name)")
     names = {}
-    for value in ("", "5"):
+    for value in ("", "3"):
         env = {**os.environ, "DWA_CORE_NUMERICS": value}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                              check=True)
