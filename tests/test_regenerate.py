@@ -55,8 +55,8 @@ def test_rebuilt_commands_name_the_run_folders_the_files_record(regenerate):
     mixture = _step(steps, "tables/dwa-diagnosis-mixture-offline.json")
     assert _command_run_dirs(mixture) == _recorded_run_dirs("tables/dwa-diagnosis-mixture-offline.json")
     labels = [argv[i + 1] for argv in mixture.commands for i, a in enumerate(argv) if a == "--label"]
-    # made from the chosen point (the committed file, written by hand, says "lr 0.003")
-    assert labels == ["dwa mask_start=0.2, lr=0.003"] * 3
+    # made from the chosen point: mask_start 0.2 at the protocol's lr, the only parameter it changes
+    assert labels == ["dwa mask_start=0.2"] * 3
     fig7 = _step(steps, "figures/fig7_embedding_pca_mixture-offline.json")
     assert _command_run_dirs(fig7) == _recorded_run_dirs("figures/fig7_embedding_pca_mixture-offline.json")
 
@@ -127,7 +127,7 @@ def test_a_remade_comparison_that_chose_another_point_gets_that_points_label(reg
     dirs, label = regenerate._mixture_dwa_point()
     monkeypatch.setattr(regenerate.compare, "read_data", other_choice)
     other_dirs, other_label = regenerate._mixture_dwa_point()
-    assert label == "dwa mask_start=0.2, lr=0.003" and other_label == "dwa mask_start=0.2, lr=0.03"
+    assert label == "dwa mask_start=0.2" and other_label == "dwa mask_start=0.2, lr=0.03"
     assert len(other_dirs) == 3 and set(other_dirs).isdisjoint(dirs)
     mixture = _step(regenerate.plan(), "tables/dwa-diagnosis-mixture-offline.json")
     assert [a for a in mixture.commands[0] if a.startswith("dwa ")] == [other_label] * 3
