@@ -14,7 +14,8 @@ Most commands are run as recorded. Three are rebuilt, because they name run fold
 hold a hash of the run's config and hence of the numerics version: the split-fmnist diagnosis (the
 runs of the sweep dwa-ablations-split-fmnist, in the definition's order), the mixture-offline
 diagnosis and Fig. 7 (DWA's final runs in the comparison compare-mixture-offline, at the point the
-comparison chose). What no command remakes is the prose that quotes the numbers (README.md,
+comparison chose; the diagnosis's label is made from that point, which a remade comparison may
+change). What no command remakes is the prose that quotes the numbers (README.md,
 docs/*.md, notebooks' markdown and the tests that pin a reading): `--run` ends by listing where to
 look.
 """
@@ -82,22 +83,22 @@ def ablation_run_dirs() -> list[str]:
     return [str(runs.run_dir(cfg, ABLATIONS_DIR)) for cfg in load_definition(ABLATIONS).configs]
 
 
-def mixture_dwa_run_dirs() -> list[str]:
-    """DWA's final runs of compare-mixture-offline at the point its data file says was chosen."""
+def _mixture_dwa_point() -> tuple[list[str], str]:
+    """(run folders, label) of DWA's final runs of compare-mixture-offline at the point its data file
+    says was chosen. The label is made from the point: "dwa" and the parameters in which the row's
+    candidates differ, by their last dotted name ("dwa mask_start=0.2, lr=0.003"), so that a
+    comparison remade with another choice does not leave the old point's label on the new runs."""
     comp = compare.load_comparison(MIXTURE)
     data = compare.read_data(ROOT / "tables" / f"{MIXTURE}.json")
     row = next(r for r in data["rows"] if r["approach"] == "dwa")
-    chosen = [c for r in comp.rows if r.label == row["label"] for c in r.candidates
-              if compare._changes(c, comp.base) == row["chosen"]]
+    candidates = [(c, compare._changes(c, comp.base)) for r in comp.rows if r.label == row["label"]
+                  for c in r.candidates]
+    chosen = [c for c, changes in candidates if changes == row["chosen"]]
     if len(chosen) != 1:
         raise SystemExit(f"{MIXTURE}: {len(chosen)} candidates match DWA's chosen point {row['chosen']}")
-    return [str(runs.run_dir(chosen[0].replace(seed=s), COMPARE_DIR)) for s in row["seeds"]]
-
-
-def _labels(path: str, n: int) -> list[str]:
-    """The labels a diagnosis file was made with, one per run (a single label is repeated)."""
-    labels = list(dict.fromkeys(r["label"] for r in json.loads((ROOT / path).read_text())["rows"]))
-    return labels * n if len(labels) == 1 else labels
+    varied = [k for k in row["chosen"] if len({repr(changes.get(k)) for _, changes in candidates}) > 1]
+    label = ("dwa " + ", ".join(f"{k.rsplit('.', 1)[-1]}={row['chosen'][k]}" for k in varied)).strip()
+    return [str(runs.run_dir(chosen[0].replace(seed=s), COMPARE_DIR)) for s in row["seeds"]], label
 
 
 def _diagnosis_block() -> None:
@@ -127,8 +128,8 @@ def plan() -> list[Step]:
         [*python, "dwa_core", "sweep", ABLATIONS, "--output-dir", ABLATIONS_DIR, "--workers", "2"],
         [*python, "dwa_core.diagnosis", *ablation_run_dirs(), "--samples", "100", "--workers", "2",
          "--output", SPLIT_DIAGNOSIS]], after=_diagnosis_block))
-    mixture_dirs = mixture_dwa_run_dirs()
-    label_args = [a for label in _labels(MIXTURE_DIAGNOSIS, len(mixture_dirs)) for a in ("--label", label)]
+    mixture_dirs, mixture_label = _mixture_dwa_point()
+    label_args = [a for _ in mixture_dirs for a in ("--label", mixture_label)]
     steps.append(Step("mixture-offline diagnosis", [MIXTURE_DIAGNOSIS], [
         [*python, "dwa_core.diagnosis", *mixture_dirs, *label_args, "--output", MIXTURE_DIAGNOSIS,
          "--workers", "2"]]))

@@ -55,7 +55,8 @@ def test_rebuilt_commands_name_the_run_folders_the_files_record(regenerate):
     mixture = _step(steps, "tables/dwa-diagnosis-mixture-offline.json")
     assert _command_run_dirs(mixture) == _recorded_run_dirs("tables/dwa-diagnosis-mixture-offline.json")
     labels = [argv[i + 1] for argv in mixture.commands for i, a in enumerate(argv) if a == "--label"]
-    assert labels == ["dwa mask_start=0.2, lr 0.003"] * 3  # the notebook and its test read this label
+    # made from the chosen point (the committed file, written by hand, says "lr 0.003")
+    assert labels == ["dwa mask_start=0.2, lr=0.003"] * 3
     fig7 = _step(steps, "figures/fig7_embedding_pca_mixture-offline.json")
     assert _command_run_dirs(fig7) == _recorded_run_dirs("figures/fig7_embedding_pca_mixture-offline.json")
 
@@ -109,3 +110,24 @@ def test_run_plans_again_after_every_step_and_ends_with_the_readme_block(regener
     with pytest.raises(SystemExit, match="a: its commands ran, and a.json are still stale"):
         regenerate.run_all()
     assert ran == [["make", "a"]]
+
+
+def test_a_remade_comparison_that_chose_another_point_gets_that_points_label(regenerate, monkeypatch):
+    """The mixture diagnosis follows the point the remade comparison chose: its runs and its label
+    (a label carried over from the old file would name the old point on the new runs)."""
+    read = regenerate.compare.read_data
+
+    def other_choice(path):
+        data = read(path)
+        if Path(path).name == "compare-mixture-offline.json":
+            row = next(r for r in data["rows"] if r["approach"] == "dwa")
+            row["chosen"] = {**row["chosen"], "train.lr": 0.03}
+        return data
+
+    dirs, label = regenerate._mixture_dwa_point()
+    monkeypatch.setattr(regenerate.compare, "read_data", other_choice)
+    other_dirs, other_label = regenerate._mixture_dwa_point()
+    assert label == "dwa mask_start=0.2, lr=0.003" and other_label == "dwa mask_start=0.2, lr=0.03"
+    assert len(other_dirs) == 3 and set(other_dirs).isdisjoint(dirs)
+    mixture = _step(regenerate.plan(), "tables/dwa-diagnosis-mixture-offline.json")
+    assert [a for a in mixture.commands[0] if a.startswith("dwa ")] == [other_label] * 3

@@ -55,7 +55,7 @@ PHI_CODES = {"abs": 0, "relu": 1}
 # -fschedule-insns -fsched-pressure: GCC's instruction scheduling before register allocation, off by
 # default on x86. It interleaves the long dependency chains of the four rows' tanh, and the layer's
 # backward runs about 8 % faster here (forward unchanged); it moves instructions, not arithmetic, so
-# the results are the same bits (checked on eight DWA AlexNet steps and the Fisher kernels). A
+# the results are the same bits (checked on four DWA AlexNet steps and the Fisher kernels). A
 # compiler that refuses the options gets the next flag set.
 _SIMD = ("-O3", "-fopenmp-simd", "-ffinite-math-only", "-fno-trapping-math")
 _WIDE = ("-march=native", "-mprefer-vector-width=512")
