@@ -91,8 +91,10 @@ def _mixture_dwa_point() -> tuple[list[str], str]:
     comp = compare.load_comparison(MIXTURE)
     data = compare.read_data(ROOT / "tables" / f"{MIXTURE}.json")
     row = next(r for r in data["rows"] if r["approach"] == "dwa")
-    candidates = [(c, compare._changes(c, comp.base)) for r in comp.rows if r.label == row["label"]
-                  for c in r.candidates]
+    # one entry per point: a comparison that selects on several seeds lists each point once per seed
+    points = {c.replace(seed=0).key(): c.replace(seed=0) for r in comp.rows if r.label == row["label"]
+              for c in r.candidates}
+    candidates = [(c, compare._changes(c, comp.base)) for c in points.values()]
     chosen = [c for c, changes in candidates if changes == row["chosen"]]
     if len(chosen) != 1:
         raise SystemExit(f"{MIXTURE}: {len(chosen)} candidates match DWA's chosen point {row['chosen']}")
