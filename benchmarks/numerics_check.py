@@ -50,11 +50,11 @@ def chosen_configs(name: str, approach: str) -> tuple[list, dict]:
     row = next((r for r in data["rows"] if r["approach"] == approach), None)
     if row is None:
         raise SystemExit(f"{name}: no row of approach {approach!r}")
-    chosen = [c for r in comp.rows if r.label == row["label"] for c in r.candidates
-              if compare._changes(c, comp.base) == row["chosen"]]
-    if len(chosen) != 1:
-        raise SystemExit(f"{name}: {len(chosen)} candidates match {approach}'s chosen point {row['chosen']}")
-    return [chosen[0].replace(seed=s) for s in row["seeds"]], row
+    try:
+        chosen = compare.chosen_point(comp, row)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return [chosen.replace(seed=s) for s in row["seeds"]], row
 
 
 def paired(new: list[float], committed: list[float]) -> dict:

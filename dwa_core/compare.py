@@ -157,6 +157,20 @@ def _changes(cfg: ExperimentConfig, base: ExperimentConfig) -> dict:
     return out
 
 
+def chosen_point(comp: Comparison, row: dict) -> ExperimentConfig:
+    """The candidate (seed 0) of the row labelled row["label"] whose changes from [base] are
+    row["chosen"], `row` being a row of the comparison's data file (`run_comparison`). A point is a
+    candidate once per selection seed; it is returned once. Raises ValueError when no candidate, or
+    more than one distinct candidate, matches."""
+    points = {c.replace(seed=0).key(): c.replace(seed=0) for r in comp.rows if r.label == row["label"]
+              for c in r.candidates}
+    matches = [c for c in points.values() if _changes(c, comp.base) == row["chosen"]]
+    if len(matches) != 1:
+        raise ValueError(f"{comp.name}: {len(matches)} candidates match {row['label']}'s chosen point "
+                         f"{row['chosen']}")
+    return matches[0]
+
+
 def _load(cfgs, output_dir) -> dict:
     """{key: Results} of the runs of `cfgs` that can be read and were computed by this code's
     numerics (a run of other numerics is left out with a warning naming its file)."""

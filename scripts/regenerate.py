@@ -91,16 +91,15 @@ def _mixture_dwa_point() -> tuple[list[str], str]:
     comp = compare.load_comparison(MIXTURE)
     data = compare.read_data(ROOT / "tables" / f"{MIXTURE}.json")
     row = next(r for r in data["rows"] if r["approach"] == "dwa")
-    # one entry per point: a comparison that selects on several seeds lists each point once per seed
-    points = {c.replace(seed=0).key(): c.replace(seed=0) for r in comp.rows if r.label == row["label"]
-              for c in r.candidates}
-    candidates = [(c, compare._changes(c, comp.base)) for c in points.values()]
-    chosen = [c for c, changes in candidates if changes == row["chosen"]]
-    if len(chosen) != 1:
-        raise SystemExit(f"{MIXTURE}: {len(chosen)} candidates match DWA's chosen point {row['chosen']}")
-    varied = [k for k in row["chosen"] if len({repr(changes.get(k)) for _, changes in candidates}) > 1]
+    try:
+        chosen = compare.chosen_point(comp, row)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    changes = [compare._changes(c, comp.base) for r in comp.rows if r.label == row["label"]
+               for c in r.candidates]
+    varied = [k for k in row["chosen"] if len({repr(c.get(k)) for c in changes}) > 1]
     label = ("dwa " + ", ".join(f"{k.rsplit('.', 1)[-1]}={row['chosen'][k]}" for k in varied)).strip()
-    return [str(runs.run_dir(chosen[0].replace(seed=s), COMPARE_DIR)) for s in row["seeds"]], label
+    return [str(runs.run_dir(chosen.replace(seed=s), COMPARE_DIR)) for s in row["seeds"]], label
 
 
 def _diagnosis_block() -> None:

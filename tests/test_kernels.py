@@ -499,3 +499,28 @@ def test_numerics_5_changes_the_bits_not_the_values(monkeypatch):
     assert any(not torch.equal(a, b) for a, b in zip(*results))
     for a, b in zip(*results):
         assert rel(b, a) < 1e-5
+
+
+@pytest.mark.parametrize("version", [numerics.VERSION, numerics.other()])
+def test_the_fisher_kernel_matches_float64_with_inactive_rows_across_blocks(version):
+    """kernels.fisher against Σ_b (tanh(u_b v_bᵀ) ⊙ gy_b x_bᵀ)² and (W ⊙ H_b)ᵀ gy_b computed in float64
+    by hand, on 70 rows (two blocks of 32 and a partial one) where gy is 0 for about half of them and
+    for whole samples (the kernel skips those rows four at a time, then one by one)."""
+    gen = torch.Generator().manual_seed(7)
+    batch, n_out, n_in = 5, 70, 37
+    x, weight, u, v = (torch.randn(batch, n_in, generator=gen), torch.randn(n_out, n_in, generator=gen),
+                       torch.randn(batch, n_out, generator=gen), torch.randn(batch, n_in, generator=gen))
+    gy = torch.randn(batch, n_out, generator=gen) * (torch.rand(batch, n_out, generator=gen) > 0.5)
+    gy[2] = 0.0  # a sample whose rows are all off
+    h = torch.tanh(u.double()[:, :, None] * v.double()[:, None, :])  # (B, O, I)
+    expected_f = (h * gy.double()[:, :, None] * x.double()[:, None, :]).pow(2).sum(0)
+    expected_dx = torch.einsum("boi,bo->bi", weight.double() * h, gy.double())
+    with numerics.using(version):
+        fisher_sum = torch.zeros(n_out, n_in)
+        dx = kernels.fisher(x, weight, u, v, gy, "tanh", fisher_sum, True)
+        fisher_only = torch.zeros(n_out, n_in)
+        assert kernels.fisher(x, weight, u, v, gy, "tanh", fisher_only, False) is None
+    assert torch.allclose(fisher_sum.double(), expected_f, rtol=1e-5, atol=1e-6)
+    assert torch.equal(fisher_only, fisher_sum)
+    assert torch.allclose(dx.double(), expected_dx, rtol=1e-5, atol=1e-5)
+    assert torch.all(dx[2] == 0.0)

@@ -204,6 +204,35 @@ INLINE void fisher_row(int gate, int64_t I, float c, float g, float g2, const fl
     }
 }
 
+/* Four rows of the Fisher (any four: F + rows[j] I) for one sample b in one pass, so that the
+   sample's x² and v are read once for four rows. Each entry's sum over samples and each dx entry's
+   sum over rows keep fisher_row's order (dx adds the four rows' terms one after the other, in row
+   order), so the bits are fisher_row's. */
+#define FISHER_TERM(j) const float h##j = gate_f(gate, c[j] * vk); f##j[k] += h##j * h##j * g2[j] * x2k;
+#define FISHER_DX(j) w##j[k] * h##j * g[j]
+INLINE void fisher_rows4(int gate, int64_t I, const int64_t *rows, const float *c, const float *g,
+                         const float *g2, const float *W, const float *x2b, const float *vb, float *F,
+                         float *gxb) {
+    float *f0 = F + rows[0] * I, *f1 = F + rows[1] * I, *f2 = F + rows[2] * I, *f3 = F + rows[3] * I;
+    if (gxb == 0) {
+        #pragma omp simd simdlen(16)
+        for (int64_t k = 0; k < I; ++k) {
+            const float x2k = x2b[k], vk = vb[k];
+            FISHER_TERM(0) FISHER_TERM(1) FISHER_TERM(2) FISHER_TERM(3)
+        }
+        return;
+    }
+    const float *w0 = W + rows[0] * I, *w1 = W + rows[1] * I, *w2 = W + rows[2] * I, *w3 = W + rows[3] * I;
+    #pragma omp simd simdlen(16)
+    for (int64_t k = 0; k < I; ++k) {
+        const float x2k = x2b[k], vk = vb[k];
+        FISHER_TERM(0) FISHER_TERM(1) FISHER_TERM(2) FISHER_TERM(3)
+        gxb[k] = gxb[k] + FISHER_DX(0) + FISHER_DX(1) + FISHER_DX(2) + FISHER_DX(3);
+    }
+}
+#undef FISHER_TERM
+#undef FISHER_DX
+
 INLINE float sum_row(int gate, int kind, int64_t I, float c, const float *wo, const float *vb) {
     float acc = 0.0f;
     #pragma omp simd reduction(+ : acc)
@@ -386,22 +415,40 @@ void rank_one_sum_backward(int64_t B, int64_t O, int64_t I, int64_t o_begin, int
 }
 
 /* gx (B, I) may be NULL (then W is not read): the Fisher alone. */
+#define FISHER_BLOCK 32
 void rank_one_fisher(int64_t B, int64_t O, int64_t I, int64_t o_begin, int64_t o_end, const float *x2,
                      const float *W, const float *u, const float *v, const float *gy, int gate, float *F,
                      float *gx) {
     if (gx != 0)
         memset(gx, 0, sizeof(float) * B * I);  /* this range's own partial */
-    for (int64_t o = o_begin; o < o_end; ++o)
+    /* Blocks of FISHER_BLOCK rows (their F and W rows stay in L2 while the samples pass); in each,
+       a sample's active rows four at a time, then the rest one by one. A row whose gy is 0 (a ReLU
+       that is off, about half of them) adds exactly 0 and is skipped. */
+    for (int64_t block = o_begin; block < o_end; block += FISHER_BLOCK) {
+        const int64_t block_end = block + FISHER_BLOCK < o_end ? block + FISHER_BLOCK : o_end;
         for (int64_t b = 0; b < B; ++b) {
-            const float c = u[b * O + o], g = gy[b * O + o];
-            if (g == 0.0f)  /* a ReLU that is off: the row adds exactly 0 (about half the rows) */
-                continue;
-            const float *w = W == 0 ? 0 : W + o * I, *x2b = x2 + b * I, *vb = v + b * I;
+            int64_t rows[FISHER_BLOCK];
+            float c[FISHER_BLOCK], g[FISHER_BLOCK], g2[FISHER_BLOCK];
+            int n = 0;
+            for (int64_t o = block; o < block_end; ++o)
+                if (gy[b * O + o] != 0.0f) {
+                    rows[n] = o, c[n] = u[b * O + o], g[n] = gy[b * O + o], g2[n] = g[n] * g[n];
+                    ++n;
+                }
+            const float *x2b = x2 + b * I, *vb = v + b * I;
             float *gxb = gx == 0 ? 0 : gx + b * I;
-#define CALL(G, K) (fisher_row(G, I, c, g, g * g, w, x2b, vb, F + o * I, gxb), 0.0f)
-            (void)DISPATCH(gate, PHI_ABS, CALL);
+            int i = 0;
+#define CALL4(G, K) (fisher_rows4(G, I, rows + i, c + i, g + i, g2 + i, W, x2b, vb, F, gxb), 0.0f)
+            for (; i + 4 <= n; i += 4)
+                (void)DISPATCH(gate, PHI_ABS, CALL4);
+#undef CALL4
+#define CALL(G, K) (fisher_row(G, I, c[i], g[i], g2[i], W == 0 ? 0 : W + rows[i] * I, x2b, vb, F + rows[i] * I, \
+                               gxb), 0.0f)
+            for (; i < n; ++i)
+                (void)DISPATCH(gate, PHI_ABS, CALL);
 #undef CALL
         }
+    }
 }
 
 /* Range runners: each calls one function above for the row ranges [bounds[i], bounds[i+1]),
