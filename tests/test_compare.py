@@ -199,3 +199,19 @@ def test_grid_edges_by_hand():
     assert grid_edges(lr) == [] and grid_edges(lr, {"train": {"lr": 0.1}}) == ["train.lr=0.3"]
     assert edge_sentence({"rows": [inside, two]}).startswith("Every grid")
     assert edge_sentence({"rows": [inside, edge]}).endswith(": ewc (lamb=5000).")
+
+
+def test_the_chosen_point_is_found_once_when_selection_runs_on_several_seeds():
+    """The shipped comparisons select on seeds 100-102, so each point is a candidate three times;
+    chosen_point (used by scripts/regenerate.py and benchmarks/numerics_check.py) returns it once,
+    as the data file's row names it, and refuses a point that is no candidate."""
+    comp = compare.load_comparison("compare-mixture-offline")
+    assert comp.seeds == [100, 101, 102]
+    data = compare.read_data(compare.TABLES_DIR / "compare-mixture-offline.json")
+    row = next(r for r in data["rows"] if r["approach"] == "dwa")
+    point = compare.chosen_point(comp, row)
+    assert point.seed == 0 and compare._changes(point, comp.base) == row["chosen"]
+    assert sum(c.replace(seed=0).key() == point.key() for r in comp.rows for c in r.candidates) == 3
+    with pytest.raises(ValueError, match="0 candidates match"):
+        compare.chosen_point(comp, {**row, "chosen": {"lamb": -1.0}})
+

@@ -31,23 +31,6 @@ def test_the_chosen_point_of_the_committed_comparison_on_its_reported_seeds():
     assert all(c.approach_params["lamb_plasticity"] == committed["chosen"]["lamb_plasticity"] for c in cfgs)
 
 
-def test_a_comparison_that_selects_on_several_seeds_gives_the_point_once(monkeypatch):
-    """With three selection seeds every point is a candidate three times: the check still finds
-    the one chosen point and trains it once per reported seed."""
-    load = numerics_check.compare.load_comparison
-    cfgs, _ = numerics_check.chosen_configs("compare-permuted-fmnist", "dwa")
-
-    def three_seeds(name):
-        comp = load(name)
-        for row in comp.rows:
-            row.candidates[:] = [c.replace(seed=s) for c in row.candidates for s in (100, 101, 102)]
-        return comp
-
-    monkeypatch.setattr(numerics_check.compare, "load_comparison", three_seeds)
-    assert [c.key() for c in numerics_check.chosen_configs("compare-permuted-fmnist", "dwa")[0]] == \
-        [c.key() for c in cfgs]
-
-
 def test_a_comparison_of_other_numerics_is_refused(monkeypatch):
     monkeypatch.setattr(numerics, "VERSION", numerics.other())
     with pytest.raises(SystemExit, match=r"tables/compare-permuted-fmnist.json: numerics version"):

@@ -131,19 +131,3 @@ def test_a_remade_comparison_that_chose_another_point_gets_that_points_label(reg
     assert len(other_dirs) == 3 and set(other_dirs).isdisjoint(dirs)
     mixture = _step(regenerate.plan(), "tables/dwa-diagnosis-mixture-offline.json")
     assert [a for a in mixture.commands[0] if a.startswith("dwa ")] == [other_label] * 3
-
-
-def test_a_comparison_that_selects_on_several_seeds_names_each_point_once(regenerate, monkeypatch):
-    """With [sweep] seeds = [100, 101, 102] every point is a candidate three times; the mixture
-    diagnosis still finds the one chosen point and its three final runs."""
-    load = regenerate.compare.load_comparison
-    dirs, label = regenerate._mixture_dwa_point()
-
-    def three_seeds(name):
-        comp = load(name)
-        for row in comp.rows:
-            row.candidates[:] = [c.replace(seed=s) for c in row.candidates for s in (100, 101, 102)]
-        return comp
-
-    monkeypatch.setattr(regenerate.compare, "load_comparison", three_seeds)
-    assert regenerate._mixture_dwa_point() == (dirs, label)
