@@ -143,7 +143,12 @@ except ValueError:  # reported by check_selection before anything is computed
 # Then the Fisher kernel takes a sample's active rows four at a time (x² and v read once for four
 # rows; each sum keeps its order): the same bits (the Fisher and mask-sum kernels on the DWA MLP and
 # AlexNet hash as before under 3 and 5, and equal the previous build on random 800x800 data).
-SOURCE_DIGEST = "451c3b499aa036b451fcd64050b1a65718d16f26256953f7a5b3cb7f89ffca30"
+# Then, under 5, a full mask's tanh and its product with the weight run in one C pass each way
+# (masked._FullTanhProduct: the generator hands the layer its pre-activation): the same bits (every
+# output of the two passes equals the separate kernels' on random data; four DWA AlexNet steps, the
+# Fisher and mask-sum kernels, and three steps whose loss also reads the full masks' H directly hash
+# as before under 3 and 5).
+SOURCE_DIGEST = "e45238755874c445551c8830a0a52aaef504b6a1e1ff9b02cd404f6b1b9ecc17"
 
 PACKAGE = Path(__file__).resolve().parent
 # What computes the numbers: the approaches and their maths, the networks (kernels included), the

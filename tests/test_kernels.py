@@ -408,7 +408,7 @@ def test_the_kernels_tanh_keeps_its_gradient_factor_in_saturation(version):
 @pytest.mark.parametrize("sigmoid", [False, True])
 def test_full_masks_under_numerics_5_match_float64(monkeypatch, sigmoid):
     """Under numerics 5 a conv layer's full mask takes the C passes (its tanh, adding the generator's
-    bias, in the generator, then W ⊙ H with Σ|H| and Σ F relu(H) in the layer): the layer's output,
+    bias, and W ⊙ H with Σ|H| and Σ F relu(H), in one pass in the layer): the layer's output,
     both statistics and the gradients of the weight, the generator (weight and bias) and the input,
     against the formula written out in float64."""
     from torch import nn
@@ -433,9 +433,13 @@ def test_full_masks_under_numerics_5_match_float64(monkeypatch, sigmoid):
             mask.relu_weight = f
             y = lay(xx, mask)
             s, r = mask.abs_sum, mask.relu_sum
-            assert type(s.grad_fn).__name__ == "_FullMaskProductBackward" and r is not None
-            gate_node = mask.h.grad_fn.next_functions[0][0]  # under the generator's view to the mask shape
-            assert type(gate_node).__name__ == ("SigmoidBackward0" if sigmoid else "_FullTanhBackward")
+            gate_node = mask.h.grad_fn.next_functions[0][0]  # under the view to the mask shape
+            if sigmoid:  # the generator gates, the layer's pass makes W ⊙ H
+                assert type(s.grad_fn).__name__ == "_FullMaskProductBackward" and r is not None
+                assert type(gate_node).__name__ == "SigmoidBackward0"
+            else:  # the layer gates the generator's pre-activation in the pass that makes W ⊙ H
+                assert type(s.grad_fn).__name__ == "_FullTanhProductBackward" and r is not None
+                assert gate_node is s.grad_fn
         else:
             h = mask.h
             y = nn.functional.conv2d(xx.reshape(1, -1, 6, 6), (lay.weight * h).reshape(-1, 5, 3, 3), groups=3)
@@ -448,6 +452,43 @@ def test_full_masks_under_numerics_5_match_float64(monkeypatch, sigmoid):
                           run(torch.float32),
                           run(torch.float64)):
         assert rel(a, b) < 1e-5, name
+
+
+@pytest.mark.parametrize("reader", ["none", "one", "two"])
+def test_the_one_pass_full_mask_gives_the_two_passes_bits(monkeypatch, reader):
+    """Under numerics 5 the layer gates a full mask in the pass that makes W ⊙ H (_FullTanhProduct);
+    reading mask.h before the layer gates it alone (_FullTanh, then _FullMaskProduct). Output, loss
+    statistics and every gradient are the same bits either way, also when the loss reads H directly
+    (once or twice: autograd sums those gradients before the product's)."""
+    from dwa_core.models.dwa import FullGenerator
+    from dwa_core.models.masked import MaskedConv2d
+
+    monkeypatch.setattr(numerics, "VERSION", 5)
+    torch.manual_seed(9)
+    layer, gen = MaskedConv2d(5, 7, 3), FullGenerator(4, (7, 5, 3, 3))
+    e, x, f = torch.randn(6, 4), torch.randn(6, 5, 6, 6), torch.rand(7, 5, 3, 3)
+
+    def run(gate_first: bool):
+        ee, xx = e.clone().requires_grad_(), x.clone().requires_grad_()
+        mask = gen(ee, "tanh")
+        assert mask.pre is not None  # the generator left the tanh to the layer
+        if gate_first:
+            mask.h
+        mask.relu_weight = f
+        y = layer(xx, mask)
+        loss = (y * y).sum() + 0.3 * mask.abs_sum.sum() + 0.7 * mask.relu_sum.sum()
+        if reader != "none":
+            loss = loss + (mask.h ** 2).sum()
+        if reader == "two":
+            loss = loss + mask.h.sum()
+        grads = torch.autograd.grad(loss, [layer.weight, gen.linear.weight, gen.linear.bias, ee, xx])
+        return [y, mask.h, mask.abs_sum, mask.relu_sum, *grads], type(mask.abs_sum.grad_fn).__name__
+
+    (one_pass, node), (two_passes, other) = run(False), run(True)
+    assert (node, other) == ("_FullTanhProductBackward", "_FullMaskProductBackward")
+    for name, a, b in zip(["y", "H", "abs_sum", "relu_sum", "dW", "dgenerator", "dbias", "de", "dx"],
+                          one_pass, two_passes):
+        assert torch.equal(a, b), name
 
 
 def test_a_dense_full_mask_under_numerics_5_matches_float64(monkeypatch):
@@ -468,7 +509,7 @@ def test_a_dense_full_mask_under_numerics_5_matches_float64(monkeypatch):
         mask = g(ee, "tanh")
         if dtype == torch.float32:
             y, s = lay(xx, mask), mask.abs_sum
-            assert type(s.grad_fn).__name__ == "_FullMaskProductBackward"
+            assert type(s.grad_fn).__name__ == "_FullTanhProductBackward"  # the tanh in the product's pass
         else:
             y = torch.einsum("boi,bi->bo", lay.weight * mask.h, xx) + lay.bias
             s = mask.h.abs().flatten(1).sum(1)

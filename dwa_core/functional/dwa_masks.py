@@ -9,6 +9,7 @@ kernel of models/kernels in float32, else one sample at a time in reused buffers
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 import torch
@@ -225,5 +226,5 @@ def _nonzero_fraction(mask, chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tenso
 
 def _numel(mask) -> int:
     if isinstance(mask, FullMask):
-        return mask.h[0].numel()
+        return math.prod(mask.shape)
     return mask.u.shape[1] * mask.v.shape[1]

@@ -28,7 +28,7 @@ from dwa_core.coerce import Bounds, ConfigError, Size
 from dwa_core.fields import Spec
 from dwa_core.functional.gates import GATES, Gate, gate_fn
 from dwa_core.models.heads import MultiHead
-from dwa_core.models.masked import IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask, linear_tanh
+from dwa_core.models.masked import IMPLS, FullMask, MaskedConv2d, MaskedLinear, RankOneMask, pre_activation
 from dwa_core.models.plain import alexnet_kernel_sizes
 from dwa_core.models.registry import NETWORKS
 
@@ -59,8 +59,8 @@ def combination_sizes(s: int) -> tuple[int, int]:
 
 class FullGenerator(nn.Module):
     """One Linear(d -> prod(shape)); H = gate(.) (conv masks, dense without combination). Under
-    numerics 5 with impl "fast", tanh is the C kernels' and adds the Linear's bias in its pass
-    (models/masked.py, linear_tanh)."""
+    numerics 5 with impl "fast", tanh is the C kernels' and adds the Linear's bias in its pass, the
+    masked layer's pass that makes W ⊙ H (models/masked.py, pre_activation)."""
 
     def __init__(self, d: int, shape: tuple[int, ...], impl: str = "fast"):
         super().__init__()
@@ -68,10 +68,10 @@ class FullGenerator(nn.Module):
         self.linear = nn.Linear(d, math.prod(shape))
 
     def forward(self, e: torch.Tensor, gate: str) -> FullMask:
-        h = linear_tanh(e, self.linear.weight, self.linear.bias, self.impl) if gate == "tanh" else None
-        if h is None:
-            h = gate_fn(gate)(self.linear(e))
-        return FullMask(h.view(-1, *self.shape))
+        if gate == "tanh" and (pre := pre_activation(e, self.linear.weight, self.linear.bias, self.impl,
+                                                     self.shape)) is not None:
+            return FullMask(pre=pre)  # the layer gates it in its own pass (models/masked.py)
+        return FullMask(gate_fn(gate)(self.linear(e)).view(-1, *self.shape))
 
     @torch.no_grad()
     def start_open(self, pre: float) -> None:

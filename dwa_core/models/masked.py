@@ -45,18 +45,41 @@ def check_impl(impl: str) -> str:
 
 
 @dataclass
+class PreActivation:
+    """A full mask before its tanh gate: Z (B, n) contiguous, the generator's product without its bias,
+    the bias (n,) or None, and the mask's shape (n = prod(shape))."""
+    z: torch.Tensor
+    bias: torch.Tensor | None
+    shape: tuple[int, ...]
+
+    def gate(self) -> torch.Tensor:
+        """H = tanh(Z + bias) (B, *shape) by the C kernels (`_FullTanh`)."""
+        return _FullTanh.apply(self.z, self.bias).view(-1, *self.shape)
+
+
+@dataclass
 class FullMask:
     """H (B, *shape), already gated. The fast layers fill abs_sum (B,) = Σ_i |H_bi| for the sparsity
     loss and, with relu_weight F (*shape) set before the layer runs, relu_sum (B,) = Σ_i F_i relu(H_bi)
-    for the plasticity loss (`full_mask_terms`)."""
-    h: torch.Tensor
+    for the plasticity loss (`full_mask_terms`). Under numerics 5 on the fast path the generator hands
+    over its pre-activation `pre` instead (FullMask(pre=...)): the layer gates it in the pass that
+    makes W ⊙ H (`full_mask_product`), and reading `h` before the layer gates it on its own; the two
+    give the same bits."""
+    gated: torch.Tensor | None = None  # H, or None while `pre` waits for the layer
     abs_sum: torch.Tensor | None = None
     relu_weight: torch.Tensor | None = None
     relu_sum: torch.Tensor | None = None
+    pre: PreActivation | None = None
+
+    @property
+    def h(self) -> torch.Tensor:
+        if self.gated is None:
+            self.gated, self.pre = self.pre.gate(), None
+        return self.gated
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.h.shape[1:])
+        return tuple(self.pre.shape) if self.gated is None else tuple(self.gated.shape[1:])
 
     def materialise(self) -> torch.Tensor:
         return self.h
@@ -204,8 +227,8 @@ def _flat_relu_weight(mask: FullMask) -> torch.Tensor | None:
     of another dtype or device (the plasticity loss then reduces H on its own). Raises ValueError
     when its shape is not the mask's."""
     f = mask.relu_weight
-    if f is not None and f.shape != mask.h.shape[1:]:
-        raise ValueError(f"relu_weight: expected the mask's shape {tuple(mask.h.shape[1:])}, "
+    if f is not None and tuple(f.shape) != mask.shape:
+        raise ValueError(f"relu_weight: expected the mask's shape {mask.shape}, "
                          f"got {tuple(f.shape)}")
     if f is None or not kernels.applies(f):
         return None
@@ -251,30 +274,69 @@ class _FullMaskProduct(torch.autograd.Function):
         return dh, dw, None
 
 
-def linear_tanh(e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                impl: str) -> torch.Tensor | None:
-    """tanh(e Wᵀ + bias) (B, n) for e (B, d), W (n, d), bias (n,) or None: a full mask's generator
-    and gate. Under numerics 5 with impl "fast" on float32 CPU tensors the C kernels' tanh adds the
-    bias in its pass (and sums its gradient in the backward's), so the matrix product has no bias to
-    broadcast into its output first; None where they do not apply (the caller then uses
-    torch.nn.functional.linear and torch.tanh)."""
+class _FullTanhProduct(torch.autograd.Function):
+    """(H, W ⊙ H, s, r) from a full mask's pre-activation Z (B, n) and bias (n,) or None, the weight W
+    (n,) and f (n,) or None: `_FullTanh` then `_FullMaskProduct` in one C pass each way
+    (kernels.full_tanh_product), the same bits. A gradient of H from elsewhere (a loss reading
+    mask.h) is added to the product's dH before the tanh's backward, as autograd added them (the
+    product's dH arrives last: its node runs after the layers above it); with no gradient of the
+    product's outputs, H's alone goes through, as the two nodes did (the product's was not run)."""
+
+    @staticmethod
+    def forward(ctx, z, bias, weight, f):
+        h, wh, abs_sum, relu_sum = kernels.full_tanh_product(z, bias, weight, f)
+        ctx.save_for_backward(h, weight, f)
+        ctx.with_bias = bias is not None
+        ctx.set_materialize_grads(False)
+        return h, wh, abs_sum, (relu_sum if f is not None else h.new_zeros(h.shape[0]))
+
+    @staticmethod
+    def backward(ctx, g_h, g_wh, g_abs, g_relu):
+        h, weight, f = ctx.saved_tensors
+        if g_wh is None and g_abs is None and (g_relu is None or f is None):  # only H was used
+            dz, db = kernels.full_tanh_backward(h, g_h.contiguous(), ctx.with_bias)
+            return dz, db, None, None
+        g_wh = torch.zeros_like(h) if g_wh is None else g_wh.contiguous()
+        as_input = (lambda g: None if g is None else g.contiguous())
+        gs, gr = as_input(g_abs), as_input(g_relu) if f is not None else None
+        if g_h is None:
+            dz, dw, db = kernels.full_tanh_product_backward(h, weight, f, g_wh, gs, gr, ctx.with_bias)
+        else:
+            dh, dw = kernels.full_product_backward(h, weight, f, g_wh, gs, gr)
+            dz, db = kernels.full_tanh_backward(h, (g_h + dh).contiguous(), ctx.with_bias)
+        return dz, db, dw, None
+
+
+def pre_activation(e: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, impl: str,
+                   shape: tuple[int, ...]) -> PreActivation | None:
+    """A full mask's generator output before its tanh, Z = e Wᵀ (B, n) for e (B, d), W (n, d), with
+    its bias (n,) or None kept apart: under numerics 5 with impl "fast" on float32 CPU tensors the C
+    kernels add the bias in their tanh's pass (and sum its gradient in the backward's), so the matrix
+    product has no bias to broadcast into its output first; None where they do not apply (the caller
+    then uses torch.nn.functional.linear and torch.tanh)."""
     tensors = (e, weight) if bias is None else (e, weight, bias)
     if numerics.VERSION < 5 or impl != "fast" or not kernels.applies(*tensors):
         return None
-    return _FullTanh.apply(F.linear(e, weight).contiguous(), bias)
+    return PreActivation(F.linear(e, weight).contiguous(), None if bias is None else bias.contiguous(), shape)
 
 
 def full_mask_product(weight: torch.Tensor, mask: FullMask) -> torch.Tensor | None:
-    """W ⊙ H (B, *weight shape) by one C pass under numerics 5, filling mask.abs_sum and, with
-    mask.relu_weight, mask.relu_sum as `full_mask_terms` does; None where the kernels do not apply
-    (float32 CPU tensors only) or under numerics 3."""
-    if numerics.VERSION < 5 or not kernels.applies(weight, mask.h):
+    """W ⊙ H (B, *weight shape) by one C pass under numerics 5 (with H's tanh when the mask still holds
+    its pre-activation), filling mask.abs_sum and, with mask.relu_weight, mask.relu_sum as
+    `full_mask_terms` does; None where the kernels do not apply (float32 CPU tensors only) or under
+    numerics 3."""
+    pending = mask.pre
+    if numerics.VERSION < 5 or not kernels.applies(weight, mask.h if pending is None else pending.z):
         return None
     f = _flat_relu_weight(mask)
-    h = mask.h.flatten(1).contiguous()
-    wh, mask.abs_sum, relu_sum = _FullMaskProduct.apply(h, weight.reshape(-1), f)
+    if pending is not None:  # the generator left the tanh to this pass
+        h, wh, mask.abs_sum, relu_sum = _FullTanhProduct.apply(pending.z, pending.bias, weight.reshape(-1), f)
+        mask.gated, mask.pre = h.view(-1, *pending.shape), None
+    else:
+        h = mask.h.flatten(1).contiguous()
+        wh, mask.abs_sum, relu_sum = _FullMaskProduct.apply(h, weight.reshape(-1), f)
     mask.relu_sum = None if f is None else relu_sum
-    return wh.view(mask.h.shape)
+    return wh.view(-1, *mask.shape)
 
 
 def _masked_weight(weight: torch.Tensor, mask: FullMask, impl: str) -> torch.Tensor:

@@ -4,12 +4,12 @@ kernels), `formula` (the same maths as tensor expressions); see ops.py.)
 
 `rank_one.c` holds the fused rank-1 masked linear layer of DWA, the reduction of its mask losses
 and its per-sample Fisher, the backward of a full mask's loss statistics and, for numerics 5, a full
-mask's tanh and its product with the weight; `linear_forward`, `linear_backward`, `mask_sum_forward`,
-`mask_sum_backward`, `fisher`, `mask_terms_backward`, `full_tanh(_backward)` and
-`full_product(_backward)` run them on float32 CPU tensors, splitting the output rows (or samples,
-or mask entries) into a fixed number of ranges
-(`ROW_RANGES`, so that the sums over rows, and hence the results, do not depend on the thread count)
-run on `torch.get_num_threads()` threads. Built with OpenMP (the first
+mask's tanh and its product with the weight (apart, or in one pass); `linear_forward`,
+`linear_backward`, `mask_sum_forward`, `mask_sum_backward`, `fisher`, `mask_terms_backward`,
+`full_tanh(_backward)`, `full_product(_backward)` and `full_tanh_product(_backward)` run them on
+float32 CPU tensors, splitting the output rows (or samples, or mask entries) into a fixed number of
+ranges (`ROW_RANGES`, so that the sums over rows, and hence the results, do not depend on the thread
+count) run on `torch.get_num_threads()` threads. Built with OpenMP (the first
 flag set), the ranges run on PyTorch's own OpenMP threads: a second pool would compete with PyTorch's
 intra-op threads, which spin for a while after each op (measured: `benchmarks/profile_dwa.py`).
 Without OpenMP, a Python thread pool runs them (the C calls release the GIL). `applies(...)` says
@@ -119,7 +119,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
                   "full_tanh_ranges": [*ranges, i64, ptr, ptr, c_int, ptr],
                   "full_tanh_backward_ranges": [*ranges, i64, i64, ptr, ptr, ptr, ptr],
                   "full_product_ranges": [*ranges, i64, ptr, ptr, ptr, ptr, ptr, ptr],
-                  "full_product_backward_ranges": [*ranges, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr]}
+                  "full_product_backward_ranges": [*ranges, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr],
+                  "full_tanh_product_ranges": [*ranges, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr],
+                  "full_tanh_product_backward_ranges": [*ranges, i64, i64, *[ptr] * 9]}
     for name, argtypes in signatures.items():
         getattr(lib, name).argtypes, getattr(lib, name).restype = argtypes, None
     lib.rank_one_parallel.argtypes, lib.rank_one_parallel.restype = [], c_int
@@ -320,6 +322,31 @@ def full_product_backward(h, weight, f, g_wh, gs, gr) -> tuple[torch.Tensor, tor
     _over_rows("full_product_backward", n, batch, n, _ptr(h), _ptr(weight), _ptr(f), _ptr(g_wh), _ptr(gs),
                _ptr(gr), _ptr(dh), _ptr(dw))
     return dh, dw
+
+
+def full_tanh_product(z: torch.Tensor, bias: torch.Tensor | None, weight: torch.Tensor,
+                      f: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    """(H, W ⊙ H, s, r or None) in one pass: `full_tanh(z, bias)` then `full_product(H, weight, f)`,
+    the same bits, without H going to memory and back. Numerics 5 only (tanh_exp2). z (B, n)
+    contiguous, bias, weight, f (n,) contiguous (bias, f: or None)."""
+    batch, n = z.shape
+    h, wh, abs_sum = torch.empty_like(z), torch.empty_like(z), z.new_empty(batch)
+    relu_sum = None if f is None else z.new_empty(batch)
+    _over_rows("full_tanh_product", batch, n, _ptr(z), _ptr(bias), _ptr(weight), _ptr(f), _ptr(h), _ptr(wh),
+               _ptr(abs_sum), _ptr(relu_sum))
+    return h, wh, abs_sum, relu_sum
+
+
+def full_tanh_product_backward(h, weight, f, g_wh, gs, gr,
+                               with_bias: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(dZ (B, n), dW (n,), dbias (n,) or None) of `full_tanh_product`: `full_product_backward`'s dH
+    (not stored) through `full_tanh_backward`, the same bits; gs, gr as there."""
+    batch, n = h.shape
+    dz, dw = torch.empty_like(h), torch.empty_like(weight)
+    db = h.new_empty(n) if with_bias else None
+    _over_rows("full_tanh_product_backward", n, batch, n, _ptr(h), _ptr(weight), _ptr(f), _ptr(g_wh), _ptr(gs),
+               _ptr(gr), _ptr(dz), _ptr(dw), _ptr(db))
+    return dz, dw, db
 
 
 def unavailable_reason() -> str | None:

@@ -675,6 +675,94 @@ static void full_product_backward_cols(int64_t B, int64_t n, int64_t i_begin, in
     }
 }
 
+/* A full mask's tanh and product in one pass (numerics 5; models/masked.py, _FullTanhProduct): from the
+   generator's pre-activation Z (B, n) and its bias (n, or NULL), H = tanh(Z + bias), WH = W H and the
+   loss statistics abs_sum, relu_sum, each entry computed as full_tanh_row and full_product_rows
+   compute it and each sum over i vectorised as full_product_rows' is (the same bits: checked on DWA
+   AlexNet steps), without writing H and reading it back. */
+INLINE void full_tanh_product_row(int weighted, int with_bias, int64_t n, const float *zb, const float *bias,
+                                  const float *w, const float *f, float *hb, float *whb, float *abs_sum,
+                                  float *relu_sum) {
+    float abs_acc = 0.0f, relu_acc = 0.0f;
+    #pragma omp simd reduction(+ : abs_acc, relu_acc)
+    for (int64_t i = 0; i < n; ++i) {
+        const float hv = gate_f(GATE_TANH_EXP2, with_bias ? zb[i] + bias[i] : zb[i]);
+        hb[i] = hv;
+        whb[i] = w[i] * hv;
+        abs_acc += fabsf(hv);
+        if (weighted)
+            relu_acc += f[i] * fmaxf(hv, 0.0f);
+    }
+    *abs_sum = abs_acc;
+    if (weighted)
+        *relu_sum = relu_acc;
+}
+
+static void full_tanh_product_rows(int64_t n, int64_t b_begin, int64_t b_end, const float *z, const float *bias,
+                                   const float *w, const float *f, float *h, float *wh, float *abs_sum,
+                                   float *relu_sum) {
+    float unused = 0.0f;
+    for (int64_t b = b_begin; b < b_end; ++b) {
+        const float *zb = z + b * n;
+        float *hb = h + b * n, *whb = wh + b * n, *rs = f != 0 ? relu_sum + b : &unused;
+        if (f != 0 && bias != 0)
+            full_tanh_product_row(1, 1, n, zb, bias, w, f, hb, whb, abs_sum + b, rs);
+        else if (f != 0)
+            full_tanh_product_row(1, 0, n, zb, bias, w, f, hb, whb, abs_sum + b, rs);
+        else if (bias != 0)
+            full_tanh_product_row(0, 1, n, zb, bias, w, f, hb, whb, abs_sum + b, rs);
+        else
+            full_tanh_product_row(0, 0, n, zb, bias, w, f, hb, whb, abs_sum + b, rs);
+    }
+}
+
+/* Its backward over the index range i_begin <= i < i_end: dH as full_product_backward_row computes it,
+   kept in a register, then dZ = dH (1 - H²) as full_tanh_backward_cols computes it; dW[i] = Σ_b gWH H and
+   db[i] = Σ_b dZ, summed over b in order (db when not NULL). The same bits as the two passes, without
+   writing dH and reading it and H back. */
+INLINE void full_tanh_product_backward_row(int include_gs, int include_gr, int64_t i_begin, int64_t i_end,
+                                           const float *hb, const float *w, const float *f, const float *gwhb,
+                                           float s, float r, float *dzb, float *dw, float *db) {
+    #pragma omp simd
+    for (int64_t i = i_begin; i < i_end; ++i) {
+        const float hv = hb[i], g = gwhb[i];
+        float d = g * w[i];
+        if (include_gs)
+            d += s * ((float)(hv > 0.0f) - (float)(hv < 0.0f));
+        if (include_gr)
+            d += hv > 0.0f ? r * f[i] : 0.0f;
+        dw[i] += g * hv;
+        const float dz = d * (1.0f - hv * hv);
+        dzb[i] = dz;
+        if (db != 0)
+            db[i] += dz;
+    }
+}
+
+static void full_tanh_product_backward_cols(int64_t B, int64_t n, int64_t i_begin, int64_t i_end, const float *h,
+                                            const float *w, const float *f, const float *gwh, const float *gs,
+                                            const float *gr, float *dz, float *dw, float *db) {
+    for (int64_t i = i_begin; i < i_end; ++i) {
+        dw[i] = 0.0f;
+        if (db != 0)
+            db[i] = 0.0f;
+    }
+    const int with_r = gr != 0 && f != 0;
+    for (int64_t b = 0; b < B; ++b) {
+        const float s = gs == 0 ? 0.0f : gs[b], r = with_r ? gr[b] : 0.0f;
+        const float *hb = h + b * n, *gwhb = gwh + b * n;
+        float *dzb = dz + b * n;
+        if (gs != 0 && with_r)
+            full_tanh_product_backward_row(1, 1, i_begin, i_end, hb, w, f, gwhb, s, r, dzb, dw, db);
+        else if (gs != 0)
+            full_tanh_product_backward_row(1, 0, i_begin, i_end, hb, w, f, gwhb, s, r, dzb, dw, db);
+        else if (with_r)
+            full_tanh_product_backward_row(0, 1, i_begin, i_end, hb, w, f, gwhb, s, r, dzb, dw, db);
+        else
+            full_tanh_product_backward_row(0, 0, i_begin, i_end, hb, w, f, gwhb, s, r, dzb, dw, db);
+    }
+}
+
 /* Rows are samples for these two */
 void full_tanh_ranges(RANGES, int64_t n, const float *z, const float *bias, int gate, float *h) {
     OVER_RANGES(full_tanh_rows(n, o_begin, o_end, z, bias, gate, h))
@@ -694,4 +782,15 @@ void full_tanh_backward_ranges(RANGES, int64_t B, int64_t n, const float *h, con
 void full_product_backward_ranges(RANGES, int64_t B, int64_t n, const float *h, const float *w, const float *f,
                                   const float *gwh, const float *gs, const float *gr, float *dh, float *dw) {
     OVER_RANGES(full_product_backward_cols(B, n, o_begin, o_end, h, w, f, gwh, gs, gr, dh, dw))
+}
+
+void full_tanh_product_ranges(RANGES, int64_t n, const float *z, const float *bias, const float *w, const float *f,
+                              float *h, float *wh, float *abs_sum, float *relu_sum) {
+    OVER_RANGES(full_tanh_product_rows(n, o_begin, o_end, z, bias, w, f, h, wh, abs_sum, relu_sum))
+}
+
+void full_tanh_product_backward_ranges(RANGES, int64_t B, int64_t n, const float *h, const float *w, const float *f,
+                                       const float *gwh, const float *gs, const float *gr, float *dz, float *dw,
+                                       float *db) {
+    OVER_RANGES(full_tanh_product_backward_cols(B, n, o_begin, o_end, h, w, f, gwh, gs, gr, dz, dw, db))
 }
