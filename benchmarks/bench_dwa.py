@@ -23,9 +23,8 @@ sparsity (paper forms; a random Fisher). Configurations:
                              formulation (DWA_CORE_RANK_ONE=compiled); on CUDA by default, on the
                              CPU with --only (Inductor's C++; slow to compile)
 
-Each configuration runs in a fresh subprocess, whose memory is set as the program's and the sweep
-workers' is (dwa_core/allocator.py: malloc keeps freed memory for reuse, large tensors on huge pages;
-DWA_CORE_MALLOC=small-pages or default: without huge pages, or as it is),
+Each configuration runs in a fresh subprocess, whose malloc keeps freed memory for reuse as the
+program's and the sweep workers' do (dwa_core/allocator.py; DWA_CORE_MALLOC=default: as it is),
 --warmup steps (the slow configurations: 1) before the timed ones. CPU memory is
 resource.getrusage's ru_maxrss (the process's peak resident set): `runtime` is the RSS after
 `import torch` (the same for every configuration) and `training` = peak - runtime. CUDA memory is
@@ -56,13 +55,10 @@ from dwa_core import numerics
 from dwa_core.functional.dwa_masks import plasticity_loss, sparsity_loss
 
 try:
-    from dwa_core.allocator import for_training
-except ImportError:  # PYTHONPATH on a library from before allocator.for_training: what it had, or nothing
-    try:
-        from dwa_core.allocator import keep_freed_memory as for_training
-    except ImportError:
-        def for_training() -> bool:
-            return False
+    from dwa_core.allocator import keep_freed_memory
+except ImportError:  # PYTHONPATH on a library from before allocator.py: malloc as it is
+    def keep_freed_memory() -> bool:
+        return False
 from dwa_core.models import build
 from dwa_core.models.dwa import DWAState
 from dwa_core.models.masked import FullMask
@@ -228,7 +224,7 @@ def main() -> None:
     args = parser.parse_args()
     batches = args.batch or ([32, 256] if args.device == "cuda" else [32])
     if args.one:  # a fresh process per configuration, with malloc set as dwa_core's training processes set it
-        for_training()
+        keep_freed_memory()
         arch, family, params, _, slow = CONFIGS[args.one]
         print(json.dumps(measure(arch, family, params, args.ref_steps if slow else args.steps, batches[0],
                                  args.device, max(1, args.warmup))))

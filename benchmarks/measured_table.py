@@ -78,16 +78,13 @@ def _dwa_row(data: dict) -> list[str]:
 
 
 def _profile_row(data: dict) -> list[str]:
-    runs = data["step"]
-    training, small, default = runs["training"], runs["small-pages"], runs["default"]
+    kept, default = data["step"]["kept"], data["step"]["default"]
     plain, dwa = "alexnet (plain)", "alexnet-dwa fast"
-    step = (f"step, memory set as in training (freed memory kept, huge pages): plain "
-            f"{training['ms'][plain]:.1f} ms, DWA {training['ms'][dwa]:.1f} ms "
-            f"({training['faults'][dwa]:.0f} minor page faults; on small pages: plain {small['ms'][plain]:.1f} "
-            f"ms, DWA {small['ms'][dwa]:.1f} ms; malloc as it is: DWA {default['ms'][dwa]:.1f} ms, "
-            f"{default['faults'][dwa]:.0f} faults)")
-    others = [name for name in training["ms"] if name.startswith(f"{dwa} numerics")]  # the other numerics
-    step += "".join(f", DWA under numerics {name.rsplit(' ', 1)[-1]} {training['ms'][name]:.1f} ms"
+    step = (f"step: plain {kept['ms'][plain]:.1f} ms, DWA {kept['ms'][dwa]:.1f} ms "
+            f"({kept['faults'][dwa]:.0f} minor page faults; malloc as it is: "
+            f"{default['ms'][dwa]:.1f} ms, {default['faults'][dwa]:.0f} faults)")
+    others = [name for name in kept["ms"] if name.startswith(f"{dwa} numerics")]  # the other numerics' step
+    step += "".join(f", DWA under numerics {name.rsplit(' ', 1)[-1]} {kept['ms'][name]:.1f} ms"
                     for name in others)
     layers = "each masked layer alone, generator + layer and loss terms: " + ", ".join(
         f"{r['layer'].split(' ')[0]} {r['generator_ms']:.1f} + {r['layer_and_loss_terms_ms']:.1f} ms"

@@ -11,11 +11,9 @@ iterations (the rounds of a section alternate its items, so a transient load hit
 
     step     one training step of the plain AlexNet and of the DWA AlexNet (under this process's
              numerics and the other selectable one: dwa_core/numerics.py), the ratios and the
-             minor page faults per step, in three fresh processes: memory set as in the program
-             and the sweep workers ("training": dwa_core.allocator.for_training, malloc keeping freed
-             memory and large tensors on transparent huge pages), the same on small pages
-             (DWA_CORE_MALLOC=small-pages) and malloc as it is (DWA_CORE_MALLOC=default); each twice,
-             alternated, keeping the best.
+             minor page faults per step, in two fresh processes: malloc keeping freed memory
+             (dwa_core.allocator.keep_freed_memory, as in the program and the sweep workers) and
+             malloc as it is (DWA_CORE_MALLOC=default); each twice, alternated, keeping the best.
     layers   each masked layer of the DWA AlexNet alone, forward + backward, on the inputs it gets
              in the network (captured from one forward): its generator alone (embedding -> mask,
              backward from a random gradient of the mask), then generator + layer + the layer's
@@ -26,7 +24,7 @@ iterations (the rounds of a section alternate its items, so a transient load hit
     kernels  the fused C kernels of the largest rank-1 layer (fc2, 2048x2048) called directly,
              nanoseconds per mask entry and sample, at 1 and at 2 threads, under both numerics.
 
-The sections after "step" run in this process, with memory set as in training. No target is
+The sections after "step" run in this process, with malloc keeping freed memory. No target is
 asserted here; the README's "Measured" table shows the committed file
 (benchmarks/measured_table.py)."""
 
@@ -169,39 +167,6 @@ def _op_rows(step, steps: int, top: int) -> list[dict]:
                  share=e.self_cpu_time_total / total) for e in events[:top]]
 
 
-MEMORY = {"training": "", "small-pages": "small-pages", "default": "default"}  # DWA_CORE_MALLOC's value
-
-
-def _step_section(steps: int, repeat: int) -> dict:
-    """{memory setting: the best child's {ms, faults, settings, ratios}} and "gains": the DWA step's
-    time under each other setting / under training's (see the module)."""
-    step = {}
-    for _ in range(2):
-        for memory, value in MEMORY.items():
-            env = {**{k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"},
-                   "DWA_CORE_MALLOC": value}
-            out = subprocess.run([sys.executable, __file__, "--step-only", "--steps", str(steps),
-                                  "--repeat", str(repeat)], capture_output=True, text=True, env=env, check=True)
-            child = json.loads(out.stdout.strip().splitlines()[-1])
-            old = step.get(memory)
-            if old is None or child["ms"]["alexnet-dwa fast"] < old["ms"]["alexnet-dwa fast"]:
-                step[memory] = child
-    dwa = "alexnet-dwa fast"
-    for memory, r in step.items():
-        for name, ms in r["ms"].items():
-            print(f"step  {memory:11s} {name:20s} {ms:7.1f} ms  {r['faults'][name]:7.0f} minor faults")
-        r["dwa / plain samples/s"] = r["ms"]["alexnet (plain)"] / r["ms"][dwa]
-        other_ratio = r[f"dwa numerics {OTHER} / plain samples/s"] = r["ms"]["alexnet (plain)"] / r["ms"][OTHER_STEP]
-        print(f"step  {memory:11s} DWA / plain samples/s {100 * r['dwa / plain samples/s']:.0f} %, "
-              f"under numerics {OTHER} {100 * other_ratio:.0f} % (settings in effect: {r['settings']})")
-    base = step["training"]["ms"][dwa]
-    step["gains"] = {f"dwa step, {memory} / training": step[memory]["ms"][dwa] / base
-                     for memory in MEMORY if memory != "training"}
-    for key, value in step["gains"].items():
-        print(f"step  {key}: {value:.3f}x")
-    return step
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=5)
@@ -210,8 +175,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--step-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.step_only:  # a child: the step section in this process's memory setting
-        settings = allocator.for_training()
+    if args.step_only:  # a child: the step section in this process's malloc setting
+        kept = allocator.keep_freed_memory()
         steps = {"alexnet (plain)": _trainer("plain")[1], "alexnet-dwa fast": _trainer("dwa")[1],
                  OTHER_STEP: _under_other(_trainer("dwa")[1])}
         best = _best_ms(steps, args.steps, args.repeat)
@@ -221,14 +186,36 @@ def main() -> None:
             for _ in range(args.steps):
                 fn()
             faults[name] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start) / args.steps
-        print(json.dumps(dict(memory=allocator.mode() or "training", settings=settings, ms=best, faults=faults)))
+        print(json.dumps(dict(malloc="kept" if kept else "default", ms=best, faults=faults)))
         return
     before = machine()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {BATCH}; "
           f"kernels: {kernels.unavailable_reason() or 'built'}", flush=True)
-    step = _step_section(args.steps, args.repeat)
+    step = {}
+    for _ in range(2):
+        for malloc in ("kept", "default"):
+            env = {**os.environ, "DWA_CORE_MALLOC": "default" if malloc == "default" else ""}
+            out = subprocess.run([sys.executable, __file__, "--step-only", "--steps", str(args.steps),
+                                  "--repeat", str(args.repeat)], capture_output=True, text=True, env=env,
+                                 check=True)
+            child = json.loads(out.stdout.strip().splitlines()[-1])
+            if child["malloc"] != malloc:
+                raise SystemExit(f"malloc {malloc} asked, {child['malloc']} got (not glibc?)")
+            old = step.get(malloc)
+            if old is None or child["ms"]["alexnet-dwa fast"] < old["ms"]["alexnet-dwa fast"]:
+                step[malloc] = child
+    for malloc, r in step.items():
+        for name, ms in r["ms"].items():
+            print(f"step  malloc {malloc:7s} {name:20s} {ms:7.1f} ms  {r['faults'][name]:7.0f} minor faults")
+        r["dwa / plain samples/s"] = r["ms"]["alexnet (plain)"] / r["ms"]["alexnet-dwa fast"]
+        other_ratio = r[f"dwa numerics {OTHER} / plain samples/s"] = (r["ms"]["alexnet (plain)"]
+                                                                     / r["ms"][OTHER_STEP])
+        print(f"step  malloc {malloc:7s} DWA / plain samples/s {100 * r['dwa / plain samples/s']:.0f} %, "
+              f"under numerics {OTHER} {100 * other_ratio:.0f} %")
+    kept_gain = step["default"]["ms"]["alexnet-dwa fast"] / step["kept"]["ms"]["alexnet-dwa fast"]
+    print(f"step  DWA step, malloc default / kept: {kept_gain:.3f}x")
 
-    allocator.for_training()
+    allocator.keep_freed_memory()
     model, dwa_step, fisher, x = _trainer("dwa")
     timed = _best_ms(_layer_items(model, fisher, _layer_inputs(model, x)), args.steps, args.repeat)
     layers = []
@@ -260,10 +247,10 @@ def main() -> None:
     write_json(args.json, dict(benchmark="profile_dwa", command=" ".join(["profile_dwa.py"] + sys.argv[1:]),
                                steps=args.steps, repeat=args.repeat, batch=BATCH, step=step,
                                layers=layers, ops=ops, kernels=kernel_rows,
-                               ratios={"dwa / plain samples/s": step["training"]["dwa / plain samples/s"],
+                               ratios={"dwa / plain samples/s": step["kept"]["dwa / plain samples/s"],
                                        f"dwa numerics {OTHER} / plain samples/s":
-                                           step["training"][f"dwa numerics {OTHER} / plain samples/s"],
-                                       **step["gains"], **speedups}), before)
+                                           step["kept"][f"dwa numerics {OTHER} / plain samples/s"],
+                                       "dwa step, malloc default / kept": kept_gain, **speedups}), before)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """allocator.keep_freed_memory: after it, a large tensor made again and again reuses its pages instead
 of faulting them in each time (measured in a fresh process: the setting is process-wide)."""
 
-import os
 import platform
 import subprocess
 import sys
@@ -46,54 +45,3 @@ def test_freed_pages_are_reused_once_set():
 def test_the_environment_variable_leaves_malloc_alone(monkeypatch):
     monkeypatch.setenv("DWA_CORE_MALLOC", "default")
     assert allocator.keep_freed_memory() is False
-
-
-HUGE = """
-import sys, torch
-from dwa_core import allocator
-settings = allocator.for_training()
-t = torch.empty(16 << 20)  # 64 MiB, as a conv-mask generator's gradient
-small = torch.empty(1000)
-print(settings["huge_pages"], allocator.huge_page_marked(t.data_ptr()), allocator.huge_page_marked(small.data_ptr()))
-"""
-
-
-def _huge(mode: str) -> list[str]:
-    env = {**{k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}, "DWA_CORE_MALLOC": mode}
-    return subprocess.run([sys.executable, "-c", HUGE], capture_output=True, text=True, check=True,
-                          env=env).stdout.split()
-
-
-@pytest.mark.skipif(platform.system() != "Linux" or "[never]" in allocator._read(allocator.THP_SETTING),
-                    reason="Linux with transparent huge pages (madvise or always)")
-def test_large_tensors_are_marked_for_huge_pages_once_set():
-    # on: the 64 MiB tensor's mapping carries the huge-page flag, a 4 KB one's does not
-    assert _huge("") == ["True", "True", "False"]
-    # small-pages (and default) leave PyTorch's allocator as it is
-    assert _huge("small-pages") == ["False", "False", "False"]
-    assert _huge("default") == ["False", "False", "False"]
-
-
-LATE = """
-import torch
-from dwa_core import allocator
-first = torch.empty(1 << 20)  # PyTorch reads its setting at its first CPU allocation
-print(allocator.use_huge_pages(), allocator.huge_page_marked(torch.empty(16 << 20).data_ptr()))
-"""
-
-
-def test_huge_pages_are_not_claimed_after_pytorch_decided():
-    env = {k: v for k, v in os.environ.items() if k not in ("THP_MEM_ALLOC_ENABLE", "DWA_CORE_MALLOC")}
-    out = subprocess.run([sys.executable, "-c", LATE], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.split() == ["False", "False"]
-
-
-def test_a_bad_malloc_mode_is_one_line_before_anything(monkeypatch):
-    monkeypatch.setenv("DWA_CORE_MALLOC", "huge")
-    with pytest.raises(ValueError, match="DWA_CORE_MALLOC: must be unset, 'default' or 'small-pages', got 'huge'"):
-        allocator.for_training()
-    run = subprocess.run([sys.executable, "-m", "dwa_core", "run", "--help"], capture_output=True, text=True,
-                         env={**os.environ, "DWA_CORE_MALLOC": "huge"})
-    assert run.returncode == 2
-    assert run.stderr.strip().splitlines() == [
-        "error: DWA_CORE_MALLOC: must be unset, 'default' or 'small-pages', got 'huge'"]

@@ -53,15 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 def entry(argv=None) -> int:
     """The program `python -m dwa_core` / `dwa-core`: `main(argv)` in a process that only writes
     figure files, so matplotlib gets a file backend (Agg) unless the user chose one (MPLBACKEND), and
-    whose malloc keeps freed memory for reuse and whose large tensors sit on huge pages
-    (`allocator.for_training`). Calling `main` from Python (a notebook, a test) leaves the caller's
-    backend, allocator and environment alone."""
+    whose malloc keeps freed memory for reuse (`allocator.keep_freed_memory`). Calling `main` from
+    Python (a notebook, a test) leaves the caller's backend, allocator and environment alone."""
     os.environ.setdefault("MPLBACKEND", "Agg")
-    try:
-        allocator.for_training()  # this process is ours (allocator.py)
-    except ValueError as err:  # a bad DWA_CORE_MALLOC
-        print(f"error: {message(err)}", file=sys.stderr)
-        return 2
+    allocator.keep_freed_memory()  # this process is ours: freed tensors' pages are reused (allocator.py)
     return main(argv)
 
 
