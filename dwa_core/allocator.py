@@ -29,11 +29,19 @@ MMAP_BYTES = 256 << 20
 KEEP_BYTES = 1 << 30  # freed memory kept at the top of the heap before it is returned to the OS
 
 
+def check_mode() -> str:
+    """DWA_CORE_MALLOC's value, "" (unset) or "default"; ValueError (one line) for anything else."""
+    mode = os.environ.get("DWA_CORE_MALLOC", "")
+    if mode not in ("", "default"):
+        raise ValueError(f"DWA_CORE_MALLOC: must be unset or 'default', got {mode!r}")
+    return mode
+
+
 def keep_freed_memory() -> bool:
     """Set glibc malloc's M_MMAP_THRESHOLD to 256 MiB and M_TRIM_THRESHOLD to 1 GiB for this process
     (see the module). Returns whether it did: False off glibc (macOS, musl), or with
-    DWA_CORE_MALLOC=default."""
-    if os.environ.get("DWA_CORE_MALLOC", "") == "default" or platform.libc_ver()[0] != "glibc":
+    DWA_CORE_MALLOC=default. Raises ValueError when DWA_CORE_MALLOC has another value (`check_mode`)."""
+    if check_mode() == "default" or platform.libc_ver()[0] != "glibc":
         return False
     try:
         libc = ctypes.CDLL(None)

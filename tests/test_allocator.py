@@ -1,6 +1,7 @@
 """allocator.keep_freed_memory: after it, a large tensor made again and again reuses its pages instead
 of faulting them in each time (measured in a fresh process: the setting is process-wide)."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -45,3 +46,13 @@ def test_freed_pages_are_reused_once_set():
 def test_the_environment_variable_leaves_malloc_alone(monkeypatch):
     monkeypatch.setenv("DWA_CORE_MALLOC", "default")
     assert allocator.keep_freed_memory() is False
+
+
+def test_a_bad_malloc_setting_is_one_line_before_anything(monkeypatch):
+    monkeypatch.setenv("DWA_CORE_MALLOC", "huge")
+    with pytest.raises(ValueError, match="DWA_CORE_MALLOC: must be unset or 'default', got 'huge'"):
+        allocator.keep_freed_memory()
+    run = subprocess.run([sys.executable, "-m", "dwa_core", "run", "--help"], capture_output=True, text=True,
+                         env={**os.environ, "DWA_CORE_MALLOC": "huge"})
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == ["error: DWA_CORE_MALLOC: must be unset or 'default', got 'huge'"]

@@ -56,7 +56,11 @@ def entry(argv=None) -> int:
     whose malloc keeps freed memory for reuse (`allocator.keep_freed_memory`). Calling `main` from
     Python (a notebook, a test) leaves the caller's backend, allocator and environment alone."""
     os.environ.setdefault("MPLBACKEND", "Agg")
-    allocator.keep_freed_memory()  # this process is ours: freed tensors' pages are reused (allocator.py)
+    try:
+        allocator.keep_freed_memory()  # this process is ours: freed tensors' pages are reused (allocator.py)
+    except ValueError as err:  # a bad DWA_CORE_MALLOC
+        print(f"error: {message(err)}", file=sys.stderr)
+        return 2
     return main(argv)
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from dwa_core import metrics, numerics
-from dwa_core.allocator import keep_freed_memory
+from dwa_core.allocator import check_mode, keep_freed_memory
 from dwa_core.config import ConfigError, ExperimentConfig
 from dwa_core.files import check_output_dir, merge
 from dwa_core.runs import RESULTS, is_finished, outcome, run_dir
@@ -144,6 +144,7 @@ def _run_local(cfgs, output_dir, workers, threads, bar, imports) -> list[dict]:
         return [outcomes[i] for i in range(len(cfgs))]
     import multiprocessing
 
+    check_mode()  # a bad DWA_CORE_MALLOC: one line here, not a failure in every worker
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(min(workers, len(cfgs)) or 1, mp_context=context,
                                initializer=keep_freed_memory)  # the workers are ours (allocator.py)
