@@ -1,6 +1,7 @@
 """DWA AlexNet training speed and peak memory: fast masked layers vs the reference formulation.
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_dwa.py [--steps 5] [--ref-steps 2] [--repeat 2]
+        [--rounds R] [--only NAME ...] [--json FILE]
     PYTHONPATH=. python benchmarks/bench_dwa.py --device cuda            # batches 32 and 256
 
 Paper size: input 3x32x32, mixture heads (8 tasks, 293 classes), batch 32 (the paper's), plain SGD
@@ -34,7 +35,11 @@ after torch.cuda.synchronize().
 
 The ratios printed (each DWA configuration's samples/s / the plain AlexNet's and / the reference's)
 are what to compare across machines; with --repeat N the configurations run N times in turn and each
-keeps its fastest run, so a transient load on one of them does not skew a ratio. --json FILE writes
+keeps its fastest run, so a transient load on one of them does not skew a ratio. The fastest runs of
+two configurations may still come from different moments of a machine whose speed drifts (the plain
+AlexNet's step here ran at 55 to 75 ms over one afternoon): --rounds R also times the fast path and
+the plain AlexNet in two live processes taking turns, R rounds of --steps steps each, and reports the
+median of the R per-round ratios with the lowest and the highest (`interleaved`). --json FILE writes
 the results, the ratios and the machine's load (benchmarks/measured_table.py reads it)."""
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -207,6 +213,65 @@ def _compare(results: dict, names, batch: int) -> dict:
     return ratios
 
 
+def serve(name: str, batch: int, warmup: int, device: str = "cpu") -> None:
+    """A worker of `interleaved`: builds the configuration, runs `warmup` steps, prints "ready", then for
+    each line N read from stdin runs N steps and prints their seconds; ends at end of input."""
+    arch, family, params, _, _ = CONFIGS[name]
+    _, step, _, _ = training_step(arch, family, params, batch, torch.device(device))
+    for _ in range(max(1, warmup)):
+        step()
+    _sync(torch.device(device))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        t0 = time.perf_counter()
+        for _ in range(int(line)):
+            step()
+        _sync(torch.device(device))
+        print(time.perf_counter() - t0, flush=True)
+
+
+def interleaved(names: list[str], rounds: int, steps: int, batch: int, warmup: int,
+                device: str) -> dict[str, list[float]]:
+    """{name: seconds per step of each round}: one live worker process per configuration (`serve`, malloc
+    set as in training), taking turns: round r runs `steps` steps of each in turn, so that the
+    configurations of a round meet the same machine, and a ratio per round does not mix moments."""
+    workers = {name: subprocess.Popen([sys.executable, __file__, "--serve", name, "--batch", str(batch),
+                                       "--warmup", str(warmup), "--device", device],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                      env={**os.environ, **CONFIGS[name][3]})
+               for name in names}
+    try:
+        for name, worker in workers.items():  # built and warmed up, one after the other
+            if worker.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"bench_dwa: the {name} worker failed (exit status {worker.wait()})")
+        times = {name: [] for name in names}
+        for _ in range(rounds):
+            for name, worker in workers.items():
+                worker.stdin.write(f"{steps}\n")
+                worker.stdin.flush()
+                times[name].append(float(worker.stdout.readline()) / steps)
+        return times
+    finally:
+        for worker in workers.values():
+            worker.stdin.close()
+            worker.wait()
+
+
+def _interleaved_ratios(args, batch: int) -> dict:
+    """The DWA fast path's samples/s / the plain AlexNet's, round by round (`interleaved`): the median,
+    the lowest and the highest of --rounds rounds, printed and returned with the rounds' seconds."""
+    plain, fast = "alexnet (plain)", "alexnet-dwa fast"
+    times = interleaved([plain, fast], args.rounds, args.steps, batch, args.warmup, args.device)
+    per_round = [p / f for p, f in zip(times[plain], times[fast])]
+    median = statistics.median(per_round)
+    print(f"batch {batch:4d} alexnet-dwa fast / plain AlexNet, interleaved: median {100 * median:.1f} % samples/s "
+          f"over {args.rounds} rounds of {args.steps} steps (lowest {100 * min(per_round):.1f} %, highest "
+          f"{100 * max(per_round):.1f} %); step {1000 * statistics.median(times[plain]):.1f} ms plain, "
+          f"{1000 * statistics.median(times[fast]):.1f} ms DWA (medians)", flush=True)
+    return dict(median=median, lowest=min(per_round), highest=max(per_round), rounds=args.rounds,
+                steps=args.steps, seconds_per_step=times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=5)
@@ -220,9 +285,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the configurations this many times in turn and keep each one's fastest")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="also measure the fast path against the plain AlexNet in this many interleaved "
+                             "rounds of --steps steps, in two live processes (see `interleaved`)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     batches = args.batch or ([32, 256] if args.device == "cuda" else [32])
+    if args.serve:  # a live worker of `interleaved`, with malloc set as dwa_core's training processes set it
+        keep_freed_memory()
+        serve(args.serve, batches[0], args.warmup, args.device)
+        return
     if args.one:  # a fresh process per configuration, with malloc set as dwa_core's training processes set it
         keep_freed_memory()
         arch, family, params, _, slow = CONFIGS[args.one]
@@ -235,7 +308,7 @@ def main() -> None:
                           and (not n.endswith("compiled") if args.device == "cpu" else "numerics" not in n)]
     print(_header(args.device, batches), flush=True)
     before = machine()
-    results, ratios = {}, {}
+    results, ratios, rounds = {}, {}, {}
     for batch in batches:
         for _ in range(args.repeat):  # the configurations alternate: each sees the same machine load
             for name in names:
@@ -246,10 +319,13 @@ def main() -> None:
                 if best is None or r.get("samples_per_s", 0) > best.get("samples_per_s", 0):
                     results[f"{name} @ {batch}"] = r  # the fastest of the repeats
         ratios.update(_compare(results, names, batch))
+        if args.rounds:
+            rounds[batch] = _interleaved_ratios(args, batch)
+            ratios[f"alexnet-dwa fast / plain, interleaved median @ {batch}"] = rounds[batch]["median"]
     write_json(args.json, dict(benchmark="bench_dwa", command=" ".join(["bench_dwa.py"] + sys.argv[1:]),
                                header=_header(args.device, batches), steps=args.steps, warmup=args.warmup,
-                               repeat=args.repeat,
-                               ref_steps=args.ref_steps, results=results, ratios=ratios), before)
+                               repeat=args.repeat, ref_steps=args.ref_steps, results=results, ratios=ratios,
+                               interleaved=rounds), before)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,10 @@ def _dwa_figures(data: dict, batch: int) -> tuple[str, str]:
             figs.append(f"{name} {r['samples_per_s']:.1f} samples/s, {r['training_mb']:.0f} MB")
     ratios = [f"{k.rsplit(' @ ', 1)[0].replace('alexnet-dwa ', '')} {v:.2f}"
               for k, v in data["ratios"].items() if k.endswith(f"@ {batch}")]
+    rounds = data.get("interleaved", {}).get(str(batch))
+    if rounds:  # bench_dwa --rounds: the fast path and the plain AlexNet taking turns in two live processes
+        figs.append(f"interleaved, {rounds['rounds']} rounds of {rounds['steps']} steps: fast / plain "
+                    f"{rounds['median']:.3f} (median; lowest {rounds['lowest']:.3f}, highest {rounds['highest']:.3f})")
     return "; ".join(figs), ", ".join(ratios)
 
 
