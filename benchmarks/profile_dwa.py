@@ -18,8 +18,12 @@ iterations (the rounds of a section alternate its items, so a transient load hit
              in the network (captured from one forward): its generator alone (embedding -> mask,
              backward from a random gradient of the mask), then generator + layer + the layer's
              plasticity and sparsity terms (backward from a random gradient of the output plus the
-             terms); "layer and loss terms" = the second minus the first. Alone, a layer's
-             allocations are not those it meets in the step: the layers do not add up to the step.
+             terms, each mask holding the Fisher as in training, so that the layer's pass computes
+             the plasticity term); "layer and loss terms" = the second minus the first. Under
+             numerics 5 a conv mask's generator alone gates its mask in a pass of its own, which in
+             the second the layer does within its product's pass: the difference then leaves out
+             the gating. Alone, a layer's allocations are not those it meets in the step: the layers
+             do not add up to the step.
     ops      torch.profiler over --steps DWA steps: the ops with the most self CPU time, ms per step.
     kernels  the fused C kernels of the largest rank-1 layer (fc2, 2048x2048) called directly,
              nanoseconds per mask entry and sample, at 1 and at 2 threads, under both numerics.
@@ -118,8 +122,7 @@ def _layer_items(model, fisher, inputs) -> dict:
 
         def whole(generator=generator, layer=layer, x=x, f=f, gy=gy, weight_name=weight_name):
             mask = generator(e, model.gate)
-            if isinstance(mask, RankOneMask):
-                mask.relu_weight = f  # as DWANet.forward: the fused layer computes the plasticity term
+            mask.relu_weight = f  # as DWANet.forward: the layer's own pass computes the plasticity term
             out = layer(x, mask)
             state = DWAState(e, {weight_name: mask})
             loss = (out * gy).sum() + plasticity_loss(state, {weight_name: f}) + sparsity_loss(state)

@@ -352,9 +352,12 @@ def plot_ablation_bars(summary, reference: str = "default") -> plt.Figure:
 
 def plot_embedding_by_task(table, title: str = "") -> plt.Figure:
     """DWA's embedding after each task k: one panel per EMBEDDING_COLUMNS column of
-    `diagnosis.embedding.by_task` (x: k, y: the mean over the label's runs and tasks u <= k), one
-    line per label (ablation). Chance of the task separability is 1/(k+1), drawn dashed."""
+    `diagnosis.embedding.by_task` (x: k, the same task axis in every panel; y: the mean over the
+    label's runs and tasks u <= k), one line per label (ablation). The two fractions (saturation,
+    separability) are drawn on [0, 1]. The separability is defined from k = 1 (two tasks to tell
+    apart); its chance, 1/(k+1), is a grey dash at each k, joined by a dashed line."""
     labels = list(dict.fromkeys(table["label"]))
+    ks = np.array(sorted(set(table["k"])))
     fig, axes = _subplots(1, 3, figsize=(12, 3.6))
     for ax, (column, name) in zip(axes, EMBEDDING_COLUMNS.items()):
         for i, label in enumerate(labels):
@@ -363,10 +366,13 @@ def plot_embedding_by_task(table, title: str = "") -> plt.Figure:
                     ls="-" if i < 10 else "--")
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("after task k", fontsize=8)
+        ax.set_xlim(ks.min() - 0.3, ks.max() + 0.3)  # a run of two tasks has one separability point
+        if column != "spread":
+            ax.set_ylim(-0.02, 1.02)
         ax.tick_params(labelsize=7)
         integer_ticks(ax)
-    ks = np.array(sorted(set(table["k"])))
-    axes[2].plot(ks[ks > 0], 1 / (ks[ks > 0] + 1), color="grey", lw=0.8, ls="--", label="chance")
+    later = ks[ks > 0]
+    axes[2].plot(later, 1 / (later + 1), color="grey", lw=0.8, ls="--", marker="_", ms=14, label="chance")
     fig.legend(*axes[2].get_legend_handles_labels(), loc="center right", fontsize=7, frameon=False)
     fig.suptitle(title or "DWA's task embedding after each task", fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.78, 1))

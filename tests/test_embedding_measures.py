@@ -155,3 +155,23 @@ def test_the_readme_tables_are_the_committed_diagnosis_data():
     readme = (root / "README.md").read_text()
     block = readme.split("<!-- dwa-diagnosis start -->\n")[1].split("\n<!-- dwa-diagnosis end -->")[0]
     assert block == diagnosis.report_markdown(root / "tables" / "dwa-diagnosis-split-fmnist.json")
+
+
+def test_embedding_figure_of_two_tasks_keeps_the_task_axis():
+    """A run of two tasks has one separability point (k = 1): its panel still spans tasks 0 and 1, the
+    fractions sit on [0, 1], and chance (1/2 at k = 1) is drawn where it can be seen."""
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    from dwa_core import plots
+
+    table = pd.DataFrame({"label": "default", "k": [0, 1], "saturation": [0.3, 0.8], "spread": [0.2, 0.04],
+                          "task_separability": [float("nan"), 0.67]})
+    fig = plots.plot_embedding_by_task(table)
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        assert low < 0 and high > 1 and high - low < 2
+    assert fig.axes[0].get_ylim() == fig.axes[2].get_ylim() == (-0.02, 1.02)
+    chance = fig.axes[2].lines[-1]
+    assert chance.get_label() == "chance" and list(chance.get_ydata()) == [0.5] and chance.get_marker() == "_"
