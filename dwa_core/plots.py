@@ -373,9 +373,10 @@ def plot_embedding_by_task(table, title: str = "") -> plt.Figure:
         integer_ticks(ax)
     later = ks[ks > 0]
     axes[2].plot(later, 1 / (later + 1), color="grey", lw=0.8, ls="--", marker="_", ms=14, label="chance")
-    fig.legend(*axes[2].get_legend_handles_labels(), loc="center right", fontsize=7, frameon=False)
     fig.suptitle(title or "DWA's task embedding after each task", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 0.78, 1))
+    fig.tight_layout(rect=(0, 0, 0.72, 1))
+    fig.legend(*axes[2].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.725, 0.5),
+               fontsize=7, frameon=False)  # beside the panels, not over the last one
     return fig
 
 
