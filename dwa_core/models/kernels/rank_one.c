@@ -637,10 +637,13 @@ static void full_product_rows(int64_t n, int64_t b_begin, int64_t b_end, const f
     }
 }
 
-/* INCLUDE_GS / INCLUDE_GR: literal flags, so that each variant's loop has no branches */
-INLINE void full_product_backward_row(int include_gs, int include_gr, int64_t i_begin, int64_t i_end,
-                                      const float *hb, const float *w, const float *f, const float *gwhb,
-                                      float s, float r, float *dhb, float *dw) {
+/* INCLUDE_GS / INCLUDE_GR / THROUGH_TANH: literal flags, so that each variant's loop has no branches.
+   dH is computed in a register; THROUGH_TANH writes dZ = dH (1 - H²) as full_tanh_backward_cols computes
+   it, and adds it into db[i] (when db is not NULL), instead of writing dH (the one-pass backward of
+   full_tanh_product: dH is not written and read back with H; the same bits as the two passes). */
+INLINE void full_product_backward_row(int include_gs, int include_gr, int through_tanh, int64_t i_begin,
+                                      int64_t i_end, const float *hb, const float *w, const float *f,
+                                      const float *gwhb, float s, float r, float *outb, float *dw, float *db) {
     #pragma omp simd
     for (int64_t i = i_begin; i < i_end; ++i) {
         const float hv = hb[i], g = gwhb[i];
@@ -649,29 +652,45 @@ INLINE void full_product_backward_row(int include_gs, int include_gr, int64_t i_
             d += s * ((float)(hv > 0.0f) - (float)(hv < 0.0f));
         if (include_gr)
             d += hv > 0.0f ? r * f[i] : 0.0f;
-        dhb[i] = d;
         dw[i] += g * hv;
+        if (through_tanh) {
+            const float dz = d * (1.0f - hv * hv);
+            outb[i] = dz;
+            if (db != 0)
+                db[i] += dz;
+        } else {
+            outb[i] = d;
+        }
     }
 }
 
+/* Over the index range i_begin <= i < i_end: dW[i] = Σ_b gWH H and, through the tanh, db[i] = Σ_b dZ,
+   summed over b in order; out is dH, or dZ through the tanh. */
 static void full_product_backward_cols(int64_t B, int64_t n, int64_t i_begin, int64_t i_end, const float *h,
                                        const float *w, const float *f, const float *gwh, const float *gs,
-                                       const float *gr, float *dh, float *dw) {
-    for (int64_t i = i_begin; i < i_end; ++i)
+                                       const float *gr, int through_tanh, float *out, float *dw, float *db) {
+    for (int64_t i = i_begin; i < i_end; ++i) {
         dw[i] = 0.0f;
+        if (db != 0)
+            db[i] = 0.0f;
+    }
     const int with_r = gr != 0 && f != 0;
     for (int64_t b = 0; b < B; ++b) {
         const float s = gs == 0 ? 0.0f : gs[b], r = with_r ? gr[b] : 0.0f;
         const float *hb = h + b * n, *gwhb = gwh + b * n;
-        float *dhb = dh + b * n;
+        float *outb = out + b * n;
+#define ROW(GS, GR) (through_tanh                                                                  \
+    ? full_product_backward_row(GS, GR, 1, i_begin, i_end, hb, w, f, gwhb, s, r, outb, dw, db)      \
+    : full_product_backward_row(GS, GR, 0, i_begin, i_end, hb, w, f, gwhb, s, r, outb, dw, db))
         if (gs != 0 && with_r)
-            full_product_backward_row(1, 1, i_begin, i_end, hb, w, f, gwhb, s, r, dhb, dw);
+            ROW(1, 1);
         else if (gs != 0)
-            full_product_backward_row(1, 0, i_begin, i_end, hb, w, f, gwhb, s, r, dhb, dw);
+            ROW(1, 0);
         else if (with_r)
-            full_product_backward_row(0, 1, i_begin, i_end, hb, w, f, gwhb, s, r, dhb, dw);
+            ROW(0, 1);
         else
-            full_product_backward_row(0, 0, i_begin, i_end, hb, w, f, gwhb, s, r, dhb, dw);
+            ROW(0, 0);
+#undef ROW
     }
 }
 
@@ -679,7 +698,8 @@ static void full_product_backward_cols(int64_t B, int64_t n, int64_t i_begin, in
    generator's pre-activation Z (B, n) and its bias (n, or NULL), H = tanh(Z + bias), WH = W H and the
    loss statistics abs_sum, relu_sum, each entry computed as full_tanh_row and full_product_rows
    compute it and each sum over i vectorised as full_product_rows' is (the same bits: checked on DWA
-   AlexNet steps), without writing H and reading it back. */
+   AlexNet steps), without writing H and reading it back. Its backward is full_product_backward_cols
+   through the tanh. */
 INLINE void full_tanh_product_row(int weighted, int with_bias, int64_t n, const float *zb, const float *bias,
                                   const float *w, const float *f, float *hb, float *whb, float *abs_sum,
                                   float *relu_sum) {
@@ -716,53 +736,6 @@ static void full_tanh_product_rows(int64_t n, int64_t b_begin, int64_t b_end, co
     }
 }
 
-/* Its backward over the index range i_begin <= i < i_end: dH as full_product_backward_row computes it,
-   kept in a register, then dZ = dH (1 - H²) as full_tanh_backward_cols computes it; dW[i] = Σ_b gWH H and
-   db[i] = Σ_b dZ, summed over b in order (db when not NULL). The same bits as the two passes, without
-   writing dH and reading it and H back. */
-INLINE void full_tanh_product_backward_row(int include_gs, int include_gr, int64_t i_begin, int64_t i_end,
-                                           const float *hb, const float *w, const float *f, const float *gwhb,
-                                           float s, float r, float *dzb, float *dw, float *db) {
-    #pragma omp simd
-    for (int64_t i = i_begin; i < i_end; ++i) {
-        const float hv = hb[i], g = gwhb[i];
-        float d = g * w[i];
-        if (include_gs)
-            d += s * ((float)(hv > 0.0f) - (float)(hv < 0.0f));
-        if (include_gr)
-            d += hv > 0.0f ? r * f[i] : 0.0f;
-        dw[i] += g * hv;
-        const float dz = d * (1.0f - hv * hv);
-        dzb[i] = dz;
-        if (db != 0)
-            db[i] += dz;
-    }
-}
-
-static void full_tanh_product_backward_cols(int64_t B, int64_t n, int64_t i_begin, int64_t i_end, const float *h,
-                                            const float *w, const float *f, const float *gwh, const float *gs,
-                                            const float *gr, float *dz, float *dw, float *db) {
-    for (int64_t i = i_begin; i < i_end; ++i) {
-        dw[i] = 0.0f;
-        if (db != 0)
-            db[i] = 0.0f;
-    }
-    const int with_r = gr != 0 && f != 0;
-    for (int64_t b = 0; b < B; ++b) {
-        const float s = gs == 0 ? 0.0f : gs[b], r = with_r ? gr[b] : 0.0f;
-        const float *hb = h + b * n, *gwhb = gwh + b * n;
-        float *dzb = dz + b * n;
-        if (gs != 0 && with_r)
-            full_tanh_product_backward_row(1, 1, i_begin, i_end, hb, w, f, gwhb, s, r, dzb, dw, db);
-        else if (gs != 0)
-            full_tanh_product_backward_row(1, 0, i_begin, i_end, hb, w, f, gwhb, s, r, dzb, dw, db);
-        else if (with_r)
-            full_tanh_product_backward_row(0, 1, i_begin, i_end, hb, w, f, gwhb, s, r, dzb, dw, db);
-        else
-            full_tanh_product_backward_row(0, 0, i_begin, i_end, hb, w, f, gwhb, s, r, dzb, dw, db);
-    }
-}
-
 /* Rows are samples for these two */
 void full_tanh_ranges(RANGES, int64_t n, const float *z, const float *bias, int gate, float *h) {
     OVER_RANGES(full_tanh_rows(n, o_begin, o_end, z, bias, gate, h))
@@ -781,7 +754,7 @@ void full_tanh_backward_ranges(RANGES, int64_t B, int64_t n, const float *h, con
 
 void full_product_backward_ranges(RANGES, int64_t B, int64_t n, const float *h, const float *w, const float *f,
                                   const float *gwh, const float *gs, const float *gr, float *dh, float *dw) {
-    OVER_RANGES(full_product_backward_cols(B, n, o_begin, o_end, h, w, f, gwh, gs, gr, dh, dw))
+    OVER_RANGES(full_product_backward_cols(B, n, o_begin, o_end, h, w, f, gwh, gs, gr, 0, dh, dw, 0))
 }
 
 void full_tanh_product_ranges(RANGES, int64_t n, const float *z, const float *bias, const float *w, const float *f,
@@ -792,5 +765,5 @@ void full_tanh_product_ranges(RANGES, int64_t n, const float *z, const float *bi
 void full_tanh_product_backward_ranges(RANGES, int64_t B, int64_t n, const float *h, const float *w, const float *f,
                                        const float *gwh, const float *gs, const float *gr, float *dz, float *dw,
                                        float *db) {
-    OVER_RANGES(full_tanh_product_backward_cols(B, n, o_begin, o_end, h, w, f, gwh, gs, gr, dz, dw, db))
+    OVER_RANGES(full_product_backward_cols(B, n, o_begin, o_end, h, w, f, gwh, gs, gr, 1, dz, dw, db))
 }
